@@ -1,0 +1,1 @@
+"""API Gateway -> Lambda handler that classifies a cat/dog photo through a SageMaker endpoint."""

@@ -1,0 +1,1 @@
+"""Backend implementations behind the seam: local (MLflow, processes) and AWS (SageMaker, Lambda, API Gateway)."""

@@ -1,0 +1,116 @@
+"""The local model registry: MLflow's Model Registry on sqlite, approval status kept as a tag."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from mlops import config
+
+APPROVAL_TAG = "approval_status"
+STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+
+
+class RegistryError(RuntimeError):
+    """A registry request that cannot be met (unknown version, bad status...)."""
+
+
+@dataclass
+class ModelVersion:
+    version: str
+    status: str
+    accuracy: float | None
+    artifact_uri: str
+    created: str
+    run_id: str = ""
+    git_sha: str = ""
+    approved_by: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _client():
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=config.tracking_uri(), registry_uri=config.registry_uri())
+
+
+class LocalRegistry:
+    """Model versions of one registered model in MLflow."""
+
+    def __init__(self, name: str = config.MODEL_NAME) -> None:
+        self.name = name
+        self.client = _client()
+
+    def register(self, run_id: str, artifact_uri: str, accuracy: float, git_sha: str) -> ModelVersion:
+        """One call creates the version with all its tags, so a version is never half-registered."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(self.name, description="MobileNetV2 cat/dog classifier (ONNX)")
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise
+        mv = self.client.create_model_version(
+            self.name,
+            source=artifact_uri,
+            run_id=run_id,
+            tags={
+                APPROVAL_TAG: STATUSES[0],
+                "test_accuracy": f"{accuracy:.6f}",
+                "artifact_uri": artifact_uri,
+                "git_sha": git_sha,
+            },
+            description=f"test accuracy {accuracy:.4f}",
+        )
+        return self._to_version(mv)
+
+    def list_versions(self) -> list[ModelVersion]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name='{self.name}'")
+        except MlflowException:
+            return []
+        return sorted((self._to_version(mv) for mv in found), key=lambda v: int(v.version))
+
+    def get(self, version: str) -> ModelVersion:
+        for mv in self.list_versions():
+            if mv.version == str(version):
+                return mv
+        raise RegistryError(f"model version {version} not found in the registry")
+
+    def set_status(self, version: str, status: str, who: str, reason: str) -> ModelVersion:
+        if status not in STATUSES:
+            raise RegistryError(f"unknown approval status {status!r}; one of {', '.join(STATUSES)}")
+        self.get(version)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for key, value in (
+            (APPROVAL_TAG, status),
+            ("approved_by", who),
+            ("approval_reason", reason),
+            ("approval_time", now),
+        ):
+            self.client.set_model_version_tag(self.name, str(version), key, value)
+        return self.get(version)
+
+    @staticmethod
+    def _to_version(mv) -> ModelVersion:
+        tags = mv.tags or {}
+        acc = tags.get("test_accuracy")
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
+        return ModelVersion(
+            version=str(mv.version),
+            status=tags.get(APPROVAL_TAG, STATUSES[0]),
+            accuracy=float(acc) if acc else None,
+            artifact_uri=tags.get("artifact_uri", mv.source),
+            created=created,
+            run_id=mv.run_id or "",
+            git_sha=tags.get("git_sha", ""),
+            approved_by=tags.get("approved_by", ""),
+            reason=tags.get("approval_reason", ""),
+        )

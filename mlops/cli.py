@@ -1,0 +1,19 @@
+"""The `mlops` command line: the one entry point for the Makefile, the tests and the workflows."""
+
+from __future__ import annotations
+
+import typer
+
+from mlops.cli_pipeline import pipeline_app, registry_app
+
+app = typer.Typer(
+    help="Cat/dog classifier MLOps: train, register, serve, promote, roll back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(registry_app, name="registry")
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,115 @@
+"""`mlops pipeline …` and `mlops registry …`: build, run, upsert and start the training pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mlops.cli_common import console, fail, print_json
+
+pipeline_app = typer.Typer(
+    help="The training pipeline: definition, local run, SageMaker upsert/start.", no_args_is_help=True
+)
+registry_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+
+
+def _threshold_default() -> float:
+    return float(os.environ.get("ACCURACY_THRESHOLD", "0.90"))
+
+
+@pipeline_app.command("definition")
+def definition(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+    git_sha: Annotated[str, typer.Option(help="Commit recorded in the pipeline's GitSha parameter")] = "unknown",
+    environment: Annotated[str, typer.Option("--env", help="staging or production")] = "staging",
+) -> None:
+    """Write the SageMaker Pipeline definition JSON (offline, byte-identical across runs)."""
+    from pipelines.sagemaker_pipeline import definition_json
+    from pipelines.settings import PipelineSettings
+
+    text = definition_json(PipelineSettings(git_sha=git_sha, environment=environment))
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        console.print(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@pipeline_app.command("run")
+def run(
+    data_dir: Annotated[str | None, typer.Option(envvar="DATA_DIR", help="Folder with train/ and test/")] = None,
+    threshold: Annotated[float, typer.Option(envvar="ACCURACY_THRESHOLD", help="Accuracy gate")] = 0.90,
+    max_images_per_class: Annotated[int, typer.Option(help="Train on a slice (0 = all)")] = 0,
+    eval_images_per_class: Annotated[int, typer.Option(help="Evaluate on a slice (0 = all test photos)")] = 0,
+    finetune_epochs: Annotated[int | None, typer.Option(help="Override the fine-tuning epochs")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Run train → evaluate → gate → register on this machine."""
+    import time
+
+    from pipelines.local_runner import PipelineFailed, run_pipeline
+    from training.data import DataUnavailableError, resolve_data_dir
+
+    try:
+        root = resolve_data_dir(data_dir)
+    except DataUnavailableError as exc:
+        fail(str(exc))
+    hp: dict[str, str] = {}
+    if max_images_per_class:
+        hp["max-images-per-class"] = str(max_images_per_class)
+    if finetune_epochs is not None:
+        hp["finetune-epochs"] = str(finetune_epochs)
+    started = time.perf_counter()
+    try:
+        result = run_pipeline(
+            root,
+            threshold,
+            hp,
+            eval_images_per_class,
+            on_stage=lambda s: None if as_json else console.print(f"[cyan]▶ {s}[/]"),
+        )
+    except PipelineFailed as exc:
+        fail(str(exc))
+    summary = {
+        "version": result.version,
+        "accuracy": result.accuracy,
+        "threshold": threshold,
+        "status": "PendingManualApproval",
+        "run_id": result.run_id,
+        "artifact": str(result.artifact),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"[green]registered version {result.version}[/] (test accuracy {result.accuracy:.4f} ≥ "
+            f"{threshold:.2f}, PendingManualApproval) in {summary['seconds']} s"
+        )
+
+
+@registry_app.command("list")
+def registry_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """List the registered model versions."""
+    from mlops.backends.local_registry import LocalRegistry
+
+    versions = LocalRegistry().list_versions()
+    rows = [{k: v.to_dict()[k] for k in ("version", "status", "accuracy", "artifact_uri", "created")} for v in versions]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("version", "status", "accuracy", "created", "artifact")
+    for r in rows:
+        table.add_row(
+            r["version"],
+            r["status"],
+            f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-",
+            r["created"],
+            r["artifact_uri"],
+        )
+    console.print(table)

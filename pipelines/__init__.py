@@ -1,0 +1,1 @@
+"""SageMaker Pipeline definition and the local pipeline runner."""

@@ -1,0 +1,143 @@
+"""Run the training pipeline on this machine: the SageMaker pipeline's steps, order and contracts.
+
+Train (training/train.py with SM_* variables and hyperparameters as arguments) → pack model.tar.gz
+→ Evaluate (training/evaluate.py with the processing layout) → the same condition on the same
+evaluation.json → register in the local MLflow registry as PendingManualApproval, or fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops import config
+from pipelines.settings import DEFAULT_HYPERPARAMETERS, PENDING
+
+EXPERIMENT = "catdog-training"
+
+
+class PipelineFailed(RuntimeError):
+    """A step failed or the accuracy gate refused the model (the message is the one-line reason)."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    accuracy: float
+    threshold: float
+    version: str | None
+    artifact: Path
+    evaluation: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def json_path(document: dict, path: str) -> float:
+    """Resolve a dotted JSONPath such as metrics.accuracy.value (what the pipeline's JsonGet reads)."""
+    node = document
+    for part in path.split("."):
+        node = node[part]
+    return float(node)
+
+
+def gate(evaluation: dict, threshold: float) -> float:
+    """ConditionGreaterThanOrEqualTo(metrics.accuracy.value, threshold); raises PipelineFailed below it."""
+    accuracy = json_path(evaluation, "metrics.accuracy.value")
+    if not accuracy >= threshold:
+        raise PipelineFailed(f"Test accuracy {accuracy:.4f} is below the threshold {threshold:.4f}: nothing registered")
+    return accuracy
+
+
+def _step(name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+    with open(log, "ab") as out:
+        proc = subprocess.run([sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        raise PipelineFailed(f"{name} step failed (exit {proc.returncode}): {tail[0][:300]}")
+
+
+def run_pipeline(
+    data_dir: Path,
+    threshold: float,
+    hyperparameters: dict[str, str] | None = None,
+    eval_max_per_class: int = 0,
+    on_stage: Callable[[str], None] = print,
+) -> RunResult:
+    """Execute Train → Evaluate → Gate → Register; raises PipelineFailed with a one-line reason."""
+    import mlflow
+
+    from mlops.backends.local_registry import LocalRegistry
+    from training.export import git_sha, pack_model_dir
+
+    mlflow.set_tracking_uri(config.tracking_uri())
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=config.artifact_root())
+    mlflow.set_experiment(EXPERIMENT)
+    hp = {**DEFAULT_HYPERPARAMETERS, **(hyperparameters or {})}
+    seconds: dict[str, float] = {}
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        mlflow.set_tags({"pipeline": "local", "git_sha": git_sha(), "threshold": str(threshold)})
+        work = config.state_dir() / "runs" / run_id
+        model_dir, output_dir, eval_dir = work / "model", work / "output", work / "evaluation"
+        log = work / "pipeline.log"
+        work.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": config.tracking_uri(),
+            "MLFLOW_RUN_ID": run_id,
+            "SM_CHANNEL_TRAIN": str(data_dir / "train"),
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DATA_DIR": str(output_dir),
+            "TRAINING_JOB_NAME": run_id,
+            "GIT_SHA": git_sha(),
+            "PYTHONPATH": str(config.REPO_ROOT),
+        }
+        try:
+            t = time.perf_counter()
+            on_stage("Train")
+            _step("Train", ["-m", "training.train", *[f"--{k}={v}" for k, v in hp.items()]], env, log)
+            packed = pack_model_dir(model_dir, work / "artifacts" / "model.tar.gz")
+            seconds["train"] = time.perf_counter() - t
+            t = time.perf_counter()
+            on_stage("Evaluate")
+            _step(
+                "Evaluate",
+                [
+                    "-m",
+                    "training.evaluate",
+                    "--model",
+                    str(packed.parent),
+                    "--test",
+                    str(data_dir / "test"),
+                    "--output",
+                    str(eval_dir),
+                    "--max-images-per-class",
+                    str(eval_max_per_class),
+                ],
+                env,
+                log,
+            )
+            evaluation = json.loads((eval_dir / "evaluation.json").read_text())
+            seconds["evaluate"] = time.perf_counter() - t
+            on_stage("AccuracyGate")
+            accuracy = gate(evaluation, threshold)
+        except PipelineFailed as exc:
+            mlflow.set_tag("failure", str(exc))
+            mlflow.end_run(status="FAILED")
+            raise
+        on_stage("Register")
+        mlflow.log_artifact(str(packed), "model")
+        store = Path(config.state_dir() / "models" / run_id)
+        store.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(packed, store / "model.tar.gz")
+        artifact_uri = (store / "model.tar.gz").as_uri()
+        version = LocalRegistry().register(run_id, artifact_uri, accuracy, git_sha())
+        mlflow.set_tags({"model_version": version.version, "approval_status": PENDING})
+    return RunResult(run_id, accuracy, threshold, version.version, store / "model.tar.gz", evaluation, seconds)

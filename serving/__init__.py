@@ -1,0 +1,1 @@
+"""Model server: SageMaker hosting container contract over ONNX Runtime."""

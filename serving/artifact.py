@@ -1,0 +1,63 @@
+"""Open a model artifact: a model.tar.gz or an already-unpacked model folder."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+METADATA_FILE = "metadata.json"
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is missing, unreadable or incomplete (the message says which)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    root: Path
+    metadata: dict
+
+    @property
+    def serving_model_path(self) -> Path:
+        return self.root / self.metadata.get("serving_model", "model.onnx")
+
+    @property
+    def reference_model_path(self) -> Path:
+        return self.root / self.metadata.get("reference_model", "model.onnx")
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata["labels"])
+
+
+def open_artifact(path: str | Path, workdir: str | Path | None = None) -> Artifact:
+    """Return the artifact at `path` (a folder, or a .tar.gz extracted under `workdir`)."""
+    path = Path(path)
+    if path.is_dir():
+        tars = [path / "model.tar.gz"] if (path / "model.tar.gz").is_file() else []
+        if not (path / METADATA_FILE).is_file() and tars:
+            return open_artifact(tars[0], workdir)
+        root = path
+    elif path.is_file():
+        root = Path(workdir or tempfile.mkdtemp(prefix="model-"))
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                tar.extractall(root, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ArtifactError(f"cannot extract model artifact {path}: {exc}") from exc
+    else:
+        raise ArtifactError(f"model artifact not found: {path}")
+    meta_path = root / METADATA_FILE
+    if not meta_path.is_file():
+        raise ArtifactError(f"{METADATA_FILE} missing from model artifact {path}")
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"unreadable {METADATA_FILE} in {path}: {exc}") from exc
+    artifact = Artifact(root=root, metadata=metadata)
+    if not artifact.serving_model_path.is_file():
+        raise ArtifactError(f"{artifact.serving_model_path.name} missing from model artifact {path}")
+    return artifact

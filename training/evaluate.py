@@ -1,0 +1,121 @@
+"""Score the serving artifact on the held-out test photos: the SageMaker processing-job entry point.
+
+Contract (same in a SageMaker processing job and locally):
+  --model   /opt/ml/processing/model        model.tar.gz (or an unpacked model folder)
+  --test    /opt/ml/processing/test         test/{cat,dog} photos (or {cat,dog} directly)
+  --output  /opt/ml/processing/evaluation   evaluation.json + confusion_matrix.png written here
+
+The model is run exactly as the endpoint runs it: ONNX Runtime on the serving model, with the
+serving preprocessing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from serving.artifact import ArtifactError, open_artifact
+from serving.predictor import Predictor
+from serving.preprocess import ImageDecodeError, preprocess_bytes
+from training import tracking
+from training.data import DataUnavailableError, list_images, subsample
+from training.metrics import model_quality
+
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="/opt/ml/processing/model")
+    p.add_argument("--test", default="/opt/ml/processing/test")
+    p.add_argument("--output", default="/opt/ml/processing/evaluation")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-images-per-class", type=int, default=0, help="0 = every test photo")
+    return p.parse_args(argv)
+
+
+def predict_folder(predictor: Predictor, samples: list[tuple[Path, int]], batch_size: int) -> np.ndarray:
+    preds = []
+    for start in tqdm(range(0, len(samples), batch_size), desc="evaluate", unit="batch"):
+        batch = []
+        for path, _ in samples[start : start + batch_size]:
+            try:
+                batch.append(preprocess_bytes(path.read_bytes(), predictor.prep))
+            except ImageDecodeError as exc:
+                raise DataUnavailableError(f"unreadable test photo {path}: {exc}") from exc
+        preds.append(predictor.probabilities(np.stack(batch)).argmax(axis=1))
+    return np.concatenate(preds)
+
+
+def plot_confusion(matrix: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(matrix)
+    cm = np.array([[matrix[t][p] for p in labels] for t in labels])
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.imshow(cm, cmap="Blues")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(
+                j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black"
+            )
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    model_path = Path(args.model)
+    if model_path.is_dir() and (model_path / "model.tar.gz").is_file():
+        model_path = model_path / "model.tar.gz"
+    artifact = open_artifact(model_path)
+    predictor = Predictor(artifact)
+    test_root = Path(args.test) / "test" if (Path(args.test) / "test").is_dir() else Path(args.test)
+    samples = subsample(list_images(test_root, tuple(artifact.labels)), args.max_images_per_class, seed=0)
+    y_pred = predict_folder(predictor, samples, args.batch_size)
+    y_true = np.array([label for _, label in samples])
+    report = model_quality(y_true, y_pred, artifact.labels)
+    report["model"] = {k: artifact.metadata.get(k) for k in ("version", "serving_model", "git_sha", "input_size")}
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    accuracy = report["metrics"]["accuracy"]["value"]
+    plot_confusion(report["metrics"]["confusion_matrix"], out / CONFUSION_PNG, f"test accuracy {accuracy:.4f}")
+    run = tracking.active_run()
+    run.log_metrics({"test_accuracy": accuracy, "test_f1": report["metrics"]["f1"]["value"]})
+    run.log_artifact(out / EVALUATION_FILE, "evaluation")
+    run.log_artifact(out / CONFUSION_PNG, "evaluation")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    try:
+        with tracking.run_context():
+            report = evaluate(args)
+    except (ArtifactError, DataUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    m = report["metrics"]
+    print(json.dumps({"accuracy": m["accuracy"]["value"], "test_images": m["test_images"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
