@@ -13,7 +13,7 @@ PENDING = "PendingManualApproval"
 DEFAULT_HYPERPARAMETERS: dict[str, str] = {
     "image-size": "160",
     "warmup-epochs": "15",
-    "finetune-epochs": "2",
+    "finetune-epochs": "1",
     "finetune-blocks": "4",
     "batch-size": "32",
     "seed": "42",

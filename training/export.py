@@ -1,4 +1,4 @@
-"""Turn a trained network into the serving artifact: ONNX (fp32 + int8) and metadata.json.
+"""Turn a trained network into the serving artifact: ONNX and metadata.json.
 
 The files are written into SM_MODEL_DIR; SageMaker (or the local runner) packs that folder
 as model.tar.gz, which is what the model server loads.
@@ -11,20 +11,16 @@ import logging
 import os
 import subprocess
 import tarfile
-import tempfile
 import warnings
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from serving.preprocess import Preprocessing
 
 FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
 METADATA_FILE = "metadata.json"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -51,7 +47,7 @@ def git_sha() -> str:
 
 
 def export_onnx(model: nn.Module, path: Path, input_size: int) -> None:
-    """Export the eval-mode network with a dynamic batch dimension."""
+    """Export the eval-mode network; batch and image size are dynamic (the metadata fixes the size)."""
     model = model.eval()
     dummy = torch.zeros(1, 3, input_size, input_size)
     with warnings.catch_warnings():
@@ -62,40 +58,10 @@ def export_onnx(model: nn.Module, path: Path, input_size: int) -> None:
             str(path),
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=17,
             dynamo=False,
         )
-
-
-def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Iterable[np.ndarray]) -> None:
-    """Static int8 (QDQ, per-channel weights) calibrated on real photos: faster on CPU."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter({INPUT_NAME: x[None].astype(np.float32)} for x in calibration)
-
-        def get_next(self) -> dict | None:
-            return next(self._it, None)
-
-    quiet = logging.getLogger()  # the quantizer reports scale adjustments on the root logger
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre))
-        quantize_static(
-            str(pre),
-            str(int8_path),
-            _Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            activation_type=QuantType.QUInt8,
-        )
-    quiet.setLevel(level)
 
 
 def write_artifact(
@@ -103,18 +69,14 @@ def write_artifact(
     model_dir: Path,
     prep: Preprocessing,
     labels: list[str],
-    calibration: list[np.ndarray],
     version: str,
     metrics: dict,
     extra: dict | None = None,
 ) -> dict:
-    """Write model.onnx, model.int8.onnx and metadata.json into model_dir; return the metadata."""
+    """Write model.onnx and metadata.json into model_dir; return the metadata."""
     model_dir.mkdir(parents=True, exist_ok=True)
     export_onnx(model, model_dir / FP32_FILE, prep.input_size)
     serving_file = FP32_FILE
-    if calibration:
-        quantize_int8(model_dir / FP32_FILE, model_dir / INT8_FILE, calibration)
-        serving_file = INT8_FILE
     meta = {
         "name": "catdog-mobilenetv2",
         "labels": labels,

@@ -42,14 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image-size", type=int, default=160)
     p.add_argument("--warmup-epochs", type=int, default=15, help="head-only epochs on cached features")
-    p.add_argument("--finetune-epochs", type=int, default=2, help="epochs that also train the top blocks")
+    p.add_argument("--finetune-epochs", type=int, default=1, help="epochs that also train the top blocks")
     p.add_argument("--finetune-blocks", type=int, default=4, help="feature blocks unfrozen for fine-tuning")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr-head", type=float, default=1e-3)
-    p.add_argument("--lr-finetune", type=float, default=2e-4)
+    p.add_argument("--lr-finetune", type=float, default=1e-4)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-images-per-class", type=int, default=0, help="0 = all (a small slice for quick runs)")
-    p.add_argument("--calibration-images", type=int, default=64, help="photos for int8 calibration (0 = fp32 only)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--version", default=os.environ.get("TRAINING_JOB_NAME", ""))
@@ -183,18 +182,12 @@ def train(args: argparse.Namespace) -> dict:
         best_acc = max(best_acc, val_acc)
     metrics = {"val_accuracy": best_acc, "train_seconds": round(time.perf_counter() - started, 1)}
     run.log_metrics(metrics)
-    calib = [
-        PhotoDataset(train_s, eval_transform(prep))[i][0].numpy()
-        for i in range(0, len(train_s), max(1, len(train_s) // max(1, args.calibration_images)))
-    ]
-    calib = calib[: args.calibration_images]
     version = args.version or run.run_id or time.strftime("%Y%m%d%H%M%S")
     meta = write_artifact(
         model,
         Path(args.model_dir),
         prep,
         list(LABELS),
-        calib,
         version,
         metrics,
         extra={"mlflow_run_id": run.run_id or ""},

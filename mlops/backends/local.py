@@ -1,0 +1,342 @@
+"""The local backend: MLflow registry, model-server processes as the endpoint, local Lambda
+execution environments behind alias `live`, and the local API front as the API Gateway stage."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import urllib3
+
+from mlops import config
+from mlops.backends.base import Backend, BackendError, Release
+from mlops.backends.local_registry import LocalRegistry, ModelVersion
+from mlops.backends.local_store import ControlState, ReleaseStore, exclusive, write_json
+from mlops.local import processes as procs
+from mlops.local.lambda_runtime import INVOKE_PATH, READY_PATH
+
+ENDPOINT_NAME = "catdog-local"
+DEFAULT_HANDLER = "classify_api.handler.lambda_handler"
+DRAIN_SECONDS = 1.0
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, stage: str = "local") -> None:
+        self.stage = stage
+        self.home = config.state_dir()
+        (self.home / "local").mkdir(exist_ok=True)
+        self.state = ControlState(self.home / "local" / "control.json")
+        self.releases = ReleaseStore(self.home / "releases.db")
+        self.routing_path = self.home / "local" / "routing.json"
+        self.api_port = _env_int("API_PORT", 8000)
+        self._registry: LocalRegistry | None = None
+
+    # --- registry ----------------------------------------------------------------------------
+    @property
+    def registry(self) -> LocalRegistry:
+        if self._registry is None:
+            self._registry = LocalRegistry()
+        return self._registry
+
+    def list_versions(self) -> list[ModelVersion]:
+        return self.registry.list_versions()
+
+    def get_version(self, version: str) -> ModelVersion:
+        return self.registry.get(version)
+
+    def set_approval(self, version: str, status: str, who: str, reason: str) -> ModelVersion:
+        return self.registry.set_status(version, status, who, reason)
+
+    # --- model host ----------------------------------------------------------------------------
+    def _start_model_server(self, name: str, cfg: dict) -> dict:
+        taken = {c.get("port") for c in self.state.read()["endpoint_configs"].values() if c.get("pid")}
+        port = procs.free_port(_env_int("MODEL_PORT", 8080), taken)
+        proc = procs.spawn(
+            name,
+            ["-m", "serving.server", "--model", cfg["artifact"], "--host", procs.HOST, "--port", str(port)],
+            env={"MODEL_VERSION": cfg["model_version"]},
+        )
+        url = f"http://{procs.HOST}:{port}"
+        try:
+            procs.wait_healthy(name, proc.pid, url + "/ping", timeout=60)
+        except procs.ProcessStartError as exc:
+            procs.stop(proc.pid)
+            raise BackendError(f"model server for version {cfg['model_version']} failed: {exc}") from exc
+        return {**cfg, "port": port, "pid": proc.pid, "url": url}
+
+    def deploy_endpoint(self, version: ModelVersion, release_id: str) -> str:
+        name = f"{ENDPOINT_NAME}-v{version.version}-{release_id[-6:]}"
+        parsed = urlparse(version.artifact_uri)
+        artifact = unquote(parsed.path) if parsed.scheme == "file" else version.artifact_uri
+        cfg = self._start_model_server(name, {"model_version": version.version, "artifact": artifact})
+        with self.state.edit() as st:
+            st["endpoint_configs"][name] = cfg
+            st["endpoint"] = {"name": ENDPOINT_NAME, "config": name}
+        return name
+
+    def _ensure_model_server(self, name: str) -> dict:
+        cfg = self.state.read()["endpoint_configs"].get(name)
+        if cfg is None:
+            raise BackendError(f"unknown endpoint config {name}")
+        if procs.alive(cfg.get("pid")) and procs.healthy(cfg["url"] + "/ping"):
+            return cfg
+        cfg = self._start_model_server(name, cfg)
+        with self.state.edit() as st:
+            st["endpoint_configs"][name] = cfg
+        return cfg
+
+    def restore_endpoint(self, endpoint_config: str) -> None:
+        self._ensure_model_server(endpoint_config)
+        with self.state.edit() as st:
+            st["endpoint"] = {"name": ENDPOINT_NAME, "config": endpoint_config}
+
+    def current_endpoint_config(self) -> str:
+        return self.state.read()["endpoint"].get("config", "")
+
+    # --- function versions and alias -----------------------------------------------------------
+    def _start_function(self, version: str, fn: dict) -> dict:
+        model = self._ensure_model_server(fn["endpoint_config"])
+        name = f"lambda-v{version}"
+        taken = {f.get("port") for f in self.state.read()["functions"].values() if f.get("pid")}
+        port = procs.free_port(_env_int("LAMBDA_PORT", 9000), taken)
+        env = {
+            **fn["environment"],
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model["url"],
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
+        }
+        proc = procs.spawn(
+            name,
+            ["-m", "mlops.local.lambda_runtime", "--handler", fn["handler"], "--port", str(port), "--version", version],
+            env=env,
+        )
+        url = f"http://{procs.HOST}:{port}"
+        try:
+            procs.wait_healthy(name, proc.pid, url + READY_PATH, timeout=30)
+            self._pre_traffic_check(version, url)
+        except (procs.ProcessStartError, BackendError) as exc:
+            procs.stop(proc.pid)
+            raise BackendError(f"function version {version} failed its pre-traffic check: {exc}") from exc
+        return {**fn, "port": port, "pid": proc.pid, "url": url, "model_url": model["url"]}
+
+    @staticmethod
+    def _pre_traffic_check(version: str, url: str) -> None:
+        """Invoke the new version with a GET /health event before it receives traffic."""
+        event = {
+            "resource": "/health",
+            "path": "/health",
+            "httpMethod": "GET",
+            "headers": {},
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "stage": "local",
+                "resourcePath": "/health",
+                "httpMethod": "GET",
+                "path": "/local/health",
+            },
+            "body": None,
+            "isBase64Encoded": False,
+        }
+        resp = urllib3.request("POST", url + INVOKE_PATH, body=json.dumps(event).encode(), timeout=10, retries=False)
+        if resp.headers.get("X-Amz-Function-Error"):
+            raise BackendError(f"handler raised: {json.loads(resp.data).get('errorMessage', '')[:200]}")
+        status = json.loads(resp.data).get("statusCode")
+        if status != 200:
+            raise BackendError(f"GET /health answered {status}")
+
+    def publish_function(self, release: Release) -> str:
+        environment = {
+            "ENDPOINT_NAME": ENDPOINT_NAME,
+            "MODEL_RELEASE": release.release_id,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": "catdog-api",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("LAMBDA_LOG_LEVEL", "WARNING"),
+            "ALLOW_HTTP_IMAGE_URLS": os.environ.get("ALLOW_HTTP_IMAGE_URLS", "false"),
+        }
+        handler = os.environ.get("LAMBDA_HANDLER", DEFAULT_HANDLER)
+        with self.state.edit() as st:
+            version = str(st["next_function_version"])
+            st["next_function_version"] += 1
+            endpoint_config = st["endpoint"].get("config", "")
+        fn = self._start_function(
+            version,
+            {
+                "handler": handler,
+                "environment": environment,
+                "endpoint_config": endpoint_config,
+                "release": release.release_id,
+            },
+        )
+        with self.state.edit() as st:
+            st["functions"][version] = fn
+        return version
+
+    def _ensure_function(self, version: str) -> dict:
+        st = self.state.read()
+        fn = st["functions"].get(version)
+        if fn is None:
+            raise BackendError(f"unknown function version {version}")
+        model = st["endpoint_configs"].get(fn["endpoint_config"], {})
+        if procs.alive(fn.get("pid")) and procs.alive(model.get("pid")) and fn.get("model_url") == model.get("url"):
+            return fn
+        procs.stop(fn.get("pid"))
+        fn = self._start_function(version, fn)
+        with self.state.edit() as s:
+            s["functions"][version] = fn
+        return fn
+
+    def move_alias(self, function_version: str) -> None:
+        self._ensure_function(function_version)
+        with self.state.edit() as st:
+            st["alias"] = {"live": function_version}
+        self._write_routing()
+
+    def current_function_version(self) -> str:
+        return self.state.read()["alias"].get("live", "")
+
+    # --- stage --------------------------------------------------------------------------------
+    def deploy_stage(self, release: Release) -> str:
+        deployment = "d" + uuid.uuid4().hex[:8]
+        variables = {
+            "release": release.release_id,
+            "modelVersion": release.model_version,
+            "endpointName": ENDPOINT_NAME,
+        }
+        with self.state.edit() as st:
+            st["deployments"][deployment] = {"stage_variables": variables, "created": time.time()}
+            st["stage"] = {"name": self.stage, "deployment": deployment}
+        self._write_routing()
+        return deployment
+
+    def restore_stage(self, deployment_id: str) -> None:
+        with self.state.edit() as st:
+            if deployment_id not in st["deployments"]:
+                raise BackendError(f"unknown stage deployment {deployment_id}")
+            st["stage"] = {"name": self.stage, "deployment": deployment_id}
+        self._write_routing()
+
+    def current_deployment(self) -> str:
+        return self.state.read()["stage"].get("deployment", "")
+
+    def _write_routing(self) -> None:
+        st = self.state.read()
+        live = st["alias"].get("live")
+        fn = st["functions"].get(live or "", {})
+        deployment = st["stage"].get("deployment", "")
+        write_json(
+            self.routing_path,
+            {
+                "function_version": live,
+                "function_url": fn.get("url"),
+                "deployment_id": deployment,
+                "stage_variables": st["deployments"].get(deployment, {}).get("stage_variables", {}),
+            },
+        )
+
+    def api_url(self) -> str:
+        return f"http://{procs.HOST}:{self.api_port}"
+
+    # --- records, lock, processes ------------------------------------------------------------------
+    def save_release(self, release: Release) -> None:
+        self.releases.save(release)
+
+    def list_releases(self) -> list[Release]:
+        return self.releases.all()
+
+    def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
+        return exclusive(self.home / "promote.lock", owner)
+
+    def retire(self, release: Release) -> None:
+        """Stop a release's processes once nothing routes to them (after a short drain)."""
+        st = self.state.read()
+        fn_live, cfg_live = st["alias"].get("live"), st["endpoint"].get("config")
+        in_use = {st["functions"].get(fn_live or "", {}).get("endpoint_config"), cfg_live}
+        time.sleep(DRAIN_SECONDS)
+        with self.state.edit() as s:
+            fn = s["functions"].get(release.lambda_version)
+            if fn and release.lambda_version != fn_live:
+                procs.stop(fn.get("pid"))
+                fn["pid"] = None
+            cfg = s["endpoint_configs"].get(release.endpoint_config)
+            if cfg and release.endpoint_config not in in_use:
+                procs.stop(cfg.get("pid"))
+                cfg["pid"] = None
+
+    def front_pid(self) -> int | None:
+        return self.state.read()["front"].get("pid")
+
+    def routing(self) -> dict:
+        return json.loads(self.routing_path.read_text()) if self.routing_path.is_file() else {}
+
+    def start_front(self) -> str:
+        url = self.api_url()
+        front = self.state.read()["front"]
+        if procs.alive(front.get("pid")) and front.get("url") == url:
+            return url
+        if not procs.port_free(self.api_port):
+            raise BackendError(f"API port {self.api_port} is in use: set API_PORT to a free port")
+        proc = procs.spawn(
+            "api-front",
+            ["-m", "mlops.local.api_front", "--port", str(self.api_port), "--routing", str(self.routing_path)],
+        )
+        try:
+            procs.wait_healthy("api-front", proc.pid, url + "/", timeout=30)
+        except procs.ProcessStartError as exc:
+            raise BackendError(str(exc)) from exc
+        with self.state.edit() as st:
+            st["front"] = {"pid": proc.pid, "url": url, "port": self.api_port}
+        return url
+
+    def stop_all(self) -> list[str]:
+        stopped = []
+        with self.state.edit() as st:
+            for kind in ("functions", "endpoint_configs"):
+                for name, item in st[kind].items():
+                    if procs.alive(item.get("pid")):
+                        procs.stop(item["pid"])
+                        stopped.append(f"{kind[:-1]} {name}")
+                    item["pid"] = None
+            if procs.alive(st["front"].get("pid")):
+                procs.stop(st["front"]["pid"])
+                stopped.append("api front")
+            st["front"] = {}
+        return stopped
+
+    def processes(self) -> dict:
+        st = self.state.read()
+        return {
+            "api_front": {**st["front"], "alive": procs.alive(st["front"].get("pid"))},
+            "functions": {
+                k: {"url": v.get("url"), "pid": v.get("pid"), "alive": procs.alive(v.get("pid"))}
+                for k, v in st["functions"].items()
+                if v.get("pid")
+            },
+            "model_servers": {
+                k: {
+                    "url": v.get("url"),
+                    "pid": v.get("pid"),
+                    "model_version": v["model_version"],
+                    "alive": procs.alive(v.get("pid")),
+                }
+                for k, v in st["endpoint_configs"].items()
+                if v.get("pid")
+            },
+        }
+
+
+def artifact_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)

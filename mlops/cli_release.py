@@ -1,0 +1,181 @@
+"""`mlops approve|reject|promote|smoke|rollback|status`: the release lifecycle over either backend."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlops.cli_common import console, fail, print_json
+
+BackendOpt = Annotated[str, typer.Option("--backend", envvar="MLOPS_BACKEND", help="local or aws")]
+StageOpt = Annotated[str | None, typer.Option("--stage", envvar="MLOPS_STAGE", help="aws: staging or production")]
+
+
+def _who(by: str | None) -> str:
+    return by or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+
+
+def _backend(name: str, stage: str | None):
+    from mlops.backends.base import BackendError
+    from mlops.backends.factory import get_backend
+
+    try:
+        return get_backend(name, stage)
+    except BackendError as exc:
+        fail(str(exc))
+
+
+def _smoke_config(photos: Path | None, budget: float | None):
+    from mlops.smoke import SmokeConfig
+
+    cfg = SmokeConfig(photos_dir=photos)
+    if budget is not None:
+        cfg.p95_budget_ms = budget
+    return cfg
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def approve(
+        version: str,
+        backend: BackendOpt = "local",
+        stage: StageOpt = None,
+        by: Annotated[str | None, typer.Option(help="Who approves (default: GITHUB_ACTOR or user)")] = None,
+        reason: Annotated[str, typer.Option(help="Why")] = "approved for release",
+    ) -> None:
+        """Approve a model version (the manual gate's action)."""
+        _set_status(version, backend, stage, by, reason, reject=False)
+
+    @app.command()
+    def reject(
+        version: str,
+        backend: BackendOpt = "local",
+        stage: StageOpt = None,
+        by: Annotated[str | None, typer.Option(help="Who rejects")] = None,
+        reason: Annotated[str, typer.Option(help="Why")] = "rejected",
+    ) -> None:
+        """Reject a model version."""
+        _set_status(version, backend, stage, by, reason, reject=True)
+
+    @app.command()
+    def promote(
+        version: Annotated[str | None, typer.Argument(help="Default: newest Approved version not live")] = None,
+        backend: BackendOpt = "local",
+        stage: StageOpt = None,
+        by: Annotated[str | None, typer.Option(help="Who promotes")] = None,
+        photos: Annotated[
+            Path | None, typer.Option(envvar="SMOKE_PHOTOS_DIR", help="Smoke photos (cat/, dog/)")
+        ] = None,
+        p95_budget_ms: Annotated[float | None, typer.Option(help="Smoke latency budget")] = None,
+    ) -> None:
+        """Switch endpoint, alias and stage to a version, smoke-test, roll back on failure."""
+        from mlops.backends.base import BackendError
+        from mlops.release import PromotionFailed, PromotionRefused
+        from mlops.release import promote as do_promote
+
+        b = _backend(backend, stage)
+        try:
+            with b.session():
+                release = do_promote(
+                    b, version, _who(by), _smoke_config(photos, p95_budget_ms), log=lambda m: console.print(f"  {m}")
+                )
+        except (PromotionRefused, PromotionFailed, BackendError, FileNotFoundError) as exc:
+            fail(str(exc))
+        console.print(
+            f"[green]version {release.model_version} is live[/] (release {release.release_id}, "
+            f"function version {release.lambda_version}, deployment {release.deployment_id})"
+        )
+
+    @app.command()
+    def rollback(
+        backend: BackendOpt = "local",
+        stage: StageOpt = None,
+        by: Annotated[str | None, typer.Option(help="Who rolls back")] = None,
+    ) -> None:
+        """Return endpoint, alias and stage to the previous release."""
+        from mlops.backends.base import BackendError
+        from mlops.release import PromotionRefused
+        from mlops.release import rollback as do_rollback
+
+        b = _backend(backend, stage)
+        try:
+            with b.session():
+                target = do_rollback(b, _who(by), log=lambda m: console.print(f"  {m}"))
+        except (PromotionRefused, BackendError) as exc:
+            fail(str(exc))
+        console.print(f"[green]version {target.model_version} is live again[/] (release {target.release_id})")
+
+    @app.command()
+    def smoke(
+        backend: BackendOpt = "local",
+        stage: StageOpt = None,
+        api_url: Annotated[str | None, typer.Option(help="Default: the backend's API URL")] = None,
+        photos: Annotated[
+            Path | None, typer.Option(envvar="SMOKE_PHOTOS_DIR", help="Smoke photos (cat/, dog/)")
+        ] = None,
+        p95_budget_ms: Annotated[float | None, typer.Option(help="Latency budget")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Smoke-test the public API: real photos, a bad request, p95 latency."""
+        from mlops.smoke import run_smoke
+
+        url = api_url or _backend(backend, stage).api_url()
+        try:
+            result = run_smoke(url, _smoke_config(photos, p95_budget_ms))
+        except FileNotFoundError as exc:
+            fail(str(exc))
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            console.print(
+                f"{result.correct}/{result.total} photos right, p50 {result.p50_ms} ms, p95 {result.p95_ms} ms"
+            )
+        if not result.passed:
+            fail("smoke tests failed: " + "; ".join(result.failures))
+
+    @app.command()
+    def status(
+        backend: BackendOpt = "local",
+        stage: StageOpt = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+        markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table (job summaries)")] = False,
+    ) -> None:
+        """What is live: model version, endpoint config, function version, stage deployment, API URL."""
+        from mlops.backends.base import BackendError
+        from mlops.release import status as live_status
+
+        b = _backend(backend, stage)
+        try:
+            data = live_status(b)
+        except BackendError as exc:
+            fail(str(exc))
+        if hasattr(b, "processes"):
+            data["processes"] = b.processes()
+        if as_json:
+            print_json(data)
+        elif markdown:
+            typer.echo("| | |\n|---|---|")
+            for k, v in data.items():
+                if k != "processes":
+                    typer.echo(f"| {k} | {v} |")
+        else:
+            for k, v in data.items():
+                if k != "processes":
+                    console.print(f"{k:>18}: {v}")
+
+
+def _set_status(version: str, backend: str, stage: str | None, by: str | None, reason: str, reject: bool) -> None:
+    from mlops.backends.base import BackendError
+    from mlops.backends.local_registry import RegistryError
+    from mlops.release import approve as do_approve
+
+    b = _backend(backend, stage)
+    try:
+        mv = do_approve(b, version, _who(by), reason, reject=reject)
+    except (BackendError, RegistryError) as exc:
+        fail(str(exc))
+    console.print(f"version {mv.version}: [bold]{mv.status}[/] by {mv.approved_by or _who(by)} ({reason})")

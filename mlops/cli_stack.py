@@ -1,0 +1,67 @@
+"""`mlops up` / `mlops down`: the local stack (API front, function versions, model servers)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlops.cli_common import console, fail, print_json
+
+
+def bring_up() -> dict:
+    """Start the API front and serve the live release, or the newest registered version as a preview."""
+    from mlops.backends.base import Release
+    from mlops.backends.local import LocalBackend
+
+    backend = LocalBackend()
+    url = backend.start_front()
+    live = backend.live_release()
+    if live:
+        backend.restore_endpoint(live.endpoint_config)
+        backend.move_alias(live.lambda_version)
+        backend.restore_stage(live.deployment_id)
+        serving, mode = live.model_version, "release"
+    else:
+        versions = backend.list_versions()
+        if not versions:
+            return {"api_url": url, "model_version": None, "mode": "empty"}
+        newest = versions[-1]
+        preview = Release(release_id=f"preview-v{newest.version}", model_version=newest.version, stage="local")
+        preview.endpoint_config = backend.deploy_endpoint(newest, preview.release_id)
+        preview.lambda_version = backend.publish_function(preview)
+        backend.move_alias(preview.lambda_version)
+        backend.deploy_stage(preview)
+        serving, mode = newest.version, "preview"
+    return {"api_url": url, "model_version": serving, "mode": mode}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """Start the local stack: the API front, the live function version and its model server."""
+        from mlops.backends.base import BackendError
+
+        try:
+            info = bring_up()
+        except BackendError as exc:
+            fail(str(exc))
+        if as_json:
+            print_json(info)
+            return
+        if info["model_version"] is None:
+            console.print(f"API front on {info['api_url']}; no model registered yet: run `make pipeline`")
+            return
+        label = "live release" if info["mode"] == "release" else "newest registered version (not promoted yet)"
+        console.print(f"[green]serving model version {info['model_version']}[/] ({label})")
+        console.print(f"  API:      {info['api_url']}/predict   (POST a JPEG or PNG)")
+        console.print(f"  web page: {info['api_url']}/")
+        console.print("  stop:     make down")
+
+    @app.command()
+    def down() -> None:
+        """Stop every local stack process."""
+        from mlops.backends.local import LocalBackend
+
+        stopped = LocalBackend().stop_all()
+        console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

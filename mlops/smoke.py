@@ -1,0 +1,119 @@
+"""Post-deploy smoke tests through the public API: real photos, a bad request, a latency budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import urllib3
+
+LABELS = ("cat", "dog")
+
+
+@dataclass
+class SmokeConfig:
+    photos_dir: Path | None = None  # a folder with cat/ and dog/ (e.g. DATA_DIR/test); None = resolve
+    photos_per_class: int = 5
+    min_confidence: float = 0.6
+    min_correct_fraction: float = 0.8
+    latency_requests: int = 20
+    p95_budget_ms: float = float(os.environ.get("SMOKE_P95_BUDGET_MS", "500"))
+    timeout_s: float = 10.0
+    api_key: str = field(default_factory=lambda: os.environ.get("API_KEY", ""))
+
+
+@dataclass
+class SmokeResult:
+    passed: bool
+    failures: list[str]
+    correct: int
+    total: int
+    p50_ms: float
+    p95_ms: float
+    checks: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def smoke_photos(cfg: SmokeConfig) -> list[tuple[Path, str]]:
+    root = cfg.photos_dir
+    if root is None:
+        from training.data import resolve_data_dir
+
+        root = resolve_data_dir() / "test"
+    photos = []
+    for label in LABELS:
+        files = sorted(p for p in (root / label).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        photos.extend((p, label) for p in files[: cfg.photos_per_class])
+    if not photos:
+        raise FileNotFoundError(f"no smoke-test photos under {root}/{{cat,dog}}")
+    return photos
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def run_smoke(api_url: str, cfg: SmokeConfig) -> SmokeResult:
+    """Every check runs; the result lists each failure in one line."""
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(total=cfg.timeout_s), retries=False)
+    base = api_url.rstrip("/")
+    headers = {"x-api-key": cfg.api_key} if cfg.api_key else {}
+    failures: list[str] = []
+    checks: dict = {}
+
+    def call(method: str, path: str, body: bytes | None = None, ctype: str | None = None):
+        h = dict(headers, **({"Content-Type": ctype} if ctype else {}))
+        start = time.perf_counter()
+        try:
+            resp = http.request(method, base + path, body=body, headers=h)
+        except urllib3.exceptions.HTTPError as exc:
+            return None, {}, (time.perf_counter() - start) * 1000, str(exc)
+        ms = (time.perf_counter() - start) * 1000
+        try:
+            data = json.loads(resp.data or b"{}")
+        except ValueError:
+            data = {}
+        return resp.status, data, ms, ""
+
+    status, _, _, err = call("GET", "/health")
+    checks["health"] = status
+    if status != 200:
+        failures.append(f"GET /health answered {status or err}")
+
+    correct, latencies = 0, []
+    photos = smoke_photos(cfg)
+    for path, truth in photos:
+        status, data, ms, err = call("POST", "/predict", path.read_bytes(), "image/jpeg")
+        latencies.append(ms)
+        ok = status == 200 and data.get("label") == truth and float(data.get("confidence", 0)) >= cfg.min_confidence
+        correct += ok
+        if status != 200:
+            failures.append(f"{path.name}: HTTP {status or err} {data.get('error', '')}".strip())
+    fraction = correct / len(photos)
+    checks["photos"] = {"correct": correct, "total": len(photos)}
+    if fraction < cfg.min_correct_fraction:
+        failures.append(f"{correct}/{len(photos)} photos classified correctly with confidence ≥ {cfg.min_confidence}")
+
+    status, data, _, err = call("POST", "/predict", b"this is not an image", "text/plain")
+    checks["bad_request"] = status
+    if status is None or not 400 <= status < 500 or "error" not in data:
+        failures.append(f"a bad request was answered {status or err}, expected a 4xx JSON error")
+
+    i = 0
+    while len(latencies) < cfg.latency_requests:
+        path, _ = photos[i % len(photos)]
+        status, _, ms, _ = call("POST", "/predict", path.read_bytes(), "image/jpeg")
+        latencies.append(ms if status == 200 else cfg.timeout_s * 1000)
+        i += 1
+    p50, p95 = statistics.median(latencies), _percentile(latencies, 0.95)
+    checks["latency_ms"] = {"p50": round(p50, 1), "p95": round(p95, 1), "budget_p95": cfg.p95_budget_ms}
+    if p95 > cfg.p95_budget_ms:
+        failures.append(f"p95 latency {p95:.0f} ms over the {cfg.p95_budget_ms:.0f} ms budget")
+    return SmokeResult(not failures, failures, correct, len(photos), round(p50, 1), round(p95, 1), checks)
