@@ -49,3 +49,84 @@ definition: venv ## Write the SageMaker Pipeline definition JSON (offline) to bu
 .PHONY: registry
 registry: venv ## List the registered model versions
 	$(MLOPS) registry list
+
+.PHONY: up
+up: venv ## Start the local stack (API front, function version, model server)
+	API_PORT=$(API_PORT) MODEL_PORT=$(MODEL_PORT) $(MLOPS) up
+
+.PHONY: down
+down: venv ## Stop the local stack
+	$(MLOPS) down
+
+.PHONY: status
+status: venv ## Show what is live (JSON)
+	API_PORT=$(API_PORT) $(MLOPS) status --json --backend $(BACKEND)
+
+.PHONY: approve
+approve: venv ## Approve a model version: make approve VERSION=1
+	@test -n "$(VERSION)" || { echo "usage: make approve VERSION=N" >&2; exit 2; }
+	$(MLOPS) approve $(VERSION) --backend $(BACKEND)
+
+.PHONY: promote
+promote: venv ## Promote the newest approved version (or VERSION=N), smoke-test, roll back on failure
+	API_PORT=$(API_PORT) MODEL_PORT=$(MODEL_PORT) $(MLOPS) promote $(VERSION) --backend $(BACKEND)
+
+.PHONY: smoke
+smoke: venv ## Smoke-test the live API
+	API_PORT=$(API_PORT) $(MLOPS) smoke --backend $(BACKEND)
+
+.PHONY: rollback
+rollback: venv ## Roll back to the previous release
+	API_PORT=$(API_PORT) MODEL_PORT=$(MODEL_PORT) $(MLOPS) rollback --backend $(BACKEND)
+
+.PHONY: demo
+demo: venv ## The whole lifecycle locally: train, gate, approve, promote, smoke, a rolled-back bad release
+	API_PORT=$(API_PORT) MODEL_PORT=$(MODEL_PORT) $(MLOPS) demo
+
+.PHONY: mlflow-ui
+mlflow-ui: venv ## Open the MLflow UI on the local tracking store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow.db --port 5000
+
+.PHONY: web-build
+web-build: ## Build the web page for S3 with the API URL injected: make web-build API_URL=https://...
+	@test -n "$(API_URL)" || { echo "usage: make web-build API_URL=https://..." >&2; exit 2; }
+	@mkdir -p build/web
+	sed 's|__API_URL__|$(API_URL)|' web/index.html > build/web/index.html
+	@echo "wrote build/web/index.html for $(API_URL)"
+
+.PHONY: browser
+browser: ## Install Debian's chromium for the browser test (when missing)
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+	@chromium --version
+
+.PHONY: lint
+lint: venv actionlint ## ruff (lint + format check) and actionlint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: pytest
+pytest: venv browser lambda-zip ## Run the Python test suite
+	$(BIN)/pytest -q
+
+.PHONY: test
+test: lint infra-check infra-test pytest ## Everything CI runs: lint, Terraform checks, moto apply, tests
+
+.PHONY: bench-train
+bench-train: venv ## Benchmark: wall time and peak memory of the full local pipeline run
+	$(BIN)/python -m bench.bench_train
+
+.PHONY: bench-serve
+bench-serve: venv ## Benchmark: compute vs eager PyTorch, API latency, throughput, cold start
+	$(BIN)/python -m bench.bench_serve --out build/bench-serve.json --plot build/bench-serve.png
+
+.PHONY: bench
+bench: bench-train bench-serve ## All benchmarks
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the venv and .mlops state)
+	rm -rf build .pytest_cache .ruff_cache
+
+-include mk/infra.mk

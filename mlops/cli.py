@@ -17,6 +17,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(registry_app, name="registry")
 cli_stack.register(app)
 cli_release.register(app)
+cli_stack.register_demo(app)
 
 if __name__ == "__main__":
     app()

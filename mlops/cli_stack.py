@@ -65,3 +65,32 @@ def register(app: typer.Typer) -> None:
 
         stopped = LocalBackend().stop_all()
         console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+def register_demo(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        data_dir: Annotated[str | None, typer.Option(envvar="DATA_DIR", help="Folder with train/ and test/")] = None,
+        threshold: Annotated[float, typer.Option(envvar="ACCURACY_THRESHOLD", help="Accuracy gate")] = 0.90,
+        train_images_per_class: Annotated[int, typer.Option(help="Train on a slice (0 = all)")] = 0,
+        eval_images_per_class: Annotated[int, typer.Option(help="Evaluate on a slice (0 = all)")] = 0,
+        finetune_epochs: Annotated[int | None, typer.Option(help="Override the fine-tuning epochs")] = None,
+        as_json: Annotated[str | None, typer.Option("--json-out", help="Also write the summary here")] = None,
+    ) -> None:
+        """The whole lifecycle locally: stack, pipeline, approval, promotion, smoke, a rolled-back bad release."""
+        import json
+        from pathlib import Path
+
+        from mlops.backends.base import BackendError
+        from mlops.demo import run_demo
+        from mlops.release import PromotionFailed, PromotionRefused
+        from pipelines.local_runner import PipelineFailed
+        from training.data import DataUnavailableError, resolve_data_dir
+
+        try:
+            root = resolve_data_dir(data_dir)
+            summary = run_demo(root, threshold, train_images_per_class, eval_images_per_class, finetune_epochs)
+        except (DataUnavailableError, PipelineFailed, PromotionFailed, PromotionRefused, BackendError) as exc:
+            fail(str(exc))
+        if as_json:
+            Path(as_json).write_text(json.dumps(summary, indent=2, default=str))

@@ -22,7 +22,9 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from serving.preprocess import Preprocessing, resize_center_crop, to_tensor
 
 # A public cats-vs-dogs archive (2,000 train + 1,000 validation photos), used when DATA_DIR is unset.
-PUBLIC_ARCHIVE_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+PUBLIC_ARCHIVE_URL = os.environ.get(
+    "CATDOG_ARCHIVE_URL", "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+)
 CACHE_DIR = Path(os.environ.get("MLOPS_DATA_CACHE", Path.home() / ".cache" / "catdog-mlops"))
 
 

@@ -1,0 +1,65 @@
+"""Shared fixtures: the photo folders, a state folder per test session, and a small trained artifact."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "datasets" / "cats-vs-dogs")
+WEIGHTS = Path(
+    os.environ.get("PRETRAINED_WEIGHTS") or REPO.parent / "shared" / "weights" / "mobilenet_v2_imagenet_features.pth"
+)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert (DATA_DIR / "train" / "cat").is_dir(), f"photos not found at {DATA_DIR}: set DATA_DIR"
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def weights() -> Path:
+    assert WEIGHTS.is_file(), f"pretrained weights not found at {WEIGHTS}: set PRETRAINED_WEIGHTS"
+    return WEIGHTS
+
+
+def train_artifact(out: Path, data_dir: Path, weights: Path, per_class: int, finetune_epochs: int) -> Path:
+    """Run training/train.py with the SageMaker contract and pack model.tar.gz, as the pipeline does."""
+    from training.export import pack_model_dir
+
+    env = {
+        **os.environ,
+        "SM_CHANNEL_TRAIN": str(data_dir / "train"),
+        "SM_MODEL_DIR": str(out / "model"),
+        "SM_OUTPUT_DATA_DIR": str(out / "output"),
+        "PRETRAINED_WEIGHTS": str(weights),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_RUN_ID", None)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.train",
+            f"--max-images-per-class={per_class}",
+            "--warmup-epochs=10",
+            f"--finetune-epochs={finetune_epochs}",
+            "--num-workers=0",
+        ],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    return pack_model_dir(out / "model", out / "artifact" / "model.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def small_artifact(tmp_path_factory, data_dir, weights) -> Path:
+    """A real model trained on 100 photos per class (frozen-backbone warm-up): good enough to tell cats from dogs."""
+    return train_artifact(tmp_path_factory.mktemp("small-model"), data_dir, weights, per_class=100, finetune_epochs=0)

@@ -1,0 +1,99 @@
+"""Helpers for tests that run the local stack: free ports, CLI calls, broken artifacts, a steady client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import urllib3
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_base_port() -> int:
+    """A port with 20 free neighbours above it (the stack picks ports upwards from a base)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base < 60000:
+            return base
+    raise RuntimeError("no free port")
+
+
+def stack_env(home: Path, data_dir: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "MLOPS_HOME": str(home),
+        "DATA_DIR": str(data_dir),
+        "SMOKE_PHOTOS_DIR": str(data_dir / "test"),
+        "API_PORT": str(free_base_port()),
+        "MODEL_PORT": str(free_base_port()),
+        "LAMBDA_PORT": str(free_base_port()),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("LAMBDA_HANDLER", None)
+    return env
+
+
+def mlops(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def status(env: dict[str, str]) -> dict:
+    out = mlops("status", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def rewrite_artifact(good: Path, dest: Path, **metadata) -> Path:
+    """A copy of `good` with metadata fields replaced (e.g. labels swapped, a huge input size)."""
+    work = dest.parent / (dest.name + ".d")
+    work.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(good, "r:gz") as tar:
+        tar.extractall(work, filter="data")
+    meta = json.loads((work / "metadata.json").read_text())
+    meta.update(metadata)
+    (work / "metadata.json").write_text(json.dumps(meta))
+    with tarfile.open(dest, "w:gz") as tar:
+        for f in sorted(work.iterdir()):
+            tar.add(f, arcname=f.name)
+    return dest
+
+
+class SteadyClient(threading.Thread):
+    """Posts a real photo to the API in a loop and counts every answer that is not a 200."""
+
+    def __init__(self, api_url: str, photo: Path) -> None:
+        super().__init__(daemon=True)
+        self.url = api_url.rstrip("/") + "/predict"
+        self.body = photo.read_bytes()
+        self.ok = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        http = urllib3.PoolManager(timeout=urllib3.Timeout(total=20.0), retries=False)
+        while not self._stop.is_set():
+            try:
+                resp = http.request("POST", self.url, body=self.body, headers={"Content-Type": "image/jpeg"})
+                if resp.status == 200:
+                    self.ok += 1
+                else:
+                    self.failures.append(f"{resp.status} {resp.data[:120]!r}")
+            except urllib3.exceptions.HTTPError as exc:
+                self.failures.append(repr(exc))
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=30)

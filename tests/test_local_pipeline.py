@@ -1,0 +1,88 @@
+"""`mlops pipeline run` end to end on a slice of real photos: the gate both ways, the registry, bad setup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mlops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, data_dir, weights) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("mlops-home")
+    e = {**os.environ, "MLOPS_HOME": str(home), "DATA_DIR": str(data_dir), "PRETRAINED_WEIGHTS": str(weights)}
+    e.pop("MLFLOW_TRACKING_URI", None)
+    return e
+
+
+SLICE = ["--max-images-per-class", "30", "--eval-images-per-class", "30", "--finetune-epochs", "1"]
+
+
+def registry(env) -> list[dict]:
+    out = mlops("registry", "list", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_gate_passes_and_registers_pending(env):
+    out = mlops("pipeline", "run", *SLICE, "--threshold", "0.6", "--json", env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["accuracy"] >= 0.6
+    (version,) = registry(env)
+    assert set(version) == {"version", "status", "accuracy", "artifact_uri", "created"}
+    assert version["version"] == result["version"] == "1"
+    assert version["status"] == "PendingManualApproval"
+    assert version["accuracy"] == pytest.approx(result["accuracy"], abs=1e-6)
+    artifact = Path(version["artifact_uri"].removeprefix("file://"))
+    assert artifact.is_file() and artifact.name == "model.tar.gz"
+    run_dir = Path(env["MLOPS_HOME"]) / "runs" / result["run_id"]
+    evaluation = json.loads((run_dir / "evaluation" / "evaluation.json").read_text())
+    assert evaluation["metrics"]["accuracy"]["value"] == pytest.approx(result["accuracy"])
+    assert evaluation["metrics"]["test_images"] == 60
+    assert (run_dir / "evaluation" / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_mlflow_run_tracked(env):
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{env['MLOPS_HOME']}/mlflow.db")
+    (exp,) = [e for e in client.search_experiments() if e.name == "catdog-training"]
+    (run,) = client.search_runs([exp.experiment_id], "tags.model_version = '1'")
+    assert "test_accuracy" in run.data.metrics and "val_accuracy" in run.data.metrics
+    assert run.data.params["image_size"] == "160"
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert len(history) >= 2  # per-epoch metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model", "evaluation"} <= artifacts
+
+
+def test_gate_fails_names_accuracy_and_registers_nothing(env):
+    before = registry(env)
+    out = mlops("pipeline", "run", *SLICE, "--threshold", "0.999", env={**env, "ACCURACY_THRESHOLD": "0.999"})
+    assert out.returncode != 0
+    assert "below the threshold 0.9990" in out.stderr and "Test accuracy 0." in out.stderr
+    assert "Traceback" not in out.stderr
+    assert registry(env) == before
+
+
+def test_offline_without_data_dir_fails_at_once(env, tmp_path):
+    e = {k: v for k, v in env.items() if k != "DATA_DIR"}
+    e["MLOPS_DATA_CACHE"] = str(tmp_path / "cache")
+    e["CATDOG_ARCHIVE_URL"] = "http://127.0.0.1:9/cats_and_dogs_filtered.zip"  # nothing listens: offline
+    out = mlops("pipeline", "run", env=e)
+    assert out.returncode != 0
+    assert "DATA_DIR" in out.stderr and "Traceback" not in out.stderr
+    assert len([ln for ln in out.stderr.strip().splitlines() if ln.strip()]) <= 3
