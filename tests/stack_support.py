@@ -79,11 +79,11 @@ class SteadyClient(threading.Thread):
         self.body = photo.read_bytes()
         self.ok = 0
         self.failures: list[str] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         http = urllib3.PoolManager(timeout=urllib3.Timeout(total=20.0), retries=False)
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 resp = http.request("POST", self.url, body=self.body, headers={"Content-Type": "image/jpeg"})
                 if resp.status == 200:
@@ -95,5 +95,5 @@ class SteadyClient(threading.Thread):
             time.sleep(0.02)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=30)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from tests.stack_support import SteadyClient, mlops, rewrite_artifact, stack_env, status
+from stack_support import SteadyClient, mlops, rewrite_artifact, stack_env, status
 
 
 def register(env, artifact: Path, accuracy: float = 0.95) -> str:
@@ -94,7 +94,8 @@ def test_faulty_candidate_rolls_back_with_no_failed_request(stack, data_dir, tmp
         artifact = rewrite_artifact(good, tmp_path / "model.tar.gz", input_size=1400, resize_size=1600)
     else:
         artifact = good
-        env["LAMBDA_HANDLER"] = "tests.fault_handlers.raising_handler"
+        env["LAMBDA_HANDLER"] = "fault_handlers.raising_handler"
+        env["PYTHONPATH"] = str(Path(__file__).parent)
     version = register(env, artifact)
     assert mlops("approve", version, env=env).returncode == 0
     before = status(env)

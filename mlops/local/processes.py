@@ -49,7 +49,9 @@ def free_port(start: int, taken: set[int] | None = None, span: int = 200) -> int
 def spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `python args...` detached from this terminal, logging to .mlops/logs/<name>.log."""
     log = open(logs_dir() / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-    full_env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
+    merged = {**os.environ, **(env or {})}
+    path = os.pathsep.join(p for p in (str(config.REPO_ROOT), merged.get("PYTHONPATH", "")) if p)
+    full_env = {**merged, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, *args],
         stdout=log,

@@ -1,0 +1,204 @@
+"""Apply, re-plan (clean) and destroy the Terraform stack against a local moto server; no real AWS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INFRA = REPO / "infra"
+PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
+TERRAFORM = shutil.which("terraform")
+COMMAND_TIMEOUT = 600
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed"),
+]
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A moto server on a free loopback port, with AWS managed IAM policies loaded."""
+    previous = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # read when the IAM backend is created
+    from moto.server import ThreadedMotoServer  # imported only after the setting is in place
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    # Backends are process-wide: start from a clean slate created with the setting above.
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30)
+    try:
+        yield url
+    finally:
+        server.stop()
+        if previous is None:
+            os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
+        else:
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = previous
+
+
+def lambda_zip(tmp: Path) -> Path:
+    """The package built by `make lambda-zip`, else the same builder's code-only package."""
+    prebuilt = REPO / "build" / "lambda.zip"
+    if prebuilt.is_file():
+        return prebuilt
+    sys.path.insert(0, str(INFRA / "tools"))
+    try:
+        import lambda_zip as builder
+    finally:
+        sys.path.pop(0)
+    output = tmp / "lambda.zip"
+    builder.main(
+        [
+            "--no-deps",
+            "--build-dir",
+            str(tmp / "lambda"),
+            "--output",
+            str(output),
+            "--package",
+            str(REPO / "lambda" / "classify_api"),
+        ]
+    )
+    return output
+
+
+def working_copy(tmp: Path) -> Path:
+    """Copy the root module and swap the S3 backend for local state in the copy."""
+    work = tmp / "infra"
+    shutil.copytree(INFRA, work, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfbackend"))
+    (work / "zz_backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
+    return work
+
+
+def terraform(work: Path, env: dict[str, str], *args: str, ok: tuple[int, ...] = (0,)) -> int:
+    """Run one terraform command in the working copy; fail the test with its output otherwise."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [TERRAFORM or "terraform", *args],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    elapsed = time.monotonic() - started
+    print(f"terraform {args[0]}: exit {result.returncode} in {elapsed:.0f} s")
+    if result.returncode not in ok:
+        pytest.fail(
+            f"terraform {' '.join(args)} exited {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+        )
+    return result.returncode
+
+
+def empty_buckets(moto_url: str) -> None:
+    """Delete every object version, as an operator would before destroy (moto writes access logs)."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="eu-west-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    for bucket in s3.list_buckets()["Buckets"]:
+        name = bucket["Name"]
+        # The TLS-only policy denies plain-HTTP calls, and the emulator speaks HTTP: drop it first.
+        s3.delete_bucket_policy(Bucket=name)
+        listing = s3.list_object_versions(Bucket=name)
+        for item in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
+
+
+def emulator_env() -> dict[str, str]:
+    """This process's environment without AWS or Terraform settings, plus dummy credentials."""
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "TF_VAR_")) and key not in {"TF_DATA_DIR", "TF_WORKSPACE"}
+    }
+    env.update({
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+        "CHECKPOINT_DISABLE": "1",
+    })
+    return env
+
+
+def prepare(tmp: Path, name: str, moto_url: str, package: Path, extra: dict[str, object]) -> Path:
+    """A working copy initialised for the emulator, with test variables in emulator.tfvars.json."""
+    work = working_copy(tmp / name)
+    variables = {"aws_endpoint_url": moto_url, "emulator": True, "lambda_zip_path": str(package), **extra}
+    (work / "emulator.tfvars.json").write_text(json.dumps(variables))
+    init = ["init", "-input=false", "-no-color"]
+    if PLUGIN_DIR.is_dir():
+        init.append(f"-plugin-dir={PLUGIN_DIR}")
+    terraform(work, emulator_env(), *init)
+    return work
+
+
+def test_apply_plan_destroy(moto_url: str, tmp_path: Path) -> None:
+    """staging applies and converges (the next plan is empty), production plans, destroy cleans up."""
+    package = lambda_zip(tmp_path)
+    env = emulator_env()
+    staging = prepare(tmp_path, "staging", moto_url, package, {
+        "enable_approval_trigger": True,
+        "github_dispatch_token": "test-token",
+        "tf_state_bucket": "catdog-terraform-state",
+        "alarm_email": "alerts@example.com",
+    })
+    var_files = ["-var-file=env/staging.tfvars", "-var-file=emulator.tfvars.json"]
+    terraform(staging, env, "apply", "-auto-approve", "-input=false", "-no-color", *var_files)
+    try:
+        code = terraform(staging, env, "plan", "-detailed-exitcode", "-input=false", "-no-color", *var_files,
+                         ok=(0, 2))
+        if code == 2:
+            shown = subprocess.run([TERRAFORM or "terraform", "plan", "-no-color", "-input=false", *var_files],
+                                   cwd=staging, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+            pytest.fail(f"the plan after apply is not empty:\n{shown.stdout[-8000:]}")
+
+        outputs = json.loads(subprocess.run(
+            [TERRAFORM or "terraform", "output", "-json"], cwd=staging, env=env, capture_output=True,
+            text=True, check=True, timeout=COMMAND_TIMEOUT).stdout)
+        values = {name: item["value"] for name, item in outputs.items()}
+        assert values["function_alias"] == "live"
+        assert values["stage_name"] == "staging"
+        assert values["endpoint_name"] == "catdog-staging-classifier"
+        assert values["release_table"] == values["lock_table"] == "catdog-staging-releases"
+        assert values["prediction_table"] == "catdog-staging-predictions"
+        assert values["model_package_group_name"] == "catdog-staging-models"
+        assert len(values["endpoint_alarm_names"]) == 3
+        assert values["deploy_role_arn"].endswith(":role/catdog-github-deploy")
+        assert values["api_url"].startswith("https://")
+        assert values["approval_rule_name"] == "catdog-staging-model-approved"
+
+        # Production shares the account: it must plan cleanly beside staging, reading staging's registry.
+        production = prepare(tmp_path, "production", moto_url, package, {})
+        terraform(production, env, "plan", "-input=false", "-no-color", "-var-file=env/production.tfvars",
+                  "-var-file=emulator.tfvars.json")
+    finally:
+        try:
+            empty_buckets(moto_url)
+        finally:
+                terraform(staging, env, "destroy", "-auto-approve", "-input=false", "-no-color", *var_files)

