@@ -85,7 +85,11 @@ def run_demo(
     summary: dict = {}
     t0 = time.perf_counter()
     with stage("1. Local stack: API front"):
-        console.print(f"  API front on {backend.start_front()}")
+        from mlops.cli_stack import bring_up
+
+        info = bring_up()
+        live_now = f"serving model version {info['model_version']}" if info["model_version"] else "no model yet"
+        console.print(f"  API front on {info['api_url']} ({live_now})")
     with stage("2. Pipeline: train → evaluate → accuracy gate → register"):
         hp = {}
         if train_per_class:
