@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlops import cli_release, cli_stack
+from mlops import cli_aws, cli_release, cli_stack
 from mlops.cli_pipeline import pipeline_app, registry_app
 
 app = typer.Typer(
@@ -15,6 +15,8 @@ app = typer.Typer(
 )
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(registry_app, name="registry")
+cli_aws.register_pipeline(pipeline_app)
+cli_aws.register(app)
 cli_stack.register(app)
 cli_release.register(app)
 cli_stack.register_demo(app)

@@ -123,9 +123,10 @@ def register(app: typer.Typer) -> None:
         """Smoke-test the public API: real photos, a bad request, p95 latency."""
         from mlops.smoke import run_smoke
 
-        url = api_url or _backend(backend, stage).api_url()
+        b = _backend(backend, stage)
         try:
-            result = run_smoke(url, _smoke_config(photos, p95_budget_ms))
+            with b.session():
+                result = run_smoke(api_url or b.api_url(), _smoke_config(photos, p95_budget_ms))
         except FileNotFoundError as exc:
             fail(str(exc))
         if as_json:

@@ -35,7 +35,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
-from pipelines.settings import DEFAULT_HYPERPARAMETERS, DEFAULT_THRESHOLD, PENDING, PIPELINE_NAME, PipelineSettings
+from pipelines.settings import DEFAULT_HYPERPARAMETERS, DEFAULT_THRESHOLD, PENDING, PipelineSettings
 
 # The SDK logs every field it drops from a pipeline definition; keep the CLI output readable.
 logging.getLogger("sagemaker").setLevel(logging.ERROR)
@@ -176,7 +176,7 @@ def build_pipeline(settings: PipelineSettings, boto_session: boto3.Session | Non
         else_steps=[step_fail],
     )
     return Pipeline(
-        name=PIPELINE_NAME,
+        name=settings.pipeline_name,
         parameters=[input_uri, train_instance, eval_instance, threshold, group, approval, inference_image, git_sha],
         steps=[step_train, step_eval, step_gate],
         sagemaker_session=session,

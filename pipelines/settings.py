@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-PIPELINE_NAME = "catdog-training"
 DEFAULT_THRESHOLD = 0.90
 PENDING = "PendingManualApproval"
 
@@ -38,12 +37,16 @@ class PipelineSettings:
         return f"catdog-{self.environment}"
 
     @property
+    def pipeline_name(self) -> str:
+        return f"{self.prefix}-training"
+
+    @property
     def artifact_bucket(self) -> str:
         return self.bucket or f"{self.prefix}-artifacts-{self.account_id}"
 
     @property
     def execution_role(self) -> str:
-        return self.role_arn or f"arn:aws:iam::{self.account_id}:role/{self.prefix}-sagemaker-execution"
+        return self.role_arn or f"arn:aws:iam::{self.account_id}:role/{self.prefix}-sagemaker"
 
     @property
     def model_package_group(self) -> str:

@@ -1,0 +1,117 @@
+"""The aws backend: SageMaker Model Registry and endpoint, Lambda alias `live`, API Gateway stage, DynamoDB."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+
+from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call
+from mlops.backends.aws_endpoint import EndpointHost
+from mlops.backends.aws_front import ApiFront
+from mlops.backends.aws_records import ReleaseTable
+from mlops.backends.aws_registry import SageMakerRegistry
+from mlops.backends.base import Backend, Release
+from mlops.backends.local_registry import ModelVersion
+
+
+class AwsBackend(Backend):
+    """One environment (staging or production) of the Terraform stack in infra/."""
+
+    name = "aws"
+
+    def __init__(
+        self, stage: str = "staging", clients: AwsClients | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.stage = stage
+        self.cfg = AwsConfig.from_env(stage, env)
+        self.clients = clients or AwsClients(self.cfg.region)
+        self.registry = SageMakerRegistry(self.clients, self.cfg.model_package_group)
+        self.host = EndpointHost(self.clients, self.cfg, self.role_arn)
+        self.front = ApiFront(self.clients, self.cfg)
+        self.records = ReleaseTable(self.clients, self.cfg.release_table, stage, self.cfg.lock_ttl_seconds)
+        self._role_arn = self.cfg.role_arn
+
+    def role_arn(self) -> str:
+        """SAGEMAKER_ROLE_ARN, else the Terraform-named role (<prefix>-sagemaker) in the caller's account."""
+        if not self._role_arn:
+            with aws_call("reading the caller identity"):
+                arn = self.clients.get("sts").get_caller_identity()["Arn"]
+            partition, account = arn.split(":")[1], arn.split(":")[4]
+            self._role_arn = f"arn:{partition}:iam::{account}:role/{self.cfg.prefix}-sagemaker"
+        return self._role_arn
+
+    # --- model registry ----------------------------------------------------------------------------
+    def list_versions(self) -> list[ModelVersion]:
+        return self.registry.list_versions()
+
+    def get_version(self, version: str) -> ModelVersion:
+        return self.registry.get(version)
+
+    def set_approval(self, version: str, status: str, who: str, reason: str) -> ModelVersion:
+        return self.registry.set_status(version, status, who, reason)
+
+    # --- model host ----------------------------------------------------------------------------------
+    def deploy_endpoint(self, version: ModelVersion, release_id: str) -> str:
+        container = self.registry.container(version.version)
+        return self.host.deploy(container, version.version, release_id)
+
+    def restore_endpoint(self, endpoint_config: str) -> None:
+        self.host.restore(endpoint_config)
+
+    def current_endpoint_config(self) -> str:
+        return self.host.current_config()
+
+    # --- API front -----------------------------------------------------------------------------------
+    def publish_function(self, release: Release) -> str:
+        return self.front.publish(release)
+
+    def move_alias(self, function_version: str) -> None:
+        self.front.move_alias(function_version)
+
+    def current_function_version(self) -> str:
+        return self.front.current_version()
+
+    def deploy_stage(self, release: Release) -> str:
+        return self.front.deploy_stage(release)
+
+    def restore_stage(self, deployment_id: str) -> None:
+        self.front.restore_stage(deployment_id)
+
+    def current_deployment(self) -> str:
+        return self.front.current_deployment()
+
+    def api_url(self) -> str:
+        return self.front.api_url()
+
+    # --- records and lock ----------------------------------------------------------------------------
+    def save_release(self, release: Release) -> None:
+        self.records.save(release)
+
+    def list_releases(self) -> list[Release]:
+        return self.records.all()
+
+    def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
+        return self.records.lock(owner)
+
+    # --- session ------------------------------------------------------------------------------------
+    def api_key(self) -> str:
+        """The clients' API key: API_KEY, else its value read from API Gateway by API_KEY_ID (an output)."""
+        if os.environ.get("API_KEY") or not self.cfg.api_key_id:
+            return os.environ.get("API_KEY", "")
+        with aws_call(f"reading API key {self.cfg.api_key_id}"):
+            return self.clients.get("apigateway").get_api_key(apiKey=self.cfg.api_key_id, includeValue=True)["value"]
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One set of clients for a command; for its duration the smoke tests find the API key in API_KEY."""
+        exported = False
+        try:
+            if not os.environ.get("API_KEY") and self.cfg.api_key_id:
+                os.environ["API_KEY"] = self.api_key()
+                exported = True
+            yield
+        finally:
+            if exported:
+                os.environ.pop("API_KEY", None)
+            self.clients.close()

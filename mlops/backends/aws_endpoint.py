@@ -1,0 +1,179 @@
+"""The SageMaker endpoint as the aws backend's model host: a model and endpoint config per release."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, resource_name
+from mlops.backends.base import BackendError
+
+# Statuses an endpoint passes through while SageMaker works on it; anything else is where it settled.
+BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+
+
+class EndpointHost:
+    """Creates models and endpoint configs, and switches the one endpoint between them."""
+
+    def __init__(
+        self,
+        clients: AwsClients,
+        cfg: AwsConfig,
+        role_arn: Callable[[], str],
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clients = clients
+        self.cfg = cfg
+        self.role_arn = role_arn
+        self.sleep = sleep
+        self.clock = clock
+
+    @property
+    def sm(self) -> Any:
+        return self.clients.get("sagemaker")
+
+    # --- request shapes --------------------------------------------------------------------------
+    def variant(self, model_name: str) -> dict:
+        variant: dict[str, Any] = {"VariantName": self.cfg.variant_name, "ModelName": model_name}
+        if self.cfg.endpoint_mode == "serverless":
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": self.cfg.memory_mb,
+                "MaxConcurrency": self.cfg.max_concurrency,
+            }
+        else:
+            variant.update(
+                InstanceType=self.cfg.instance_type,
+                InitialInstanceCount=self.cfg.instance_count,
+                InitialVariantWeight=1.0,
+            )
+        return variant
+
+    def deployment_config(self) -> dict:
+        """Blue/green, all traffic at once, with the endpoint alarms as auto-rollback triggers.
+
+        Serverless endpoints accept blue/green with all-at-once shifting only (no rolling update, no
+        canary/linear steps and no baking period), so they get a zero wait and no termination wait."""
+        serverless = self.cfg.endpoint_mode == "serverless"
+        policy: dict[str, Any] = {
+            "TrafficRoutingConfiguration": {
+                "Type": "ALL_AT_ONCE",
+                "WaitIntervalInSeconds": 0 if serverless else self.cfg.bake_seconds,
+            },
+            "MaximumExecutionTimeoutInSeconds": self.cfg.max_execution_seconds,
+        }
+        if not serverless:
+            policy["TerminationWaitInSeconds"] = self.cfg.termination_wait_seconds
+        config: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
+        if self.cfg.auto_rollback and self.cfg.alarm_names:
+            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in self.cfg.alarm_names]}
+        return config
+
+    # --- reads -----------------------------------------------------------------------------------
+    def describe(self) -> dict | None:
+        """The endpoint's description, or None when it does not exist (yet)."""
+        try:
+            return self.sm.describe_endpoint(EndpointName=self.cfg.endpoint_name)
+        except ClientError as exc:
+            if "Could not find endpoint" in exc.response.get("Error", {}).get("Message", ""):
+                return None
+            raise BackendError(f"describing endpoint {self.cfg.endpoint_name}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BackendError(f"describing endpoint {self.cfg.endpoint_name}: {exc}") from exc
+
+    def current_config(self) -> str:
+        desc = self.describe()
+        return desc.get("EndpointConfigName", "") if desc else ""
+
+    # --- switches --------------------------------------------------------------------------------
+    def deploy(self, container: dict, version: str, release_id: str) -> str:
+        """A model + endpoint config for the release, then create or blue/green-update the endpoint."""
+        current = self.describe()
+        if current is not None and current["EndpointStatus"] in BUSY:
+            raise BackendError(
+                f"endpoint {self.cfg.endpoint_name} is {current['EndpointStatus']}: wait until it settles, then retry"
+            )
+        name = resource_name(self.cfg.endpoint_name, f"v{version}", release_id)
+        tags = [{"Key": "release", "Value": release_id}, {"Key": "model_version", "Value": str(version)}]
+        with aws_call(f"creating model {name}"):
+            self.sm.create_model(
+                ModelName=name,
+                PrimaryContainer={
+                    "Image": container["Image"],
+                    "ModelDataUrl": container["ModelDataUrl"],
+                    "Environment": {"MODEL_VERSION": str(version), "MODEL_RELEASE": release_id},
+                },
+                ExecutionRoleArn=self.role_arn(),
+                Tags=tags,
+            )
+        with aws_call(f"creating endpoint config {name}"):
+            self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[self.variant(name)], Tags=tags)
+        if current is not None and current["EndpointStatus"] == "Failed":
+            # A Failed endpoint (its creation failed) cannot be updated, only deleted and created again.
+            self._delete_failed()
+            current = None
+        if current is None:
+            with aws_call(f"creating endpoint {self.cfg.endpoint_name}"):
+                self.sm.create_endpoint(EndpointName=self.cfg.endpoint_name, EndpointConfigName=name, Tags=tags)
+        else:
+            with aws_call(f"updating endpoint {self.cfg.endpoint_name} to {name}"):
+                self.sm.update_endpoint(
+                    EndpointName=self.cfg.endpoint_name,
+                    EndpointConfigName=name,
+                    DeploymentConfig=self.deployment_config(),
+                )
+        self.wait_for(name)
+        return name
+
+    def restore(self, endpoint_config: str) -> None:
+        """Switch back to a previous config.
+
+        No auto-rollback alarms here: they may be firing because of the release being undone, and
+        SageMaker would then roll the restore itself back."""
+        current = self.describe()
+        if current is None:
+            raise BackendError(f"endpoint {self.cfg.endpoint_name} does not exist: nothing to restore")
+        if current["EndpointStatus"] in BUSY:
+            current = self._settle()
+        if current["EndpointStatus"] == "InService" and current.get("EndpointConfigName") == endpoint_config:
+            return
+        with aws_call(f"restoring endpoint {self.cfg.endpoint_name} to {endpoint_config}"):
+            self.sm.update_endpoint(EndpointName=self.cfg.endpoint_name, EndpointConfigName=endpoint_config)
+        self.wait_for(endpoint_config)
+
+    def _settle(self) -> dict:
+        deadline = self.clock() + self.cfg.endpoint_wait_seconds
+        while True:
+            desc = self.describe()
+            if desc is None:
+                raise BackendError(f"endpoint {self.cfg.endpoint_name} disappeared")
+            if desc["EndpointStatus"] not in BUSY:
+                return desc
+            if self.clock() >= deadline:
+                raise BackendError(
+                    f"endpoint {self.cfg.endpoint_name} is still {desc['EndpointStatus']} after "
+                    f"{self.cfg.endpoint_wait_seconds} s"
+                )
+            self.sleep(self.cfg.poll_seconds)
+
+    def wait_for(self, endpoint_config: str) -> None:
+        """Return once the endpoint is InService on `endpoint_config`; raise with SageMaker's reason otherwise."""
+        desc = self._settle()
+        status, on = desc["EndpointStatus"], desc.get("EndpointConfigName", "")
+        if status == "InService" and on == endpoint_config:
+            return
+        reason = desc.get("FailureReason") or f"the endpoint is {status} on {on or 'no config'}"
+        stays = f"; the endpoint stays on {on}" if status == "InService" and on else ""
+        raise BackendError(f"endpoint {self.cfg.endpoint_name} did not switch to {endpoint_config}: {reason}{stays}")
+
+    def _delete_failed(self) -> None:
+        with aws_call(f"deleting failed endpoint {self.cfg.endpoint_name}"):
+            self.sm.delete_endpoint(EndpointName=self.cfg.endpoint_name)
+        deadline = self.clock() + self.cfg.endpoint_wait_seconds
+        while self.describe() is not None:
+            if self.clock() >= deadline:
+                raise BackendError(f"endpoint {self.cfg.endpoint_name} is still being deleted")
+            self.sleep(self.cfg.poll_seconds)

@@ -1,0 +1,189 @@
+"""The aws backend's API front: Lambda versions behind alias `live`, and the API Gateway REST stage."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, error_code
+from mlops.backends.base import BackendError, Release
+
+# Deployment descriptions carry the stage variables they were made with, so a restore can put them back.
+DESCRIPTION_KEY = "stageVariables"
+
+
+def health_event(stage: str, variables: dict[str, str]) -> dict:
+    """An API Gateway REST proxy (v1) event for GET /health, as the stage would send it."""
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": "/health",
+        "path": "/health",
+        "httpMethod": "GET",
+        "headers": {"Accept": "application/json", "User-Agent": "mlops-pre-traffic-check"},
+        "multiValueHeaders": {"Accept": ["application/json"], "User-Agent": ["mlops-pre-traffic-check"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": variables,
+        "requestContext": {
+            "requestId": request_id,
+            "stage": stage,
+            "resourcePath": "/health",
+            "httpMethod": "GET",
+            "path": f"/{stage}/health",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "mlops-pre-traffic-check"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+class ApiFront:
+    """Publishes function versions, moves the alias, and points the stage at per-release deployments."""
+
+    def __init__(self, clients: AwsClients, cfg: AwsConfig) -> None:
+        self.clients = clients
+        self.cfg = cfg
+        self._rest_api_id = cfg.rest_api_id
+
+    @property
+    def fn(self) -> Any:
+        return self.clients.get("lambda")
+
+    @property
+    def apigw(self) -> Any:
+        return self.clients.get("apigateway")
+
+    def stage_variables(self, release: Release) -> dict[str, str]:
+        return {
+            "release": release.release_id,
+            "modelVersion": str(release.model_version),
+            "endpointName": self.cfg.endpoint_name,
+        }
+
+    # --- function --------------------------------------------------------------------------------
+    def _wait_updated(self) -> None:
+        try:
+            self.fn.get_waiter("function_updated_v2").wait(
+                FunctionName=self.cfg.function_name, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+            )
+        except WaiterError as exc:
+            raise BackendError(f"function {self.cfg.function_name} update did not complete: {exc}") from exc
+
+    def publish(self, release: Release) -> str:
+        """Name the release in the function's environment, publish a version, and invoke it once."""
+        name = self.cfg.function_name
+        self._wait_updated()
+        with aws_call(f"reading the configuration of function {name}"):
+            conf = self.fn.get_function_configuration(FunctionName=name)
+        variables = dict(conf.get("Environment", {}).get("Variables", {}))
+        variables.update(
+            MODEL_RELEASE=release.release_id,
+            MODEL_VERSION=str(release.model_version),
+            ENDPOINT_NAME=self.cfg.endpoint_name,
+        )
+        with aws_call(f"updating the configuration of function {name}"):
+            self.fn.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+        self._wait_updated()
+        with aws_call(f"publishing a version of function {name}"):
+            version = str(
+                self.fn.publish_version(
+                    FunctionName=name,
+                    Description=f"release {release.release_id}: model version {release.model_version}",
+                )["Version"]
+            )
+        self.pre_traffic_check(version, release)
+        return version
+
+    def pre_traffic_check(self, version: str, release: Release) -> None:
+        """Invoke the new version with GET /health before the alias moves; raise unless it answers 200."""
+        variables = {"lambdaAlias": self.cfg.function_alias, **self.stage_variables(release)}
+        event = health_event(self.cfg.stage_name, variables)
+        with aws_call(f"invoking function {self.cfg.function_name}:{version}"):
+            resp = self.fn.invoke(
+                FunctionName=self.cfg.function_name,
+                Qualifier=version,
+                InvocationType="RequestResponse",
+                Payload=json.dumps(event).encode(),
+            )
+            raw = resp["Payload"].read() if hasattr(resp.get("Payload"), "read") else resp.get("Payload") or b""
+        try:
+            payload = json.loads(raw or b"{}")
+        except ValueError:
+            payload = {}
+        where = f"function version {version} failed its pre-traffic check"
+        if resp.get("FunctionError"):
+            message = payload.get("errorMessage", "") if isinstance(payload, dict) else ""
+            raise BackendError(f"{where}: the handler raised ({resp['FunctionError']}) {message[:200]}".rstrip())
+        status = payload.get("statusCode") if isinstance(payload, dict) else None
+        if status != 200:
+            raise BackendError(f"{where}: GET /health answered {status}")
+
+    def move_alias(self, version: str) -> None:
+        with aws_call(f"moving alias {self.cfg.function_alias} to version {version}"):
+            self.fn.update_alias(
+                FunctionName=self.cfg.function_name,
+                Name=self.cfg.function_alias,
+                FunctionVersion=str(version),
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
+
+    def current_version(self) -> str:
+        try:
+            alias = self.fn.get_alias(FunctionName=self.cfg.function_name, Name=self.cfg.function_alias)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return ""
+            raise BackendError(f"reading alias {self.cfg.function_alias}: {exc}") from exc
+        return str(alias["FunctionVersion"])
+
+    # --- API stage -------------------------------------------------------------------------------
+    @property
+    def rest_api_id(self) -> str:
+        if not self._rest_api_id:
+            with aws_call("listing REST APIs"):
+                pages = self.apigw.get_paginator("get_rest_apis").paginate()
+                apis = [a for page in pages for a in page.get("items", [])]
+            found = [a["id"] for a in apis if a.get("name") == self.cfg.rest_api_name]
+            if len(found) != 1:
+                what = "no REST API" if not found else f"{len(found)} REST APIs"
+                raise BackendError(f"{what} named {self.cfg.rest_api_name}: set REST_API_ID")
+            self._rest_api_id = found[0]
+        return self._rest_api_id
+
+    def _point_stage(self, deployment_id: str, variables: dict[str, str]) -> None:
+        ops = [{"op": "replace", "path": "/deploymentId", "value": deployment_id}]
+        ops += [{"op": "replace", "path": f"/variables/{k}", "value": v} for k, v in variables.items()]
+        with aws_call(f"pointing stage {self.cfg.stage_name} at deployment {deployment_id}"):
+            self.apigw.update_stage(restApiId=self.rest_api_id, stageName=self.cfg.stage_name, patchOperations=ops)
+
+    def deploy_stage(self, release: Release) -> str:
+        variables = self.stage_variables(release)
+        description = json.dumps({DESCRIPTION_KEY: variables}, sort_keys=True)
+        with aws_call(f"creating a deployment of REST API {self.rest_api_id}"):
+            deployment_id = self.apigw.create_deployment(restApiId=self.rest_api_id, description=description)["id"]
+        self._point_stage(deployment_id, variables)
+        return deployment_id
+
+    def restore_stage(self, deployment_id: str) -> None:
+        with aws_call(f"reading deployment {deployment_id}"):
+            deployment = self.apigw.get_deployment(restApiId=self.rest_api_id, deploymentId=deployment_id)
+        try:
+            variables = json.loads(deployment.get("description") or "{}").get(DESCRIPTION_KEY, {})
+        except (ValueError, AttributeError):
+            variables = {}  # a deployment made outside promotion: switch it, keep the variables
+        self._point_stage(deployment_id, {str(k): str(v) for k, v in variables.items()})
+
+    def current_deployment(self) -> str:
+        with aws_call(f"reading stage {self.cfg.stage_name}"):
+            return self.apigw.get_stage(restApiId=self.rest_api_id, stageName=self.cfg.stage_name).get(
+                "deploymentId", ""
+            )
+
+    def api_url(self) -> str:
+        if self.cfg.api_url:
+            return self.cfg.api_url
+        return f"https://{self.rest_api_id}.execute-api.{self.cfg.region}.amazonaws.com/{self.cfg.stage_name}"

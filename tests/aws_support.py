@@ -1,0 +1,200 @@
+"""Offline AWS for the aws backend tests: the stack's resources in moto, plus stand-ins for what moto lacks.
+
+moto has no UpdateEndpoint, and its Lambda Invoke needs Docker: `EndpointUpdates` answers
+UpdateEndpoint by re-creating the endpoint on the new config (through moto's own API), and
+`FunctionInvocations` answers the pre-traffic Invoke with a chosen API Gateway proxy response.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+
+from mlops.backends.aws import AwsBackend
+from mlops.backends.aws_config import AwsClients
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+STAGE = "staging"
+PREFIX = f"catdog-{STAGE}"
+GROUP = f"{PREFIX}-models"
+BUCKET = f"{PREFIX}-artifacts-{ACCOUNT}"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{PREFIX}-serving:abc123"
+# Every variable the aws backend reads: cleared so a developer's shell cannot leak into a test.
+CONFIG_VARS = (
+    "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "MLOPS_PROJECT", "REGISTRY_ENVIRONMENT",
+    "ENDPOINT_MODE", "ENDPOINT_ALARM_NAMES", "ENDPOINT_BAKE_SECONDS", "ENDPOINT_TERMINATION_WAIT_SECONDS",
+    "ENDPOINT_MAX_EXECUTION_SECONDS", "ENDPOINT_WAIT_SECONDS", "ENDPOINT_MEMORY_MB", "ENDPOINT_MAX_CONCURRENCY",
+    "ENDPOINT_INSTANCE_TYPE", "ENDPOINT_INSTANCE_COUNT", "ENDPOINT_AUTO_ROLLBACK", "ENDPOINT_NAME",
+    "ENDPOINT_VARIANT_NAME", "MODEL_PACKAGE_GROUP_NAME", "FUNCTION_NAME", "FUNCTION_ALIAS", "REST_API_ID",
+    "REST_API_NAME", "STAGE_NAME", "RELEASE_TABLE", "SAGEMAKER_ROLE_ARN", "LOCK_TTL_SECONDS", "API_URL",
+    "AWS_ACCOUNT_ID", "ARTIFACT_BUCKET", "GITHUB_SHA", "MLOPS_STAGE", "MLOPS_BACKEND", "API_KEY", "API_KEY_ID",
+    "IMAGE_TAG", "ENDPOINT_POLL_SECONDS",
+)  # fmt: skip
+
+
+def aws_env(monkeypatch: Any, outputs_dir: str = "/nonexistent/infra-outputs") -> None:
+    """Fake credentials, the region, no Terraform outputs file, nothing else from the caller's shell."""
+    for name in CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLOPS_INFRA_OUTPUTS_DIR", outputs_dir)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("ENDPOINT_POLL_SECONDS", "0")
+
+
+_session: list[boto3.Session] = []
+
+
+def new_backend(stage: str = STAGE) -> AwsBackend:
+    """An AwsBackend whose clients come from one shared boto3 session (its loaded models are reused)."""
+    if not _session:
+        _session.append(boto3.Session(region_name=REGION))
+    return AwsBackend(stage, clients=AwsClients(REGION, _session[0]))
+
+
+class EndpointUpdates:
+    """UpdateEndpoint for moto: records the request and moves the endpoint to the new config."""
+
+    def __init__(self, sm: Any) -> None:
+        self.sm = sm
+        self.calls: list[dict] = []
+        sm.meta.events.register("before-parameter-build.sagemaker.UpdateEndpoint", self._record)
+        sm.meta.events.register("before-call.sagemaker.UpdateEndpoint", self._answer)
+
+    def _record(self, params: dict, **_: Any) -> None:
+        self.calls.append(dict(params))
+
+    def _answer(self, **_: Any) -> tuple[AWSResponse, dict]:
+        params = self.calls[-1]
+        self.sm.delete_endpoint(EndpointName=params["EndpointName"])
+        self.sm.create_endpoint(EndpointName=params["EndpointName"], EndpointConfigName=params["EndpointConfigName"])
+        arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{params['EndpointName']}"
+        return AWSResponse(None, 200, {}, None), {"EndpointArn": arn}
+
+
+@dataclass
+class FunctionInvocations:
+    """Invoke for moto's Lambda: answers with `respond(event) -> (FunctionError or None, payload)`."""
+
+    respond: Callable[[dict], tuple[str | None, dict]] = lambda event: (None, {"statusCode": 200, "body": "{}"})
+    calls: list[dict] = field(default_factory=list)
+
+    def __call__(self, **kwargs: Any) -> dict:
+        event = json.loads(kwargs["Payload"])
+        self.calls.append({**kwargs, "event": event})
+        error, payload = self.respond(event)
+        response: dict[str, Any] = {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(payload).encode())}
+        if error:
+            response["FunctionError"] = error
+        return response
+
+
+@dataclass
+class Stack:
+    backend: AwsBackend
+    rest_api_id: str
+    initial_deployment: str
+    invocations: FunctionInvocations
+    updates: EndpointUpdates
+
+    def client(self, service: str) -> Any:
+        return self.backend.clients.get(service)
+
+
+def _lambda_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("classify_api/handler.py", "def lambda_handler(event, context):\n    return {}\n")
+    return buf.getvalue()
+
+
+def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:
+    """Register a version as the pipeline does (evaluation.json on S3 in ModelMetrics); returns its number."""
+    sm, s3 = backend.clients.get("sagemaker"), backend.clients.get("s3")
+    n = len(backend.registry._summaries()) + 1
+    metrics = {}
+    if accuracy is not None:
+        key = f"evaluation/exec-{n}/evaluation.json"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({"metrics": {"accuracy": {"value": accuracy}}}))
+        metrics = {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{key}"}}}
+    arn = sm.create_model_package(
+        ModelPackageGroupName=GROUP,
+        InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/v{n}/model.tar.gz"}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus="PendingManualApproval",
+        CustomerMetadataProperties={"git_sha": f"sha{n}", "mlflow_run_id": f"run{n}"},
+        **({"ModelMetrics": metrics} if metrics else {}),
+    )["ModelPackageArn"]
+    return arn.rsplit("/", 1)[-1]
+
+
+def make_stack(accuracies: tuple[float | None, ...] = (0.95, 0.97)) -> Stack:
+    """Inside an active mock_aws: what infra/ creates for the staging environment, and model versions."""
+    backend = new_backend(STAGE)
+    c = backend.clients.get
+    c("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    c("sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)
+    for accuracy in accuracies:
+        add_model_version(backend, accuracy)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    c("iam").create_role(RoleName=f"{PREFIX}-sagemaker", AssumeRolePolicyDocument=trust)
+    lambda_role = c("iam").create_role(RoleName=f"{PREFIX}-lambda", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    c("lambda").create_function(
+        FunctionName=f"{PREFIX}-classify-api",
+        Runtime="python3.12",
+        Role=lambda_role,
+        Handler="classify_api.handler.lambda_handler",
+        Code={"ZipFile": _lambda_zip()},
+        Publish=True,
+        Environment={"Variables": {"ENDPOINT_NAME": f"{PREFIX}-classifier", "LOG_LEVEL": "INFO"}},
+    )
+    c("lambda").create_alias(FunctionName=f"{PREFIX}-classify-api", Name="live", FunctionVersion="1")
+    api = c("apigateway").create_rest_api(name=f"{PREFIX}-api")["id"]
+    root = next(r["id"] for r in c("apigateway").get_resources(restApiId=api)["items"] if r["path"] == "/")
+    for path, method in (("health", "GET"), ("predict", "POST")):
+        res = c("apigateway").create_resource(restApiId=api, parentId=root, pathPart=path)["id"]
+        c("apigateway").put_method(restApiId=api, resourceId=res, httpMethod=method, authorizationType="NONE")
+        c("apigateway").put_integration(
+            restApiId=api,
+            resourceId=res,
+            httpMethod=method,
+            type="AWS_PROXY",
+            integrationHttpMethod="POST",
+            uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/fn:${{stageVariables.lambdaAlias}}/invocations",
+        )
+    initial = c("apigateway").create_deployment(
+        restApiId=api,
+        stageName=STAGE,
+        description="Initial deployment by Terraform",
+        variables={"lambdaAlias": "live", "release": "none"},
+    )["id"]
+    c("dynamodb").create_table(
+        TableName=f"{PREFIX}-releases",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    invocations = FunctionInvocations()
+    c("lambda").invoke = invocations  # the instance attribute shadows the client's method
+    return Stack(backend, api, initial, invocations, EndpointUpdates(c("sagemaker")))
+
+
+def approve_all(backend: AwsBackend) -> None:
+    for v in backend.list_versions():
+        backend.set_approval(v.version, "Approved", "tester", "good enough")
