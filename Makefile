@@ -109,7 +109,7 @@ lint: venv actionlint ## ruff (lint + format check) and actionlint
 
 .PHONY: pytest
 pytest: venv browser lambda-zip ## Run the Python test suite
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/test_infra_moto.py
 
 .PHONY: test
 test: lint infra-check infra-test pytest ## Everything CI runs: lint, Terraform checks, moto apply, tests
@@ -129,4 +129,4 @@ bench: bench-train bench-serve ## All benchmarks
 clean: ## Remove build outputs (keeps the venv and .mlops state)
 	rm -rf build .pytest_cache .ruff_cache
 
--include mk/infra.mk
+include mk/infra.mk

@@ -38,7 +38,8 @@ class PipelineSettings:
 
     @property
     def pipeline_name(self) -> str:
-        return f"{self.prefix}-training"
+        """One pipeline per account, beside the registry (infra output `pipeline_name`)."""
+        return "catdog-training"
 
     @property
     def artifact_bucket(self) -> str:

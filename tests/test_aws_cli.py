@@ -64,7 +64,7 @@ def expect_run(sm: Stubber, final: dict, steps: list[dict]) -> None:
         "start_pipeline_execution",
         {"PipelineExecutionArn": EXECUTION},
         {
-            "PipelineName": "catdog-staging-training",
+            "PipelineName": "catdog-training",
             "PipelineParameters": [
                 {"Name": "GitSha", "Value": "abc123"},
                 {"Name": "AccuracyThreshold", "Value": "0.9"},

@@ -114,13 +114,20 @@ def terraform(work: Path, env: dict[str, str], *args: str, ok: tuple[int, ...] =
 
 
 def empty_buckets(moto_url: str) -> None:
-    """Delete every object version, as an operator would before destroy (moto writes access logs)."""
+    """Stop access logging and delete every object version, as an operator would before destroy."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="eu-west-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-    for bucket in s3.list_buckets()["Buckets"]:
-        name = bucket["Name"]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    names = [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+    for name in names:  # stop access logging first, or every later call writes a new log object
+        s3.put_bucket_logging(Bucket=name, BucketLoggingStatus={})
+    for name in names:
         # The TLS-only policy denies plain-HTTP calls, and the emulator speaks HTTP: drop it first.
         s3.delete_bucket_policy(Bucket=name)
         listing = s3.list_object_versions(Bucket=name)
@@ -131,18 +138,21 @@ def empty_buckets(moto_url: str) -> None:
 def emulator_env() -> dict[str, str]:
     """This process's environment without AWS or Terraform settings, plus dummy credentials."""
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("AWS_", "TF_VAR_")) and key not in {"TF_DATA_DIR", "TF_WORKSPACE"}
     }
-    env.update({
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "TF_IN_AUTOMATION": "1",
-        "TF_INPUT": "0",
-        "CHECKPOINT_DISABLE": "1",
-    })
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "CHECKPOINT_DISABLE": "1",
+        }
+    )
     return env
 
 
@@ -162,25 +172,44 @@ def test_apply_plan_destroy(moto_url: str, tmp_path: Path) -> None:
     """staging applies and converges (the next plan is empty), production plans, destroy cleans up."""
     package = lambda_zip(tmp_path)
     env = emulator_env()
-    staging = prepare(tmp_path, "staging", moto_url, package, {
-        "enable_approval_trigger": True,
-        "github_dispatch_token": "test-token",
-        "tf_state_bucket": "catdog-terraform-state",
-        "alarm_email": "alerts@example.com",
-    })
+    staging = prepare(
+        tmp_path,
+        "staging",
+        moto_url,
+        package,
+        {
+            "enable_approval_trigger": True,
+            "github_dispatch_token": "test-token",
+            "tf_state_bucket": "catdog-terraform-state",
+            "alarm_email": "alerts@example.com",
+        },
+    )
     var_files = ["-var-file=env/staging.tfvars", "-var-file=emulator.tfvars.json"]
     terraform(staging, env, "apply", "-auto-approve", "-input=false", "-no-color", *var_files)
     try:
-        code = terraform(staging, env, "plan", "-detailed-exitcode", "-input=false", "-no-color", *var_files,
-                         ok=(0, 2))
+        code = terraform(staging, env, "plan", "-detailed-exitcode", "-input=false", "-no-color", *var_files, ok=(0, 2))
         if code == 2:
-            shown = subprocess.run([TERRAFORM or "terraform", "plan", "-no-color", "-input=false", *var_files],
-                                   cwd=staging, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+            shown = subprocess.run(
+                [TERRAFORM or "terraform", "plan", "-no-color", "-input=false", *var_files],
+                cwd=staging,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=COMMAND_TIMEOUT,
+            )
             pytest.fail(f"the plan after apply is not empty:\n{shown.stdout[-8000:]}")
 
-        outputs = json.loads(subprocess.run(
-            [TERRAFORM or "terraform", "output", "-json"], cwd=staging, env=env, capture_output=True,
-            text=True, check=True, timeout=COMMAND_TIMEOUT).stdout)
+        outputs = json.loads(
+            subprocess.run(
+                [TERRAFORM or "terraform", "output", "-json"],
+                cwd=staging,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=COMMAND_TIMEOUT,
+            ).stdout
+        )
         values = {name: item["value"] for name, item in outputs.items()}
         assert values["function_alias"] == "live"
         assert values["stage_name"] == "staging"
@@ -195,10 +224,17 @@ def test_apply_plan_destroy(moto_url: str, tmp_path: Path) -> None:
 
         # Production shares the account: it must plan cleanly beside staging, reading staging's registry.
         production = prepare(tmp_path, "production", moto_url, package, {})
-        terraform(production, env, "plan", "-input=false", "-no-color", "-var-file=env/production.tfvars",
-                  "-var-file=emulator.tfvars.json")
+        terraform(
+            production,
+            env,
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-var-file=env/production.tfvars",
+            "-var-file=emulator.tfvars.json",
+        )
     finally:
         try:
             empty_buckets(moto_url)
         finally:
-                terraform(staging, env, "destroy", "-auto-approve", "-input=false", "-no-color", *var_files)
+            terraform(staging, env, "destroy", "-auto-approve", "-input=false", "-no-color", *var_files)

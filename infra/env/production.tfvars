@@ -1,0 +1,20 @@
+# terraform plan/apply -var-file=env/production.tfvars (make infra-apply ENV=production)
+environment       = "production"
+aws_region        = "eu-west-1"
+github_repository = "example-org/catdog-mlops"
+
+# Same AWS account as staging: the account-wide resources come from the staging state.
+# Set true when production has an account of its own.
+create_account_resources = false
+
+# Versions are registered once (staging's registry) and promoted staging -> production.
+registry_environment = "staging"
+
+log_retention_days       = 365
+api_throttle_rate_limit  = 50
+api_throttle_burst_limit = 100
+api_quota_per_day        = 50000
+enable_prediction_log    = true
+alarm_latency_ms         = 300
+
+enable_approval_trigger = false

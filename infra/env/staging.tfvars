@@ -1,0 +1,18 @@
+# terraform plan/apply -var-file=env/staging.tfvars (the workflows: make infra-apply ENV=staging)
+environment       = "staging"
+aws_region        = "eu-west-1"
+github_repository = "example-org/catdog-mlops"
+
+# The account-wide GitHub OIDC provider, deploy role and API Gateway logging role live in this state.
+create_account_resources = true
+
+# Staging owns the model registry and the serving image repository; production reads them.
+registry_environment = ""
+
+log_retention_days       = 90
+api_throttle_rate_limit  = 10
+api_throttle_burst_limit = 20
+api_quota_per_day        = 5000
+enable_prediction_log    = true
+
+enable_approval_trigger = false

@@ -1,0 +1,109 @@
+# Optional: when a model version is approved in the registry, send GitHub a repository_dispatch
+# (event_type model-approved, client_payload.model_version) that starts promote.yml.
+locals {
+  approval_trigger = var.enable_approval_trigger && local.owns_registry
+}
+
+resource "aws_cloudwatch_event_rule" "model_approved" {
+  count       = local.approval_trigger ? 1 : 0
+  name        = "${local.prefix}-model-approved"
+  description = "A version in ${local.model_package_group_name} was approved"
+  event_pattern = jsonencode({
+    source        = ["aws.sagemaker"]
+    "detail-type" = ["SageMaker Model Package State Change"]
+    detail = {
+      ModelPackageGroupName = [local.model_package_group_name]
+      ModelApprovalStatus   = ["Approved"]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_connection" "github" {
+  count              = local.approval_trigger ? 1 : 0
+  name               = "${local.prefix}-github"
+  description        = "GitHub REST API with a fine-grained token"
+  authorization_type = "API_KEY"
+
+  auth_parameters {
+    api_key {
+      key   = "Authorization"
+      value = "Bearer ${var.github_dispatch_token}"
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_api_destination" "github_dispatch" {
+  count                            = local.approval_trigger ? 1 : 0
+  name                             = "${local.prefix}-github-dispatch"
+  description                      = "repository_dispatch of ${var.github_repository}"
+  invocation_endpoint              = "https://api.github.com/repos/${var.github_repository}/dispatches"
+  http_method                      = "POST"
+  invocation_rate_limit_per_second = 1
+  connection_arn                   = aws_cloudwatch_event_connection.github[0].arn
+}
+
+data "aws_iam_policy_document" "events_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "events" {
+  count              = local.approval_trigger ? 1 : 0
+  name               = "${local.prefix}-approval-dispatch"
+  assume_role_policy = data.aws_iam_policy_document.events_trust.json
+}
+
+data "aws_iam_policy_document" "events" {
+  count = local.approval_trigger ? 1 : 0
+  statement {
+    actions   = ["events:InvokeApiDestination"]
+    resources = [aws_cloudwatch_event_api_destination.github_dispatch[0].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "events" {
+  count  = local.approval_trigger ? 1 : 0
+  name   = "invoke-github-dispatch"
+  role   = aws_iam_role.events[0].id
+  policy = data.aws_iam_policy_document.events[0].json
+}
+
+resource "aws_cloudwatch_event_target" "github_dispatch" {
+  count     = local.approval_trigger ? 1 : 0
+  rule      = aws_cloudwatch_event_rule.model_approved[0].name
+  target_id = "github-repository-dispatch"
+  arn       = aws_cloudwatch_event_api_destination.github_dispatch[0].arn
+  role_arn  = aws_iam_role.events[0].arn
+
+  http_target {
+    header_parameters = {
+      Accept                 = "application/vnd.github+json"
+      "X-GitHub-Api-Version" = "2022-11-28"
+    }
+  }
+
+  input_transformer {
+    input_paths = {
+      version = "$.detail.ModelPackageVersion"
+      arn     = "$.detail.ModelPackageArn"
+    }
+    input_template = <<-JSON
+      {"event_type": "model-approved", "client_payload": {"model_version": "<version>", "model_package_arn": "<arn>"}}
+    JSON
+  }
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 10
+  }
+}

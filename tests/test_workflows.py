@@ -1,0 +1,187 @@
+"""The GitHub workflows: triggers, environments, permissions, concurrency, pinned actions, make/mlops steps."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = REPO / ".github" / "workflows"
+NAMES = ("ci", "deploy", "promote", "retrain")
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+(\.\d+)*\s*$")
+# Plain shell a step may run besides make and mlops: publishing PATH entries and summaries.
+TRIVIAL = re.compile(r'^echo "[^"]*" >> "\$(GITHUB_PATH|GITHUB_STEP_SUMMARY)"$')
+
+
+@cache
+def workflow(name: str) -> dict[str, Any]:
+    return yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text())
+
+
+def triggers(name: str) -> dict[str, Any]:
+    data = workflow(name)
+    on = data.get("on", data.get(True))  # YAML 1.1 reads a bare `on` key as True
+    return on if isinstance(on, dict) else {key: None for key in on}
+
+
+def jobs(name: str) -> dict[str, dict[str, Any]]:
+    return workflow(name)["jobs"]
+
+
+def steps(name: str) -> list[dict[str, Any]]:
+    return [step for job in jobs(name).values() for step in job["steps"]]
+
+
+def run_commands(name: str) -> list[str]:
+    return [line.strip() for step in steps(name) if "run" in step for line in step["run"].strip().splitlines()]
+
+
+def test_only_the_four_workflows_exist() -> None:
+    assert sorted(path.stem for path in WORKFLOWS.glob("*.y*ml")) == sorted(NAMES)
+
+
+def test_triggers() -> None:
+    ci = triggers("ci")
+    assert set(ci) == {"pull_request", "push"}
+    assert ci["push"]["branches"] == ["main"]
+
+    deploy = triggers("deploy")
+    assert deploy["push"]["branches"] == ["main"]
+    assert set(deploy) <= {"push", "workflow_dispatch"}
+
+    promote = triggers("promote")
+    assert set(promote) == {"workflow_dispatch", "repository_dispatch"}
+    assert promote["workflow_dispatch"]["inputs"]["model_version"]["required"] is True
+    assert promote["repository_dispatch"]["types"] == ["model-approved"]
+
+    retrain = triggers("retrain")
+    assert set(retrain) == {"schedule", "workflow_dispatch"}
+    (cron,) = [entry["cron"] for entry in retrain["schedule"]]
+    assert len(cron.split()) == 5 and cron.split()[4] != "*"  # weekly
+
+
+def test_environments() -> None:
+    assert [job.get("environment") for job in jobs("deploy").values()] == ["staging"]
+    assert [job.get("environment") for job in jobs("promote").values()] == ["production"]
+    for name in ("ci", "retrain"):
+        assert all("environment" not in job for job in jobs(name).values())
+
+
+def test_permissions_are_minimal() -> None:
+    assert workflow("ci")["permissions"] == {"contents": "read"}
+    assert all("permissions" not in job for job in jobs("ci").values())
+    for name in ("deploy", "promote", "retrain"):
+        assert workflow(name)["permissions"] == {}
+        for job in jobs(name).values():
+            assert job["permissions"] == {"contents": "read", "id-token": "write"}
+
+
+def test_aws_credentials_come_from_oidc() -> None:
+    for name in ("deploy", "promote", "retrain"):
+        (step,) = [s for s in steps(name) if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
+        assert step["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+        assert step["with"]["aws-region"] == "${{ vars.AWS_REGION }}"
+        assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
+    assert not any("configure-aws-credentials" in s.get("uses", "") for s in steps("ci"))
+
+
+def test_deploys_never_overlap() -> None:
+    assert workflow("deploy")["concurrency"] == {"group": "deploy-staging", "cancel-in-progress": False}
+    assert workflow("promote")["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+    assert workflow("retrain")["concurrency"]["cancel-in-progress"] is False
+    assert "concurrency" in workflow("ci")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_actions_are_pinned_by_commit_with_a_version_comment(name: str) -> None:
+    found = 0
+    for line in (WORKFLOWS / f"{name}.yml").read_text().splitlines():
+        match = USES.match(line)
+        if not match:
+            continue
+        found += 1
+        assert PINNED.match(match["ref"]), line
+        assert VERSION_COMMENT.match(match["comment"]), line
+    assert found == sum("uses" in step for step in steps(name)) > 0
+    assert any(
+        step.get("uses", "").startswith("actions/setup-python@") and str(step["with"]["python-version"]) == "3.11"
+        for step in steps(name)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_run_step_is_make_or_mlops(name: str) -> None:
+    for command in run_commands(name):
+        words = shlex.split(command)
+        assert words[0] in {"make", "mlops"} or TRIVIAL.match(command), command
+    assert "make venv" in run_commands(name)
+
+
+def test_the_release_commands() -> None:
+    assert run_commands("deploy") == [
+        "make venv",
+        'echo "$GITHUB_WORKSPACE/.venv/bin" >> "$GITHUB_PATH"',
+        "make infra-apply ENV=staging",
+        "make image-push ENV=staging",
+        'mlops pipeline upsert --backend aws --stage staging --image-tag "$IMAGE_TAG"',
+        "mlops lambda update-code --backend aws --stage staging --zip build/lambda.zip",
+        "mlops promote --backend aws --stage staging",
+        'mlops status --backend aws --stage staging --markdown >> "$GITHUB_STEP_SUMMARY"',
+    ]
+    promote = run_commands("promote")
+    approve, to_staging, to_production = (
+        promote.index(c)
+        for c in (
+            'mlops approve "$VERSION" --backend aws --by "$GITHUB_ACTOR" --reason "$REASON"',
+            'mlops promote "$VERSION" --backend aws --stage staging',
+            'mlops promote "$VERSION" --backend aws --stage production',
+        )
+    )
+    assert approve < to_staging < to_production
+    assert promote[-2:] == [
+        f'mlops status --backend aws --stage {stage} --markdown >> "$GITHUB_STEP_SUMMARY"'
+        for stage in ("staging", "production")
+    ]
+    version = jobs("promote")["promote"]["env"]["VERSION"]
+    assert "inputs.model_version" in version and "github.event.client_payload.model_version" in version
+    assert run_commands("retrain")[-1] == (
+        'mlops pipeline start --backend aws --stage staging --wait --summary "$GITHUB_STEP_SUMMARY"'
+    )
+    assert run_commands("ci") == [
+        "make venv",
+        "make lint",
+        "make actionlint",
+        "make infra-check",
+        "make infra-test",
+        "make pytest",
+    ]
+
+
+def make_targets() -> set[str]:
+    targets = set()
+    for name in NAMES:
+        for command in run_commands(name):
+            words = shlex.split(command)
+            if words[0] == "make":
+                targets.update(word for word in words[1:] if "=" not in word and not word.startswith("-"))
+    return targets
+
+
+def test_every_make_target_a_workflow_calls_exists() -> None:
+    missing = []
+    for target in sorted(make_targets()):
+        result = subprocess.run(
+            ["make", "-n", target, "ENV=staging"], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode != 0:
+            missing.append(f"{target}: {result.stderr.strip()[-300:]}")
+    assert not missing, "make targets the workflows call but the Makefile lacks:\n" + "\n".join(missing)
