@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import urllib3
-
 from stack_support import SteadyClient, mlops, rewrite_artifact, stack_env, status
 
 

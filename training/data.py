@@ -50,7 +50,9 @@ def _download_public_archive(dest: Path, timeout: float) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     zpath = dest.parent / "cats_and_dogs_filtered.zip"
     try:
-        with urllib.request.urlopen(PUBLIC_ARCHIVE_URL, timeout=timeout) as resp, open(zpath, "wb") as out:
+        if not PUBLIC_ARCHIVE_URL.startswith(("https://", "http://")):
+            raise OSError(f"refusing archive URL {PUBLIC_ARCHIVE_URL!r}: http(s) only")
+        with urllib.request.urlopen(PUBLIC_ARCHIVE_URL, timeout=timeout) as resp, open(zpath, "wb") as out:  # noqa: S310
             shutil.copyfileobj(resp, out)
     except OSError as exc:
         zpath.unlink(missing_ok=True)
