@@ -7,6 +7,7 @@ is exactly what the endpoint computes.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,8 @@ from PIL import (  # the accepted formats' plugins, imported so Pillow never loa
 # Pillow's decompression-bomb guard: refuse images larger than this many pixels outright.
 MAX_IMAGE_PIXELS = 40_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# Pillow warns between the limit and twice it; decode_image refuses all of those anyway.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # The formats the service decodes; Pillow never even tries its other parsers (TIFF, PSD, ...).
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 

@@ -1,0 +1,290 @@
+"""Serving benchmark: model compute vs eager PyTorch, end-to-end latency and throughput, cold start."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.serve_load import bench_http, cold_start, free_port, pct, start_server, wait_ready
+
+REPO = Path(__file__).resolve().parents[1]
+FLOORS = {  # name: (limit, "max" or "min")
+    "compute_speedup_x": (8.0, "min"),
+    "c1_p50_ms": (10.0, "max"),
+    "c1_p95_ms": (20.0, "max"),
+    "c8_rps": (150.0, "min"),
+    "c8_errors": (0, "max"),
+    "cold_start_s": (1.5, "max"),
+}
+
+
+def interleaved(fns: dict, n: int, block: int = 20, warmup: int = 10) -> dict[str, list[float]]:
+    """Seconds per call of each function, in alternating blocks so that load drifts hit all alike.
+
+    A pause after each block lets thread pools that spin after work (OpenMP, ONNX Runtime) go
+    idle before the next function runs.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    while len(next(iter(out.values()))) < n:
+        for name, fn in fns.items():
+            time.sleep(0.05)
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                out[name].append(time.perf_counter() - t)
+    return out
+
+
+def torch_from_onnx(onnx_path: Path):
+    """torchvision MobileNetV2 computing what the ONNX model computes, layer for layer as trained.
+
+    The export folded each batch norm into its convolution; the folded weights go into the
+    convolutions and every BatchNorm2d stays in place as an identity transform, so eager PyTorch
+    runs the same layers as the training code's network.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from torchvision.models import mobilenet_v2
+
+    graph = onnx.load(str(onnx_path)).graph
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    gemm = next(n for n in graph.node if n.op_type == "Gemm")
+    model = mobilenet_v2(num_classes=int(weights[gemm.input[1]].shape[0]))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    onnx_convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert len(convs) == len(onnx_convs), (len(convs), len(onnx_convs))
+    for conv, node in zip(convs, onnx_convs, strict=True):
+        conv.weight.data = weights[node.input[1]]
+        conv.bias = torch.nn.Parameter(weights[node.input[2]])
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.weight.data.fill_(1.0)
+        bn.bias.data.zero_()
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+    model.classifier[1].weight.data = weights[gemm.input[1]]
+    model.classifier[1].bias.data = weights[gemm.input[2]]
+    return model.eval()
+
+
+def bench_compute(artifact_path: str, photo: bytes, n: int) -> dict:
+    """(a) batch-1 compute on the preprocessed tensor: the server's ORT sessions vs eager PyTorch."""
+    import torch
+
+    from serving.engine import ModelEngine
+    from serving.preprocess import preprocess_bytes
+
+    engine = ModelEngine.load(artifact_path)
+    x = preprocess_bytes(photo, engine.prep)
+    model = torch_from_onnx(engine.artifact.reference_model_path)
+    xt = torch.from_numpy(x[None])
+    with torch.inference_mode():
+        reference = make_reference(engine)(x[None])
+        diff = float(np.abs(model(xt).numpy() - reference).max())
+        times = interleaved(
+            {
+                "ort_serving": lambda: engine.probabilities(x),
+                "ort_one_thread": lambda: engine.shared.run(None, {engine.input_name: x[None]}),
+                "torch_eager": lambda: model(xt),
+            },
+            n,
+        )
+    stats = {name: pct(v) for name, v in times.items()}
+    return {
+        "serving_model": engine.artifact.serving_model_path.name,
+        **stats,
+        "ort_threads": engine.solo.get_session_options().intra_op_num_threads,
+        "torch_threads": torch.get_num_threads(),
+        "torch_vs_onnx_max_abs_diff": diff,
+        "speedup_x": round(stats["torch_eager"]["p50_ms"] / stats["ort_serving"]["p50_ms"], 2),
+        "preprocess": pct(interleaved({"p": lambda: preprocess_bytes(photo, engine.prep)}, n)["p"]),
+    }
+
+
+def make_reference(engine):
+    """The fp32 reference model's logits function (what the eager network must reproduce)."""
+    from serving.predictor import make_session
+
+    session = make_session(engine.artifact.reference_model_path, 1, 0)
+    return lambda batch: session.run(None, {engine.input_name: batch})[0]
+
+
+def verdicts(figures: dict) -> list[dict]:
+    out = []
+    for name, (limit, kind) in FLOORS.items():
+        value = figures.get(name)
+        ok = None if value is None else (value >= limit if kind == "min" else value <= limit)
+        out.append({"name": name, "value": value, "floor": f"{'>=' if kind == 'min' else '<='} {limit}", "pass": ok})
+    return out
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    comp, e2e = result["compute"], result["end_to_end"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), dpi=100)
+    names = [f"ORT {comp['serving_model']}", "ORT, 1 thread", "eager PyTorch"]
+    stats = [comp["ort_serving"], comp["ort_one_thread"], comp["torch_eager"]]
+    ax = axes[0]
+    ax.barh(names, [s["p50_ms"] for s in stats], color=["tab:green", "tab:blue", "tab:gray"], label="p50")
+    ax.scatter([s["p95_ms"] for s in stats], names, color="black", marker="|", s=200, label="p95", zorder=3)
+    ax.set_xscale("log")
+    for y, s in enumerate(stats):
+        ax.annotate(f"{s['p50_ms']:.1f} ms", (s["p50_ms"], y), xytext=(4, 8), textcoords="offset points")
+    ax.set_xlabel("ms per image, batch 1 (log scale)")
+    ax.set_title(f"compute: {comp['speedup_x']}x faster than eager")
+    ax.legend()
+    ax = axes[1]
+    ax.bar(
+        ["c=1 p50", "c=1 p95", f"c={e2e['c8']['concurrency']} p50", f"c={e2e['c8']['concurrency']} p95"],
+        [e2e["c1"]["p50_ms"], e2e["c1"]["p95_ms"], e2e["c8"]["p50_ms"], e2e["c8"]["p95_ms"]],
+        color="tab:purple",
+    )
+    ax.axhline(10, ls="--", color="tab:orange", label="p50 floor 10 ms")
+    ax.axhline(20, ls="--", color="tab:red", label="p95 floor 20 ms")
+    ax.set_ylabel("ms")
+    ax.set_title(f"end to end ({e2e['target']})")
+    ax.legend()
+    ax = axes[2]
+    ax.bar(["throughput (req/s)"], [e2e["c8"]["rps"]], color="tab:cyan")
+    ax.axhline(150, ls="--", color="tab:red", label="floor 150 req/s")
+    ax.set_title(
+        f"c={e2e['c8']['concurrency']}: {e2e['c8']['errors']} errors; cold start {result['cold_start']['median_s']} s"
+    )
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def local_stack() -> tuple[str | None, str | None]:
+    """(live model artifact, API URL) of the local stack (`mlops up`), when there is one."""
+    try:
+        from mlops.backends.local import LocalBackend, artifact_path
+
+        backend = LocalBackend()
+        state = backend.state.read()
+        live = state["endpoint_configs"].get(state["endpoint"].get("config", ""), {})
+        artifact = live.get("artifact")
+        if not artifact and (versions := backend.list_versions()):
+            artifact = str(artifact_path(versions[-1].artifact_uri))
+        api = backend.api_url() if backend.processes()["api_front"]["alive"] else None
+        return artifact, api
+    except Exception as exc:  # no state yet, or a layout this script does not know
+        print(f"no local stack found ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        return None, None
+
+
+def run_end_to_end(args: argparse.Namespace, model_dir: str, photos: list[bytes]) -> dict:
+    """(b) against the API (--api-url), a running server (--server-url), or a server started here."""
+    if args.api_url:
+        target, url, path = "api", args.api_url.rstrip("/"), "/predict"
+    else:
+        target, url, path = "model-server", (args.server_url or "").rstrip("/"), "/invocations"
+    proc = None
+    if not url:
+        port = free_port()
+        proc, url = start_server(model_dir, port), f"http://127.0.0.1:{port}"
+        wait_ready(url, photos[0])
+    print(f"end to end against {url}{path} ...", flush=True)
+    try:
+        return {"target": target, **bench_http(url, path, photos, args.c1_n, args.seconds, args.concurrency)}
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+
+
+def report(result: dict) -> None:
+    comp, e2e, cold = result["compute"], result["end_to_end"], result["cold_start"]
+    print(
+        f"compute p50/p95 ms: ORT {comp['serving_model']} "
+        f"{comp['ort_serving']['p50_ms']}/{comp['ort_serving']['p95_ms']}"
+        f", ORT 1 thread {comp['ort_one_thread']['p50_ms']}/{comp['ort_one_thread']['p95_ms']}, eager PyTorch "
+        f"{comp['torch_eager']['p50_ms']}/{comp['torch_eager']['p95_ms']} ({comp['speedup_x']}x); "
+        f"preprocess {comp['preprocess']['p50_ms']}/{comp['preprocess']['p95_ms']}"
+    )
+    print(
+        f"end to end ({e2e['target']}, {e2e['url']}): c=1 p50 {e2e['c1']['p50_ms']} ms, p95 {e2e['c1']['p95_ms']} ms; "
+        f"c={e2e['c8']['concurrency']} {e2e['c8']['rps']} req/s, p50 {e2e['c8']['p50_ms']} ms, "
+        f"p95 {e2e['c8']['p95_ms']} ms, {e2e['c8']['errors']} errors"
+    )
+    print(f"cold start: {cold['runs_s']} s (folder), {cold['model_tar_gz_s']} s (model.tar.gz)")
+    scope = "" if e2e["target"] == "api" else "  (model server only: the floors are for the whole API)"
+    print(f"floors{scope}:")
+    for v in result["floors"]:
+        print(f"  {'PASS' if v['pass'] else 'FAIL'}  {v['name']:<18} {v['value']!s:>10}  {v['floor']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--artifact", help="model.tar.gz or model folder (default: the local stack's live model)")
+    p.add_argument("--api-url", help="API base URL: POST {url}/predict (default: the local stack's, when up)")
+    p.add_argument("--server-url", help="model server base URL: POST {url}/invocations (default: start one)")
+    p.add_argument("--photos", default=os.environ.get("DATA_DIR") or str(REPO.parent / "shared/datasets/cats-vs-dogs"))
+    p.add_argument("--compute-n", type=int, default=200)
+    p.add_argument("--c1-n", type=int, default=300)
+    p.add_argument("--seconds", type=float, default=8.0, help="length of the concurrency run")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--cold-runs", type=int, default=3)
+    p.add_argument("--out", default="build/bench-serve.json")
+    p.add_argument("--plot", default="build/bench-serve.png")
+    args = p.parse_args(argv)
+    if not args.artifact or not (args.api_url or args.server_url):
+        artifact, api = local_stack()
+        args.artifact = args.artifact or artifact
+        args.api_url = args.api_url or (None if args.server_url else api)
+    if not args.artifact:
+        p.error("no model: pass --artifact, or run `make pipeline` (and `make up`) first")
+    files = [f for label in ("cat", "dog") for f in sorted(Path(args.photos, "test", label).glob("*.jpg"))[:10]]
+    if not files:
+        p.error(f"no photos under {args.photos}/test/{{cat,dog}}")
+    photos = [f.read_bytes() for f in files]
+    from serving.artifact import open_artifact
+
+    model_dir = str(open_artifact(args.artifact).root)  # unpacked, as SageMaker hands it to the container
+    result: dict = {
+        "artifact": args.artifact,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+    }
+    print("compute ...", flush=True)
+    result["compute"] = bench_compute(model_dir, photos[0], args.compute_n)
+    print("cold start ...", flush=True)
+    runs = [round(cold_start(model_dir, photos[0]), 3) for _ in range(args.cold_runs)]
+    packed = round(cold_start(args.artifact, photos[0]), 3) if args.artifact.endswith(".tar.gz") else None
+    result["cold_start"] = {"runs_s": runs, "median_s": float(np.median(runs)), "model_tar_gz_s": packed}
+    result["end_to_end"] = e2e = run_end_to_end(args, model_dir, photos)
+    figures = {
+        "compute_speedup_x": result["compute"]["speedup_x"],
+        "c1_p50_ms": e2e["c1"]["p50_ms"],
+        "c1_p95_ms": e2e["c1"]["p95_ms"],
+        "c8_rps": e2e["c8"]["rps"],
+        "c8_errors": e2e["c8"]["errors"] + e2e["c1"]["errors"],
+        "cold_start_s": result["cold_start"]["median_s"],
+    }
+    result["floors"] = verdicts(figures)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, Path(args.plot))
+    report(result)
+    print(f"wrote {args.out} and {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
