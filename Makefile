@@ -106,6 +106,7 @@ browser: ## Install Debian's chromium for the browser test (when missing)
 lint: venv actionlint ## ruff (lint + format check) and actionlint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint serving/Dockerfile
 
 .PHONY: pytest
 pytest: venv browser lambda-zip ## Run the Python test suite
@@ -120,7 +121,8 @@ bench-train: venv ## Benchmark: wall time and peak memory of the full local pipe
 
 .PHONY: bench-serve
 bench-serve: venv ## Benchmark: compute vs eager PyTorch, API latency, throughput, cold start
-	$(BIN)/python -m bench.bench_serve --out build/bench-serve.json --plot build/bench-serve.png
+	$(BIN)/python -m bench.bench_serve $(if $(ARTIFACT),--artifact $(ARTIFACT)) $(if $(API_URL),--api-url $(API_URL)) \
+	  --out build/bench-serve.json --plot build/bench-serve.png
 
 .PHONY: bench
 bench: bench-train bench-serve ## All benchmarks

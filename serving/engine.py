@@ -12,8 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from serving.artifact import Artifact, open_artifact
+from serving.cpuload import CpuMeter
+from serving.payload import RequestError
 from serving.predictor import answer, make_session
-from serving.preprocess import Preprocessing, preprocess_bytes, softmax
+from serving.preprocess import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    Preprocessing,
+    UnsupportedImageError,
+    preprocess_bytes,
+    softmax,
+)
 from serving.settings import DEFAULT_SPIN_US
 
 
@@ -30,14 +39,17 @@ class EngineOptions:
     threads: int = 0  # intra-op threads of a request running alone; 0 = every CPU
     max_concurrency: int = 0  # requests preprocessed and inferred at once; 0 = CPUs
     spin_us: int = DEFAULT_SPIN_US  # bounded busy-wait of the multi-threaded session's idle threads
+    solo_max_busy: float = 0.8  # the multi-threaded session only while the machine's CPUs are this idle
 
 
 class ModelEngine:
     """Classify encoded images with the artifact's serving model.
 
-    Two sessions share the model: a request that runs alone gets the multi-threaded one (lowest
-    latency); requests that overlap each get a single-threaded one, so concurrent requests run
-    side by side on separate cores instead of fighting over one thread pool.
+    Two sessions share the model. A request computed while no other is, on a machine with a core
+    to spare, gets the multi-threaded session (lowest latency). Otherwise it gets a single-threaded
+    one: overlapping requests run side by side on separate cores instead of fighting over one
+    thread pool, and the server leaves the CPU to its neighbours (on a small host, the processes
+    in front of it) instead of spinning threads where no core is free.
     """
 
     def __init__(
@@ -58,6 +70,8 @@ class ModelEngine:
         self._lock = threading.Lock()
         self._gate = threading.BoundedSemaphore(opts.max_concurrency or cpus)
         self._alone = _Faster(("solo", "shared") if self.shared is not self.solo else ("solo",))
+        self.cpu = CpuMeter()
+        self._solo_max_busy = opts.solo_max_busy
         self._warm_up()
 
     @classmethod
@@ -79,8 +93,9 @@ class ModelEngine:
 
     def probabilities(self, tensor: np.ndarray) -> np.ndarray:
         """One [3, H, W] tensor to class probabilities, on the session that fits the load."""
+        spare_core = self.cpu.busy is None or self.cpu.busy <= self._solo_max_busy
         with self._lock:
-            alone = self._busy == 0
+            alone = self._busy == 0 and spare_core
             self._busy += 1
             name = self._alone.pick() if alone else "shared"
         started = time.perf_counter()
@@ -93,6 +108,17 @@ class ModelEngine:
                 if alone and self._busy == 0:  # ran alone throughout: a fair timing
                     self._alone.record(name, time.perf_counter() - started)
         return softmax(logits)[0]
+
+    def predict(self, data: bytes) -> dict:
+        """classify(), with a refused image as RequestError: 413 too large, 415 not an accepted format, 422 corrupt."""
+        try:
+            return self.classify(data)
+        except ImageTooLargeError as exc:
+            raise RequestError(413, str(exc)) from exc
+        except UnsupportedImageError as exc:
+            raise RequestError(415, str(exc)) from exc
+        except ImageDecodeError as exc:
+            raise RequestError(422, str(exc)) from exc
 
     def classify(self, data: bytes) -> dict:
         """Encoded image → {label, confidence, scores, model_version}; raises ImageDecodeError."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -21,14 +21,13 @@ from urllib.parse import unquote
 
 from serving.accesslog import LineLog
 from serving.payload import RequestError, check_accept, image_bytes
+from serving.runtime_api import RUNTIME_PATH, runtime_answer
 from serving.settings import Settings, parse_settings
 
 if TYPE_CHECKING:
     from serving.engine import ModelEngine
 
 ROUTES: dict[str, tuple[str, ...]] = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",)}
-# The SageMaker runtime API path, so boto3's invoke_endpoint can talk to this server directly.
-RUNTIME_PATH = re.compile(r"/endpoints/([^/]+)/invocations")
 IDLE_TIMEOUT_SECONDS = 60.0
 
 
@@ -127,17 +126,7 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(503, "model is loading: retry when GET /ping answers 200")
         body = self.read_body(app.settings.max_request_bytes)
         check_accept(self.headers.get("Accept"))
-        data = image_bytes(self.headers.get("Content-Type"), body)
-        from serving.preprocess import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
-
-        try:
-            return 200, engine.classify(data)
-        except ImageTooLargeError as exc:
-            raise RequestError(413, str(exc)) from exc
-        except UnsupportedImageError as exc:
-            raise RequestError(415, str(exc)) from exc
-        except ImageDecodeError as exc:
-            raise RequestError(422, str(exc)) from exc
+        return 200, engine.predict(image_bytes(self.headers.get("Content-Type"), body))
 
     def read_body(self, limit: int) -> bytes:
         """The request body, refused by its declared length before a byte of it is read."""
@@ -219,23 +208,6 @@ class Handler(BaseHTTPRequestHandler):
         """Silence the base class's access log; dispatch() writes a JSON line instead."""
 
 
-def runtime_answer(status: int, doc: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Wrap an answer as the SageMaker runtime API does: the model's refusals become ModelError (424)."""
-    if status == 200:
-        return 200, doc, {"x-Amzn-Invoked-Production-Variant": "AllTraffic"}
-    if status == 503:
-        return (
-            429,
-            {"message": doc.get("error", "model is loading")},
-            {"x-amzn-ErrorType": "ModelNotReadyException"},
-        )
-    original = json.dumps(doc, separators=(",", ":"))
-    side = "client" if status < 500 else "server"
-    message = f'Received {side} error ({status}) from primary with message "{original}".'
-    body = {"message": message, "OriginalStatusCode": status, "OriginalMessage": original}
-    return 424, body, {"x-amzn-ErrorType": "ModelError"}
-
-
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -247,7 +219,11 @@ class Server(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        self.app.log.event(event="error", error=traceback.format_exc(limit=8))
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):  # the client went away: nothing to fix here
+            self.app.log.request(event="disconnect", error=f"{type(exc).__name__}: {exc}")
+        else:
+            self.app.log.event(event="error", error=traceback.format_exc(limit=8))
 
 
 def load_engine(settings: Settings) -> ModelEngine:
@@ -258,8 +234,6 @@ def load_engine(settings: Settings) -> ModelEngine:
     workdir = None
     if os.path.isfile(settings.model):
         workdir = tempfile.mkdtemp(prefix="model-")
-        import atexit
-
         atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     artifact = open_artifact(settings.model, workdir)
     options = EngineOptions(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,9 +16,11 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ("cat", "dog")
+VERSION = "test-run-1"  # the version build_artifact writes into metadata.json
 
 
 def data_dir() -> Path:
@@ -83,7 +88,7 @@ def build_artifact(dest: Path, per_class: int = 20) -> Path:
         model_dir=model_dir,
         prep=prep,
         labels=list(LABELS),
-        version="test-run-1",
+        version=VERSION,
         metrics={"accuracy": 0.0},
     )
     return pack_model_dir(model_dir, tar_path)
@@ -168,3 +173,51 @@ def model_server(artifact_path: str | Path, **kwargs) -> Iterator[str]:
     finally:
         stop_model_server(proc)
         Path(proc.log_path).unlink(missing_ok=True)  # type: ignore[attr-defined]
+
+
+def request(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict | None = None,
+    conn: http.client.HTTPConnection | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request (on `conn` when given, else a fresh connection): status, lower-cased headers, body."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=30)
+    try:
+        conn.request(method, path, body=body if method in ("POST", "PUT") else None, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def raw_request(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are and parse the answer."""
+    with socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=30) as sock:
+        with contextlib.suppress(OSError):  # the server may answer and close before reading all
+            sock.sendall(data)
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+
+
+def classify(url: str, body: bytes, content_type: str = "image/jpeg", path: str = "/invocations") -> dict:
+    """POST an image to the model server and return its 200 JSON answer."""
+    status, headers, payload = request(url, "POST", path, body, {"Content-Type": content_type})
+    assert status == 200, payload
+    assert headers["content-type"] == "application/json"
+    return json.loads(payload)
+
+
+def check_answer(doc: dict, version: str = VERSION) -> None:
+    """Assert the answer schema: label, confidence, scores over LABELS summing to 1, model_version."""
+    assert set(doc) == {"label", "confidence", "scores", "model_version"}
+    assert set(doc["scores"]) == set(LABELS)
+    assert abs(sum(doc["scores"].values()) - 1.0) < 1e-4
+    assert doc["label"] == max(doc["scores"], key=doc["scores"].get)
+    assert doc["confidence"] == doc["scores"][doc["label"]]
+    assert doc["model_version"] == version

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from serving_bad_inputs import real_jpeg
 from serving_fixtures import build_artifact
 
+from serving.cpuload import CpuMeter
 from serving.engine import EngineOptions, ModelEngine, _Faster
 from serving.predictor import Predictor
 from serving.preprocess import ImageDecodeError, preprocess_bytes
@@ -75,3 +77,37 @@ def test_engine_on_one_cpu_uses_one_session(tmp_path_factory: pytest.TempPathFac
     single = ModelEngine.load(Path(path), EngineOptions(threads=1))
     assert single.solo is single.shared
     assert single.classify(real_jpeg())["label"] in ("cat", "dog")
+
+
+def test_cpu_meter_reads_the_busy_fraction(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 ...\n")
+    meter = CpuMeter(interval=3600, path=stat)  # sampled by hand below
+    assert meter.busy is None
+    stat.write_text("cpu  250 0 150 850 0 0 0 0 0 0\n")  # +200 busy, +50 idle
+    meter.sample()
+    assert meter.busy == pytest.approx(0.8)
+    assert CpuMeter(path=tmp_path / "missing").busy is None
+
+
+def test_a_busy_machine_gets_the_single_threaded_session(engine: ModelEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[str] = []
+    for name in ("solo", "shared"):
+        session = getattr(engine, name)
+        monkeypatch.setattr(engine, name, _Spy(session, name, used))
+    monkeypatch.setattr(engine, "cpu", SimpleNamespace(busy=0.95))  # not the live meter
+    engine.classify(real_jpeg())
+    engine.cpu.busy = 0.10
+    monkeypatch.setattr(engine._alone, "latency", {"solo": 0.001, "shared": 0.002})
+    monkeypatch.setattr(engine._alone, "count", 0)
+    engine.classify(real_jpeg())
+    assert used == ["shared", "solo"]
+
+
+class _Spy:
+    def __init__(self, session, name: str, used: list[str]) -> None:
+        self.session, self.name, self.used = session, name, used
+
+    def run(self, *args, **kwargs):
+        self.used.append(self.name)
+        return self.session.run(*args, **kwargs)

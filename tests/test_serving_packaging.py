@@ -63,12 +63,22 @@ def test_dockerfile_keeps_the_sagemaker_contract() -> None:
     assert json.loads(dict(steps)["CMD"]) == ["serve"]
 
 
-def test_the_container_command_line_parses() -> None:
-    """`docker run IMAGE serve` runs `python -m serving.server serve` with SageMaker's defaults."""
+def test_build_context_is_only_the_server() -> None:
+    rules = [r for r in (REPO / "serving" / "Dockerfile.dockerignore").read_text().splitlines() if r and r[0] != "#"]
+    assert rules[0] == "*" and "!serving/" in rules  # no .venv, data or build outputs in the context
+
+
+def test_the_container_command_line_parses(monkeypatch) -> None:
+    """`docker run IMAGE serve` runs `python -m serving.server serve`: SageMaker's port and model folder."""
     from serving.settings import parse_settings
 
+    for name in ("SAGEMAKER_BIND_TO_PORT", "PORT", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")  # as the Dockerfile sets it
     settings = parse_settings(["serve"])
-    assert settings.port in (8080,) or settings.port > 0
+    assert (settings.port, settings.host, settings.model) == (8080, "0.0.0.0", "/opt/ml/model")
+    env_line = next(args for kind, args in instructions() if kind == "ENV")
+    assert "SM_MODEL_DIR=/opt/ml/model" in env_line
     out = subprocess.run(
         [sys.executable, "-m", "serving.server", "serve", "--help"],
         cwd=REPO,

@@ -47,6 +47,7 @@ def test_exif_orientation_is_applied(orientation: int, transpose: Image.Transpos
     assert jpeg.size == img.transpose(transpose).size
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # pytest resets the module's filter
 def test_a_bomb_is_refused_from_its_header_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_decoding(self: Image.Image):
         raise AssertionError("pixels were decoded")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
 import io
 import json
@@ -17,14 +16,17 @@ import pytest
 from serving_bad_inputs import CASES, Case, real_jpeg
 from serving_fixtures import (
     LABELS,
+    VERSION,
     build_artifact,
+    check_answer,
+    classify,
     photos,
+    raw_request,
+    request,
     server_log,
     start_model_server,
     stop_model_server,
 )
-
-VERSION = "test-run-1"  # the version build_artifact writes into metadata.json
 
 
 @pytest.fixture(scope="session")
@@ -37,51 +39,6 @@ def server(artifact: Path):
     proc, url = start_model_server(artifact)
     yield url
     stop_model_server(proc)
-
-
-def request(
-    url: str,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    headers: dict | None = None,
-    conn: http.client.HTTPConnection | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    own = conn is None
-    conn = conn or http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=30)
-    try:
-        conn.request(method, path, body=body if method in ("POST", "PUT") else None, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        if own:
-            conn.close()
-
-
-def raw_request(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send bytes as they are and parse the answer."""
-    with socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=30) as sock:
-        with contextlib.suppress(OSError):  # the server may answer and close before reading all
-            sock.sendall(data)
-        resp = http.client.HTTPResponse(sock)
-        resp.begin()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-
-
-def classify(url: str, body: bytes, content_type: str = "image/jpeg", path: str = "/invocations") -> dict:
-    status, headers, payload = request(url, "POST", path, body, {"Content-Type": content_type})
-    assert status == 200, payload
-    assert headers["content-type"] == "application/json"
-    return json.loads(payload)
-
-
-def check_answer(doc: dict, version: str = VERSION) -> None:
-    assert set(doc) == {"label", "confidence", "scores", "model_version"}
-    assert set(doc["scores"]) == set(LABELS)
-    assert abs(sum(doc["scores"].values()) - 1.0) < 1e-4
-    assert doc["label"] == max(doc["scores"], key=doc["scores"].get)
-    assert doc["confidence"] == doc["scores"][doc["label"]]
-    assert doc["model_version"] == version
 
 
 def to_png(data: bytes) -> bytes:
@@ -234,12 +191,17 @@ def test_request_log_has_one_json_line_per_request(artifact: Path) -> None:
         request(url, "POST", "/invocations", b"nope", {"Content-Type": "image/jpeg"})
     finally:
         assert stop_model_server(proc) == 0  # SIGTERM: a clean exit
-    lines = [json.loads(line) for line in server_log(proc).splitlines()]
+    log = server_log(proc)
+    lines = [json.loads(line) for line in log.splitlines()]
     served = [d for d in lines if d.get("path") == "/invocations"]
-    assert [d["status"] for d in served] == [200, 415]
+    assert [d["status"] for d in served] == [200, 415], log
     assert served[0]["label"] in LABELS and "not an image" in served[1]["error"]
-    assert "Traceback" not in server_log(proc)
-    assert [d["event"] for d in lines if "event" in d] == ["listening", "ready", "stopped"]
+    assert "Traceback" not in log
+    assert [d["event"] for d in lines if d.get("event", "disconnect") != "disconnect"] == [
+        "listening",
+        "ready",
+        "stopped",
+    ], log
 
 
 def test_model_version_env_and_unpacked_folder(artifact: Path) -> None:
@@ -249,49 +211,6 @@ def test_model_version_env_and_unpacked_folder(artifact: Path) -> None:
         check_answer(classify(url, real_jpeg()), version="42")
     finally:
         stop_model_server(proc)
-
-
-def test_sagemaker_runtime_api_through_boto3(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
-
-    for name, value in {
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.session.Session().client("sagemaker-runtime")
-    resp = client.invoke_endpoint(
-        EndpointName="catdog-prod", ContentType="image/jpeg", Accept="application/json", Body=real_jpeg()
-    )
-    assert resp["ContentType"] == "application/json"
-    assert resp["InvokedProductionVariant"] == "AllTraffic"
-    doc = json.loads(resp["Body"].read())
-    check_answer(doc)
-    assert doc == classify(server, real_jpeg())
-    body = json.dumps({"image_base64": base64.b64encode(real_jpeg()).decode()})
-    check_answer(
-        json.loads(
-            client.invoke_endpoint(EndpointName="catdog-prod", ContentType="application/json", Body=body)["Body"].read()
-        )
-    )
-    with pytest.raises(client.exceptions.ModelError) as refused:  # as SageMaker reports a container's 4xx
-        client.invoke_endpoint(EndpointName="catdog-prod", ContentType="image/jpeg", Body=b"not a photo")
-    err = refused.value.response
-    assert err["OriginalStatusCode"] == 415
-    assert "not an image" in json.loads(err["OriginalMessage"])["error"]
-    assert "client error (415)" in err["Error"]["Message"]
-
-
-def test_runtime_api_path_needs_post_and_a_name(server: str) -> None:
-    status, _, body = request(server, "GET", "/endpoints/any-name/invocations")
-    assert status == 405
-    assert "not allowed" in json.loads(body)["error"]
-    assert classify(server, real_jpeg(), path="/endpoints/Any-Name-1/invocations")["model_version"] == VERSION
 
 
 def test_missing_model_stops_the_server_with_a_clear_error(tmp_path: Path) -> None:

@@ -99,6 +99,7 @@ def make_server(host: str, port: int, routing_path: Path, api_url: str) -> Threa
 
     class Front(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, *args: Any) -> None:
             return

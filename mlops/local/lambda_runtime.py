@@ -55,6 +55,7 @@ def make_server(
 ) -> ThreadingHTTPServer:
     class Invoke(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, *args: Any) -> None:  # one line per request is the handler's job
             return
