@@ -25,20 +25,24 @@ FLOORS = {  # name: (limit, "max" or "min")
 }
 
 
-def interleaved(fns: dict, n: int, block: int = 20, warmup: int = 10) -> dict[str, list[float]]:
+def interleaved(fns: dict, n: int, block_s: float = 0.3, pause_s: float = 0.01, warmup_s: float = 1.0) -> dict:
     """Seconds per call of each function, in alternating blocks so that load drifts hit all alike.
 
-    A pause after each block lets thread pools that spin after work (OpenMP, ONNX Runtime) go
-    idle before the next function runs.
+    Blocks last the same time (not the same number of calls), so a fast function is not measured
+    in short bursts that a virtual CPU, clocked down while idle, runs slower. A short pause after
+    each block lets thread pools that spin after work (OpenMP, ONNX Runtime) go idle before the
+    next function runs.
     """
     for fn in fns.values():
-        for _ in range(warmup):
+        until = time.perf_counter() + warmup_s
+        while time.perf_counter() < until:
             fn()
     out: dict[str, list[float]] = {name: [] for name in fns}
-    while len(next(iter(out.values()))) < n:
+    while min(len(v) for v in out.values()) < n:
         for name, fn in fns.items():
-            time.sleep(0.05)
-            for _ in range(block):
+            time.sleep(pause_s)
+            until = time.perf_counter() + block_s
+            while time.perf_counter() < until:
                 t = time.perf_counter()
                 fn()
                 out[name].append(time.perf_counter() - t)

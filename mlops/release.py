@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from mlops.backends.base import APPROVED, Backend, BackendError, Release
 from mlops.backends.local_registry import ModelVersion
-from mlops.smoke import SmokeConfig, SmokeResult, run_smoke
+from mlops.smoke import SmokeConfig, SmokeResult, SmokeSetupError, run_smoke, smoke_photos
 
 
 class PromotionRefused(RuntimeError):
@@ -75,6 +75,10 @@ def promote(
         if previous and previous.model_version == mv.version:
             log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
             return previous
+        try:  # before anything moves: a promotion that cannot be smoke-tested must not start
+            photos = smoke_photos(smoke)
+        except SmokeSetupError as exc:
+            raise PromotionRefused(str(exc)) from exc
         release = Release(
             release_id=time.strftime("r%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
             model_version=mv.version,
@@ -92,12 +96,13 @@ def promote(
             backend.move_alias(release.lambda_version)
             release.deployment_id = backend.deploy_stage(release)
             log(f"stage deployment {release.deployment_id}; smoke-testing {backend.api_url()}")
-            result: SmokeResult = run_smoke(backend.api_url(), smoke)
+            result: SmokeResult = run_smoke(backend.api_url(), smoke, photos)
             release.smoke = result.to_dict()
             if not result.passed:
                 raise PromotionFailed(f"smoke tests failed: {'; '.join(result.failures)}")
-        except (PromotionFailed, BackendError) as exc:
-            reason = str(exc)
+        except (Exception, KeyboardInterrupt) as exc:  # whatever stopped it, the previous release comes back
+            known = isinstance(exc, PromotionFailed | BackendError)
+            reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
             log(f"rolling back: {reason}")
             _restore(backend, previous, release)
             release.status, release.reason, release.finished = "rolled_back", reason, _now()
@@ -125,12 +130,16 @@ def rollback(
         target = by_id.get(live.previous_release_id)
         if target is None:
             raise PromotionRefused(f"release {live.release_id} has no previous release to return to")
+        try:
+            photos = smoke_photos(smoke) if smoke is not None else None
+        except SmokeSetupError as exc:
+            raise PromotionRefused(str(exc)) from exc
         log(f"rolling back from version {live.model_version} to version {target.model_version}")
         backend.restore_endpoint(target.endpoint_config)
         backend.move_alias(target.lambda_version)
         backend.restore_stage(target.deployment_id)
         if smoke is not None:
-            result = run_smoke(backend.api_url(), smoke)
+            result = run_smoke(backend.api_url(), smoke, photos)
             target.smoke = result.to_dict()
         live.status, live.reason, live.finished = "rolled_back", f"rolled back by {who}", _now()
         target.status = "live"

@@ -40,18 +40,28 @@ class SmokeResult:
         return asdict(self)
 
 
+class SmokeSetupError(FileNotFoundError):
+    """The smoke tests cannot run at all (no photos): nothing should be switched."""
+
+
 def smoke_photos(cfg: SmokeConfig) -> list[tuple[Path, str]]:
+    """The labelled photos the smoke tests send; raises SmokeSetupError (one line) when there are none."""
     root = cfg.photos_dir
     if root is None:
-        from training.data import resolve_data_dir
+        from training.data import DataUnavailableError, resolve_data_dir
 
-        root = resolve_data_dir() / "test"
+        try:
+            root = resolve_data_dir() / "test"
+        except DataUnavailableError as exc:
+            raise SmokeSetupError(f"no smoke-test photos: {exc}") from exc
+    if not all((root / label).is_dir() for label in LABELS):
+        raise SmokeSetupError(f"no smoke-test photos: {root} needs {'/ and '.join(LABELS)}/ folders")
     photos = []
     for label in LABELS:
         files = sorted(p for p in (root / label).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
         photos.extend((p, label) for p in files[: cfg.photos_per_class])
     if not photos:
-        raise FileNotFoundError(f"no smoke-test photos under {root}/{{cat,dog}}")
+        raise SmokeSetupError(f"no smoke-test photos under {root}/{{cat,dog}}")
     return photos
 
 
@@ -60,7 +70,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def run_smoke(api_url: str, cfg: SmokeConfig) -> SmokeResult:
+def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | None = None) -> SmokeResult:
     """Every check runs; the result lists each failure in one line."""
     http = urllib3.PoolManager(timeout=urllib3.Timeout(total=cfg.timeout_s), retries=False)
     base = api_url.rstrip("/")
@@ -88,7 +98,7 @@ def run_smoke(api_url: str, cfg: SmokeConfig) -> SmokeResult:
         failures.append(f"GET /health answered {status or err}")
 
     correct, latencies = 0, []
-    photos = smoke_photos(cfg)
+    photos = photos or smoke_photos(cfg)
     for path, truth in photos:
         status, data, ms, err = call("POST", "/predict", path.read_bytes(), "image/jpeg")
         latencies.append(ms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aws_support import PREFIX, STAGE, Stack, approve_all, aws_env, make_stack
@@ -29,13 +30,14 @@ def smoke(monkeypatch, *results: bool) -> list[str]:
     urls: list[str] = []
     outcomes = iter(results)
 
-    def fake(url: str, cfg: SmokeConfig) -> SmokeResult:
+    def fake(url: str, cfg: SmokeConfig, photos: object = None) -> SmokeResult:
         urls.append(url)
         ok = next(outcomes)
         failures = [] if ok else ["3/10 photos classified correctly with confidence ≥ 0.6"]
         return SmokeResult(ok, failures, 10 if ok else 3, 10, 80.0, 120.0, {"health": 200})
 
     monkeypatch.setattr(release_mod, "run_smoke", fake)
+    monkeypatch.setattr(release_mod, "smoke_photos", lambda cfg: [(Path("cat.1.jpg"), "cat")])
     return urls
 
 
@@ -119,3 +121,29 @@ def test_an_unapproved_version_is_refused_and_the_lock_is_free_again(stack: Stac
     with backend.lock("next"):
         pass
     assert backend.list_releases() == [] and stack.updates.calls == []
+
+
+def test_a_promotion_that_cannot_be_smoke_tested_is_refused_before_anything_moves(stack: Stack, tmp_path) -> None:
+    backend = stack.backend
+    with pytest.raises(PromotionRefused, match="no smoke-test photos"):
+        promote(backend, "1", "alice", SmokeConfig(photos_dir=tmp_path), log=lambda m: None)
+    assert backend.list_releases() == [] and stack.updates.calls == [] and stack.invocations.calls == []
+    with backend.lock("next"):
+        pass
+
+
+def test_an_unexpected_error_during_the_smoke_tests_still_rolls_everything_back(stack: Stack, monkeypatch) -> None:
+    smoke(monkeypatch, True)
+    backend = stack.backend
+    first = promote(backend, "1", "alice", SmokeConfig(), log=lambda m: None)
+    before = live_state(stack)
+
+    def broken(url: str, cfg: SmokeConfig, photos: object = None) -> SmokeResult:
+        raise ConnectionResetError("peer reset")
+
+    monkeypatch.setattr(release_mod, "run_smoke", broken)
+    with pytest.raises(PromotionFailed, match="rolled back to version 1: ConnectionResetError: peer reset"):
+        promote(backend, "2", "bob", SmokeConfig(), log=lambda m: None)
+    assert live_state(stack) == before
+    assert {r.model_version: r.status for r in backend.list_releases()} == {"1": "live", "2": "rolled_back"}
+    assert status(backend)["release_id"] == first.release_id

@@ -1,4 +1,4 @@
-"""Turn a trained network into the serving artifact: ONNX and metadata.json.
+"""Turn a trained network into the serving artifact: ONNX (float, and int8 when it holds up) and metadata.json.
 
 The files are written into SM_MODEL_DIR; SageMaker (or the local runner) packs that folder
 as model.tar.gz, which is what the model server loads.
@@ -12,9 +12,11 @@ import os
 import subprocess
 import tarfile
 import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,11 +74,21 @@ def write_artifact(
     version: str,
     metrics: dict,
     extra: dict | None = None,
+    calibration: Sequence[np.ndarray] = (),
+    validation: Sequence[np.ndarray] = (),
 ) -> dict:
-    """Write model.onnx and metadata.json into model_dir; return the metadata."""
+    """Write model.onnx (and model.int8.onnx) and metadata.json into model_dir; return the metadata.
+
+    With calibration tensors the int8 model is built and served when it agrees with the float
+    model on the validation tensors; metadata["quantization"] records the comparison.
+    """
     model_dir.mkdir(parents=True, exist_ok=True)
     export_onnx(model, model_dir / FP32_FILE, prep.input_size)
     serving_file = FP32_FILE
+    quantization = None
+    if len(calibration) > 0:
+        check = validation if len(validation) > 0 else calibration
+        serving_file, quantization = _quantize(model_dir, calibration, check)
     meta = {
         "name": "catdog-mobilenetv2",
         "labels": labels,
@@ -90,10 +102,26 @@ def write_artifact(
         "git_sha": git_sha(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "framework": {"torch": torch.__version__.split("+")[0]},
+        **({"quantization": quantization} if quantization else {}),
         **(extra or {}),
     }
     (model_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
+
+
+def _quantize(model_dir: Path, calibration: Sequence[np.ndarray], validation: Sequence[np.ndarray]) -> tuple[str, dict]:
+    """Build model.int8.onnx; (the file to serve, what the comparison with the float model found)."""
+    from training.quantize import INT8_FILE, acceptable, quantization_report, quantize_int8
+
+    int8 = quantize_int8(model_dir / FP32_FILE, model_dir / INT8_FILE, calibration, INPUT_NAME)
+    report = quantization_report(model_dir / FP32_FILE, int8, validation, INPUT_NAME)
+    report.update(format="QDQ, uint8 activations, int8 per-channel weights", calibration_photos=len(calibration))
+    refusal = acceptable(report)
+    if not refusal:
+        return INT8_FILE, {**report, "served": True}
+    log.warning("serving the float model: the int8 model failed its check: %s", refusal)
+    int8.unlink()
+    return FP32_FILE, {**report, "served": False, "reason": refusal}
 
 
 def pack_model_dir(model_dir: Path, tar_path: Path) -> Path:

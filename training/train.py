@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-images-per-class", type=int, default=0, help="0 = all (a small slice for quick runs)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--quantize", choices=("int8", "none"), default="int8", help="serve an int8 model when it matches the float one"
+    )
+    p.add_argument("--calibration-images", type=int, default=128, help="training photos that calibrate int8")
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--version", default=os.environ.get("TRAINING_JOB_NAME", ""))
     p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", ""))
@@ -191,11 +195,33 @@ def train(args: argparse.Namespace) -> dict:
         version,
         metrics,
         extra={"mlflow_run_id": run.run_id or ""},
+        **_quantization_data(args, prep, train_s, val_s),
     )
+    if "quantization" in meta:
+        run.log_metrics(
+            {f"int8_{k}": meta["quantization"][k] for k in ("label_agreement", "confident_agreement", "mean_prob_diff")}
+        )
     out = Path(args.output_data_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "training.json").write_text(json.dumps({"metrics": metrics, "metadata": meta}, indent=2) + "\n")
     return meta
+
+
+def _quantization_data(
+    args: argparse.Namespace, prep: Preprocessing, train_s: list[tuple[Path, int]], val_s: list[tuple[Path, int]]
+) -> dict[str, list]:
+    """Calibration (training photos) and check (validation photos) tensors, preprocessed as served."""
+    if args.quantize == "none" or args.calibration_images <= 0:
+        return {}
+    import random
+
+    from serving.preprocess import preprocess_bytes
+
+    picked = random.Random(args.seed).sample(train_s, min(args.calibration_images, len(train_s)))
+    return {
+        "calibration": [preprocess_bytes(path.read_bytes(), prep) for path, _ in picked],
+        "validation": [preprocess_bytes(path.read_bytes(), prep) for path, _ in val_s],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
