@@ -99,7 +99,8 @@ def make_server(host: str, port: int, routing_path: Path, api_url: str) -> Threa
 
     class Front(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in separate writes
+        disable_nagle_algorithm = True
+        wbufsize = 1 << 16  # status line, headers and body leave in one write (flushed after each request)
 
         def log_message(self, *args: Any) -> None:
             return

@@ -55,7 +55,8 @@ def make_server(
 ) -> ThreadingHTTPServer:
     class Invoke(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in separate writes
+        disable_nagle_algorithm = True
+        wbufsize = 1 << 16  # status line, headers and body leave in one write (flushed after each request)
 
         def log_message(self, *args: Any) -> None:  # one line per request is the handler's job
             return
