@@ -1,47 +1,37 @@
-"""System-wide CPU busy fraction, sampled from /proc/stat by a background thread (Linux only)."""
+"""Whether a CPU is free right now: the kernel's count of runnable tasks in /proc/loadavg (Linux)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
-PROC_STAT = Path("/proc/stat")
+PROC_LOADAVG = Path("/proc/loadavg")
 
 
-def read_cpu_times(path: Path = PROC_STAT) -> tuple[int, int] | None:
-    """(total, idle) jiffies of all CPUs since boot, or None where /proc/stat is not readable."""
+def runnable_tasks(path: Path = PROC_LOADAVG) -> int | None:
+    """Tasks running or ready to run on any CPU at this instant (the caller included), or None if unknown.
+
+    /proc/loadavg's fourth field is "runnable/total", e.g. "1.58 1.52 1.41 2/102 5152".
+    """
     try:
-        with path.open() as f:
-            fields = [int(v) for v in f.readline().split()[1:9]]
-    except (OSError, ValueError):
+        return int(path.read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
         return None
-    if len(fields) < 5:
-        return None
-    return sum(fields), fields[3] + fields[4]  # idle + iowait
 
 
-class CpuMeter:
-    """`busy` is the fraction of all CPUs in use over the last interval (None: unknown)."""
+class RunQueue:
+    """spare_cpu(): besides this process's own tasks, fewer runnable tasks than CPUs minus one.
 
-    def __init__(self, interval: float = 0.1, path: Path = PROC_STAT) -> None:
-        self.busy: float | None = None
-        self._interval = interval
-        self._path = path
-        self._last = read_cpu_times(path)
-        if self._last is not None:
-            threading.Thread(target=self._run, name="cpu-meter", daemon=True).start()
+    Read just before an inference, this says whether a second inference thread would run in
+    parallel or only take a core from a process that needs it (on a small host, the API
+    processes in front of the model server). An average (load, CPU busy over the last 100 ms)
+    cannot tell "the processes in front of me are idle while I compute" from "they are busy".
+    """
 
-    def sample(self) -> None:
-        now = read_cpu_times(self._path)
-        if now is None or self._last is None:
-            return
-        total, idle = now[0] - self._last[0], now[1] - self._last[1]
-        if total > 0:
-            self.busy = min(1.0, max(0.0, 1.0 - idle / total))
-        self._last = now
+    def __init__(self, cpus: int, path: Path = PROC_LOADAVG) -> None:
+        self.cpus = cpus
+        self.path = path
 
-    def _run(self) -> None:
-        while True:
-            time.sleep(self._interval)
-            self.sample()
+    def spare_cpu(self, own: int = 1) -> bool:
+        """own: this process's tasks that may be among the runnable (the caller, spinning pool threads)."""
+        running = runnable_tasks(self.path)
+        return running is None or running - own <= self.cpus - 2

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.artifact import Artifact, open_artifact
-from serving.cpuload import CpuMeter
+from serving.cpuload import RunQueue
 from serving.payload import RequestError
 from serving.predictor import answer, make_session
 from serving.preprocess import (
@@ -39,17 +39,16 @@ class EngineOptions:
     threads: int = 0  # intra-op threads of a request running alone; 0 = every CPU
     max_concurrency: int = 0  # requests preprocessed and inferred at once; 0 = CPUs
     spin_us: int = DEFAULT_SPIN_US  # bounded busy-wait of the multi-threaded session's idle threads
-    solo_max_busy: float = 0.8  # the multi-threaded session only while the machine's CPUs are this idle
 
 
 class ModelEngine:
     """Classify encoded images with the artifact's serving model.
 
-    Two sessions share the model. A request computed while no other is, on a machine with a core
-    to spare, gets the multi-threaded session (lowest latency). Otherwise it gets a single-threaded
-    one: overlapping requests run side by side on separate cores instead of fighting over one
-    thread pool, and the server leaves the CPU to its neighbours (on a small host, the processes
-    in front of it) instead of spinning threads where no core is free.
+    Two sessions share the model. A request computed while no other is, when no other task holds
+    or waits for a CPU, gets the multi-threaded session (lowest latency). Otherwise it gets a
+    single-threaded one: overlapping requests run side by side on separate cores instead of
+    fighting over one thread pool, and the server leaves the CPU to its neighbours (on a small
+    host, the processes in front of it) instead of spinning threads where no core is free.
     """
 
     def __init__(
@@ -63,6 +62,7 @@ class ModelEngine:
         cpus = cpu_count()
         threads = opts.threads or cpus
         path = artifact.serving_model_path
+        self.solo_threads = threads
         self.solo = make_session(path, threads, opts.spin_us if threads > 1 else 0)
         self.shared = make_session(path, 1, 0) if threads > 1 else self.solo
         self.input_name = self.solo.get_inputs()[0].name
@@ -70,8 +70,9 @@ class ModelEngine:
         self._lock = threading.Lock()
         self._gate = threading.BoundedSemaphore(opts.max_concurrency or cpus)
         self._alone = _Faster(("solo", "shared") if self.shared is not self.solo else ("solo",))
-        self.cpu = CpuMeter()
-        self._solo_max_busy = opts.solo_max_busy
+        self.cpu = RunQueue(cpus)
+        self._spin_s = opts.spin_us / 1e6 + 0.0005  # how long after a solo run its idle threads may spin
+        self._solo_ended = 0.0
         self._warm_up()
 
     @classmethod
@@ -93,9 +94,9 @@ class ModelEngine:
 
     def probabilities(self, tensor: np.ndarray) -> np.ndarray:
         """One [3, H, W] tensor to class probabilities, on the session that fits the load."""
-        spare_core = self.cpu.busy is None or self.cpu.busy <= self._solo_max_busy
         with self._lock:
-            alone = self._busy == 0 and spare_core
+            spinning = self.solo_threads - 1 if time.perf_counter() - self._solo_ended < self._spin_s else 0
+            alone = self._busy == 0 and self.shared is not self.solo and self.cpu.spare_cpu(own=1 + spinning)
             self._busy += 1
             name = self._alone.pick() if alone else "shared"
         started = time.perf_counter()
@@ -105,8 +106,11 @@ class ModelEngine:
         finally:
             with self._lock:
                 self._busy -= 1
+                ended = time.perf_counter()
+                if name == "solo":
+                    self._solo_ended = ended
                 if alone and self._busy == 0:  # ran alone throughout: a fair timing
-                    self._alone.record(name, time.perf_counter() - started)
+                    self._alone.record(name, ended - started)
         return softmax(logits)[0]
 
     def predict(self, data: bytes) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from serving_bad_inputs import real_jpeg
 from serving_fixtures import build_artifact
 
-from serving.cpuload import CpuMeter
+from serving.cpuload import RunQueue, runnable_tasks
 from serving.engine import EngineOptions, ModelEngine, _Faster
 from serving.predictor import Predictor
 from serving.preprocess import ImageDecodeError, preprocess_bytes
@@ -79,15 +79,16 @@ def test_engine_on_one_cpu_uses_one_session(tmp_path_factory: pytest.TempPathFac
     assert single.classify(real_jpeg())["label"] in ("cat", "dog")
 
 
-def test_cpu_meter_reads_the_busy_fraction(tmp_path: Path) -> None:
-    stat = tmp_path / "stat"
-    stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 ...\n")
-    meter = CpuMeter(interval=3600, path=stat)  # sampled by hand below
-    assert meter.busy is None
-    stat.write_text("cpu  250 0 150 850 0 0 0 0 0 0\n")  # +200 busy, +50 idle
-    meter.sample()
-    assert meter.busy == pytest.approx(0.8)
-    assert CpuMeter(path=tmp_path / "missing").busy is None
+def test_the_run_queue_says_whether_a_cpu_is_free(tmp_path: Path) -> None:
+    loadavg = tmp_path / "loadavg"
+    queue = RunQueue(cpus=2, path=loadavg)
+    loadavg.write_text("0.50 0.40 0.30 1/180 4242\n")  # only the caller runs
+    assert runnable_tasks(loadavg) == 1 and queue.spare_cpu()
+    loadavg.write_text("1.90 1.40 0.30 2/180 4242\n")  # another task holds the second CPU
+    assert not queue.spare_cpu()
+    assert queue.spare_cpu(own=2)  # ... unless it is one of our own (a pool thread still spinning)
+    assert RunQueue(cpus=4, path=loadavg).spare_cpu()
+    assert runnable_tasks(tmp_path / "missing") is None and RunQueue(2, tmp_path / "missing").spare_cpu()
 
 
 def test_a_busy_machine_gets_the_single_threaded_session(engine: ModelEngine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,9 +96,10 @@ def test_a_busy_machine_gets_the_single_threaded_session(engine: ModelEngine, mo
     for name in ("solo", "shared"):
         session = getattr(engine, name)
         monkeypatch.setattr(engine, name, _Spy(session, name, used))
-    monkeypatch.setattr(engine, "cpu", SimpleNamespace(busy=0.95))  # not the live meter
+    free = SimpleNamespace(now=False)
+    monkeypatch.setattr(engine, "cpu", SimpleNamespace(spare_cpu=lambda own=1: free.now))  # not the live run queue
     engine.classify(real_jpeg())
-    engine.cpu.busy = 0.10
+    free.now = True
     monkeypatch.setattr(engine._alone, "latency", {"solo": 0.001, "shared": 0.002})
     monkeypatch.setattr(engine._alone, "count", 0)
     engine.classify(real_jpeg())
