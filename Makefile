@@ -88,11 +88,13 @@ mlflow-ui: venv ## Open the MLflow UI on the local tracking store (http://127.0.
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow.db --port 5000
 
 .PHONY: web-build
-web-build: ## Build the web page for S3 with the API URL injected: make web-build API_URL=https://...
+web-build: venv ## Build the web page with the API URL injected: make web-build API_URL=https://...
 	@test -n "$(API_URL)" || { echo "usage: make web-build API_URL=https://..." >&2; exit 2; }
-	@mkdir -p build/web
-	sed 's|__API_URL__|$(API_URL)|' web/index.html > build/web/index.html
-	@echo "wrote build/web/index.html for $(API_URL)"
+	$(MLOPS) web build --api-url "$(API_URL)" --out build/web/index.html
+
+.PHONY: web-publish
+web-publish: venv ## Publish the web page to the stage's S3 bucket (AWS): make web-publish ENV=staging
+	$(MLOPS) web publish --backend aws --stage $(ENV)
 
 .PHONY: browser
 browser: ## Install Debian's chromium for the browser test (when missing)

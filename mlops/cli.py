@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlops import cli_aws, cli_release, cli_stack
+from mlops import cli_aws, cli_release, cli_stack, cli_web
 from mlops.cli_pipeline import pipeline_app, registry_app
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ cli_aws.register(app)
 cli_stack.register(app)
 cli_release.register(app)
 cli_stack.register_demo(app)
+cli_web.register(app)
 
 if __name__ == "__main__":
     app()

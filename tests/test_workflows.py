@@ -134,6 +134,7 @@ def test_the_release_commands() -> None:
         "make image-push ENV=staging",
         'mlops pipeline upsert --backend aws --stage staging --image-tag "$IMAGE_TAG"',
         "mlops lambda update-code --backend aws --stage staging --zip build/lambda.zip",
+        "mlops web publish --backend aws --stage staging",
         "mlops promote --backend aws --stage staging",
         'mlops status --backend aws --stage staging --markdown >> "$GITHUB_STEP_SUMMARY"',
     ]
@@ -146,7 +147,7 @@ def test_the_release_commands() -> None:
             'mlops promote "$VERSION" --backend aws --stage production',
         )
     )
-    assert approve < to_staging < to_production
+    assert approve < to_staging < to_production < promote.index("mlops web publish --backend aws --stage production")
     assert promote[-2:] == [
         f'mlops status --backend aws --stage {stage} --markdown >> "$GITHUB_STEP_SUMMARY"'
         for stage in ("staging", "production")

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 import urllib3
 
 from mlops.local.lambda_runtime import INVOKE_PATH
+from mlops.web_page import render as render_page
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
 BINARY_TYPES = ("image/", "application/octet-stream", "application/x-image")
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 STAGE = "local"
 
 
@@ -118,7 +118,7 @@ def make_server(host: str, port: int, routing_path: Path, api_url: str) -> Threa
             self._reply(status, json.dumps(data).encode(), {"Content-Type": "application/json"})
 
         def _page(self) -> None:
-            html = (WEB_DIR / "index.html").read_text().replace("__API_URL__", api_url)
+            html = render_page(api_url)
             self._reply(200, html.encode(), {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
         def _handle(self) -> None:
