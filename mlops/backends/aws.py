@@ -41,16 +41,6 @@ class AwsBackend(Backend):
             self._role_arn = f"arn:{partition}:iam::{account}:role/{self.cfg.prefix}-sagemaker"
         return self._role_arn
 
-    # --- model registry ----------------------------------------------------------------------------
-    def list_versions(self) -> list[ModelVersion]:
-        return self.registry.list_versions()
-
-    def get_version(self, version: str) -> ModelVersion:
-        return self.registry.get(version)
-
-    def set_approval(self, version: str, status: str, who: str, reason: str) -> ModelVersion:
-        return self.registry.set_status(version, status, who, reason)
-
     # --- model host ----------------------------------------------------------------------------------
     def deploy_endpoint(self, version: ModelVersion, release_id: str) -> str:
         container = self.registry.container(version.version)

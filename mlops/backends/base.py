@@ -10,6 +10,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from mlops.backends.local_registry import ModelVersion
 
@@ -48,21 +49,32 @@ class Release:
         return asdict(self)
 
 
+class ModelRegistry(Protocol):
+    """Registered model versions and their approval status (MLflow locally, SageMaker on AWS)."""
+
+    def list_versions(self) -> list[ModelVersion]: ...
+
+    def get(self, version: str) -> ModelVersion: ...
+
+    def set_status(self, version: str, status: str, who: str, reason: str) -> ModelVersion: ...
+
+
 class Backend(ABC):
     """Model registry + model host (endpoint) + API front (Lambda alias and API Gateway stage) + records."""
 
     name: str
     stage: str
+    registry: ModelRegistry
 
     # --- model registry -------------------------------------------------------------------------
-    @abstractmethod
-    def list_versions(self) -> list[ModelVersion]: ...
+    def list_versions(self) -> list[ModelVersion]:
+        return self.registry.list_versions()
 
-    @abstractmethod
-    def get_version(self, version: str) -> ModelVersion: ...
+    def get_version(self, version: str) -> ModelVersion:
+        return self.registry.get(version)
 
-    @abstractmethod
-    def set_approval(self, version: str, status: str, who: str, reason: str) -> ModelVersion: ...
+    def set_approval(self, version: str, status: str, who: str, reason: str) -> ModelVersion:
+        return self.registry.set_status(version, status, who, reason)
 
     # --- model host (the SageMaker endpoint, or local model-server processes) --------------------
     @abstractmethod

@@ -49,15 +49,6 @@ class LocalBackend(Backend):
             self._registry = LocalRegistry()
         return self._registry
 
-    def list_versions(self) -> list[ModelVersion]:
-        return self.registry.list_versions()
-
-    def get_version(self, version: str) -> ModelVersion:
-        return self.registry.get(version)
-
-    def set_approval(self, version: str, status: str, who: str, reason: str) -> ModelVersion:
-        return self.registry.set_status(version, status, who, reason)
-
     # --- model host ----------------------------------------------------------------------------
     def _start_model_server(self, name: str, cfg: dict) -> dict:
         taken = {c.get("port") for c in self.state.read()["endpoint_configs"].values() if c.get("pid")}
