@@ -10,9 +10,11 @@ BIN := $(VENV)/bin
 MLOPS := $(BIN)/mlops
 # The machine-wide pip configuration may cap torch below the pinned release: ignore it.
 PIP := PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip
-SHARED ?= $(abspath ../shared)
+# Offline inputs: the shared folder beside the checkout, or beside the repository it was cloned from
+# (a local clone elsewhere), when it exists; else they are downloaded at run time.
+ORIGIN := $(shell git config --get remote.origin.url 2>/dev/null)
+SHARED ?= $(firstword $(wildcard $(abspath ../shared) $(if $(filter /%,$(ORIGIN)),$(abspath $(ORIGIN)/../shared))) $(abspath ../shared))
 
-# Offline inputs: the shared folder beside the checkout when it exists, else downloaded at run time.
 DATA_DIR ?= $(if $(wildcard $(SHARED)/datasets/cats-vs-dogs/train),$(SHARED)/datasets/cats-vs-dogs,)
 PRETRAINED_WEIGHTS ?= $(if $(wildcard $(SHARED)/weights/mobilenet_v2_imagenet_features.pth),$(SHARED)/weights/mobilenet_v2_imagenet_features.pth,)
 ACCURACY_THRESHOLD ?= 0.90
