@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cpu_meter import CpuMeter
 from bench.serve_load import bench_http, cold_start, free_port, pct, start_server, wait_ready
+from bench.serve_plot import plot
 
 REPO = Path(__file__).resolve().parents[1]
 FLOORS = {  # name: (limit, "max" or "min")
@@ -132,65 +134,30 @@ def verdicts(figures: dict) -> list[dict]:
     return out
 
 
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    comp, e2e = result["compute"], result["end_to_end"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), dpi=100)
-    names = [f"ORT {comp['serving_model']}", "ORT, 1 thread", "eager PyTorch"]
-    stats = [comp["ort_serving"], comp["ort_one_thread"], comp["torch_eager"]]
-    ax = axes[0]
-    ax.barh(names, [s["p50_ms"] for s in stats], color=["tab:green", "tab:blue", "tab:gray"], label="p50")
-    ax.scatter([s["p95_ms"] for s in stats], names, color="black", marker="|", s=200, label="p95", zorder=3)
-    for y, s in enumerate(stats):
-        ax.annotate(f"{s['p50_ms']:.1f} ms", (s["p50_ms"], y), xytext=(4, 8), textcoords="offset points")
-    ax.set_xlim(0, max(s["p95_ms"] for s in stats) * 1.2)
-    ax.set_xlabel("ms per image, batch 1")
-    ax.set_title(f"compute: {comp['speedup_x']}x faster than eager")
-    ax.legend()
-    ax = axes[1]
-    ax.bar(
-        ["c=1 p50", "c=1 p95", f"c={e2e['c8']['concurrency']} p50", f"c={e2e['c8']['concurrency']} p95"],
-        [e2e["c1"]["p50_ms"], e2e["c1"]["p95_ms"], e2e["c8"]["p50_ms"], e2e["c8"]["p95_ms"]],
-        color="tab:purple",
-    )
-    ax.axhline(10, ls="--", color="tab:orange", label="p50 floor 10 ms")
-    ax.axhline(20, ls="--", color="tab:red", label="p95 floor 20 ms")
-    ax.set_ylabel("ms")
-    ax.set_title(f"end to end ({e2e['target']})")
-    ax.legend()
-    ax = axes[2]
-    ax.bar(["throughput (req/s)"], [e2e["c8"]["rps"]], color="tab:cyan")
-    ax.axhline(150, ls="--", color="tab:red", label="floor 150 req/s")
-    ax.set_title(
-        f"c={e2e['c8']['concurrency']}: {e2e['c8']['errors']} errors; cold start {result['cold_start']['median_s']} s"
-    )
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def local_stack() -> tuple[str | None, str | None]:
-    """(live model artifact, API URL) of the local stack (`mlops up`), when there is one."""
+def local_stack() -> tuple[str | None, str | None, dict[str, int]]:
+    """(live model artifact, API URL, pids of the API front, live function and model server) of `mlops up`."""
     try:
         from mlops.backends.local import LocalBackend, artifact_path
 
         backend = LocalBackend()
         state = backend.state.read()
-        live = state["endpoint_configs"].get(state["endpoint"].get("config", ""), {})
+        config = state["endpoint"].get("config", "")
+        live = state["endpoint_configs"].get(config, {})
         artifact = live.get("artifact")
         if not artifact and (versions := backend.list_versions()):
             artifact = str(artifact_path(versions[-1].artifact_uri))
-        api = backend.api_url() if backend.processes()["api_front"]["alive"] else None
-        return artifact, api
+        procs = backend.processes()
+        api = backend.api_url() if procs["api_front"]["alive"] else None
+        function = procs["functions"].get(state["alias"].get("live", ""), {})
+        pids = {
+            "api_front": procs["api_front"].get("pid"),
+            "function": function.get("pid"),
+            "model_server": procs["model_servers"].get(config, {}).get("pid"),
+        }
+        return artifact, api, {name: pid for name, pid in pids.items() if pid}
     except Exception as exc:  # no state yet, or a layout this script does not know
         print(f"no local stack found ({exc.__class__.__name__}: {exc})", file=sys.stderr)
-        return None, None
+        return None, None, {}
 
 
 def run_end_to_end(args: argparse.Namespace, model_dir: str, photos: list[bytes]) -> dict:
@@ -199,14 +166,16 @@ def run_end_to_end(args: argparse.Namespace, model_dir: str, photos: list[bytes]
         target, url, path = "api", args.api_url.rstrip("/"), "/predict"
     else:
         target, url, path = "model-server", (args.server_url or "").rstrip("/"), "/invocations"
-    proc = None
+    proc, pids = None, dict(getattr(args, "pids", None) or {}) if target == "api" else {}
     if not url:
         port = free_port()
         proc, url = start_server(model_dir, port), f"http://127.0.0.1:{port}"
+        pids = {"model_server": proc.pid}
         wait_ready(url, photos[0])
     print(f"end to end against {url}{path} ...", flush=True)
     try:
-        return {"target": target, **bench_http(url, path, photos, args.c1_n, args.seconds, args.concurrency)}
+        meter = CpuMeter(pids)
+        return {"target": target, **bench_http(url, path, photos, args.c1_n, args.seconds, args.concurrency, meter)}
     finally:
         if proc is not None:
             proc.terminate()
@@ -226,6 +195,12 @@ def report(result: dict) -> None:
         f"end to end ({e2e['target']}, {e2e['url']}): c=1 p50 {e2e['c1']['p50_ms']} ms, p95 {e2e['c1']['p95_ms']} ms; "
         f"c={e2e['c8']['concurrency']} {e2e['c8']['rps']} req/s, p50 {e2e['c8']['p50_ms']} ms, "
         f"p95 {e2e['c8']['p95_ms']} ms, {e2e['c8']['errors']} errors"
+    )
+    cpu = e2e["c8"]["cpu"]
+    print(
+        f"CPU per request at c={e2e['c8']['concurrency']}: "
+        + ", ".join(f"{name} {ms} ms" for name, ms in cpu["ms_per_request"].items())
+        + f" = {cpu['total_ms']} ms: {cpu['cpus']} CPUs serve at most {cpu['ceiling_rps']} req/s"
     )
     print(f"cold start: {cold['runs_s']} s (folder), {cold['model_tar_gz_s']} s (model.tar.gz)")
     scope = "" if e2e["target"] == "api" else "  (model server only: the floors are for the whole API)"
@@ -249,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", default="build/bench-serve.png")
     args = p.parse_args(argv)
     if not args.artifact or not (args.api_url or args.server_url):
-        artifact, api = local_stack()
+        artifact, api, pids = local_stack()
         args.artifact = args.artifact or artifact
         args.api_url = args.api_url or (None if args.server_url else api)
+        args.pids = pids if api and args.api_url == api else {}  # meter the stack only when it is the target
     if not args.artifact:
         p.error("no model: pass --artifact, or run `make pipeline` (and `make up`) first")
     files = [f for label in ("cat", "dog") for f in sorted(Path(args.photos, "test", label).glob("*.jpg"))[:10]]

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from bench.cpu_meter import CpuMeter
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,8 +62,13 @@ class Client:
             self.conn = None
 
 
-def bench_http(url: str, path: str, photos: list[bytes], n1: int, seconds: float, concurrency: int) -> dict:
-    """(b) latency at concurrency 1, then throughput with `concurrency` keep-alive clients for `seconds`."""
+def bench_http(
+    url: str, path: str, photos: list[bytes], n1: int, seconds: float, concurrency: int, meter: CpuMeter | None = None
+) -> dict:
+    """(b) latency at concurrency 1, then throughput with `concurrency` keep-alive clients for `seconds`.
+
+    With a meter, the throughput run also reports the CPU each metered process spent per request.
+    """
     client = Client(url, path)
     for body in photos[:5]:
         client.post(body)
@@ -94,6 +101,8 @@ def bench_http(url: str, path: str, photos: list[bytes], n1: int, seconds: float
         c.close()
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
+    meter = meter or CpuMeter()
+    meter.start()
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -101,12 +110,14 @@ def bench_http(url: str, path: str, photos: list[bytes], n1: int, seconds: float
         t.join()
     elapsed = time.perf_counter() - started
     ok_lat = [x for d in done for x in d]
+    cpu = meter.per_request(len(ok_lat) + sum(failed))
     c8 = {
         **pct(ok_lat or [0.0]),
         "errors": sum(failed),
         "seconds": round(elapsed, 2),
         "rps": round(len(ok_lat) / elapsed, 1),
         "concurrency": concurrency,
+        "cpu": cpu,
     }
     return {"url": url + path, "c1": c1, "c8": c8}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,12 @@ def test_eager_pytorch_rebuilt_from_onnx_computes_the_same_logits(artifact: Path
     assert np.abs(eager - onnx_logits).max() < 1e-3
 
 
-def test_benchmark_writes_figures_floors_and_a_plot(artifact: Path, tmp_path: Path) -> None:
+def test_benchmark_writes_figures_floors_and_a_plot(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bench.bench_serve import FLOORS, main
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "no-stack"))  # a stack the user has up is not the target
 
     out, plot = tmp_path / "bench.json", tmp_path / "bench.png"
     argv = [
@@ -63,7 +68,55 @@ def test_benchmark_writes_figures_floors_and_a_plot(artifact: Path, tmp_path: Pa
     result = json.loads(out.read_text())
     assert result["end_to_end"]["target"] == "model-server"
     assert result["end_to_end"]["c1"]["errors"] == 0 and result["end_to_end"]["c8"]["rps"] > 0
+    cpu = result["end_to_end"]["c8"]["cpu"]
+    assert set(cpu["ms_per_request"]) == {"load_client", "model_server"}  # the server the benchmark started
+    assert cpu["ms_per_request"]["model_server"] > 0 and cpu["ceiling_rps"] > 0
     assert result["compute"]["speedup_x"] > 1  # ONNX Runtime beats eager PyTorch even on a busy machine
     assert 0 < result["cold_start"]["median_s"] < 30
     assert {f["name"] for f in result["floors"]} == set(FLOORS)
     assert plot.stat().st_size > 10_000
+
+
+def _settled(pid: int) -> float:
+    """The CPU seconds of a process once they stop growing (its start-up is over)."""
+    from bench.cpu_meter import process_cpu_seconds
+
+    last, deadline = -1.0, time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = process_cpu_seconds(pid) or 0.0
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.3)
+    raise AssertionError(f"process {pid} kept using CPU")
+
+
+def test_cpu_meter_charges_each_process_its_own_cpu_time() -> None:
+    import subprocess
+    import sys
+
+    from bench.cpu_meter import CLIENT, CpuMeter
+
+    spin = "import sys, time\nsys.stdin.readline()\nt = time.process_time()\n"
+    spin += "while time.process_time() - t < 0.6: pass\n"
+    busy = subprocess.Popen([sys.executable, "-c", spin + "time.sleep(30)"], stdin=subprocess.PIPE)
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        for proc in (busy, idle):
+            _settled(proc.pid)
+        meter = CpuMeter({"busy": busy.pid, "idle": idle.pid, "gone": 2**22 + 12345})
+        assert set(meter.pids) == {"busy", "idle"}  # a process that does not exist is left out
+        meter.start()
+        busy.stdin.write(b"go\n")  # type: ignore[union-attr]
+        busy.stdin.flush()  # type: ignore[union-attr]
+        assert _settled(busy.pid) >= 0.6
+        out = meter.per_request(10, cpus=2)
+    finally:
+        busy.kill()
+        idle.kill()
+    per = out["ms_per_request"]
+    assert set(per) == {"busy", "idle", CLIENT}
+    assert 55 <= per["busy"] <= 75  # 0.6 s of CPU over 10 requests (clock ticks of 10 ms)
+    assert per["idle"] <= 1
+    assert out["total_ms"] == round(sum(per.values()), 2)
+    assert out["ceiling_rps"] == round(2 * 1e3 / out["total_ms"], 1)
