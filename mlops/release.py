@@ -57,7 +57,7 @@ def _restore(backend: Backend, previous: Release | None, candidate: Release) -> 
     """Put endpoint, alias and stage back as the previous release had them."""
     if previous is None:
         return
-    if candidate.endpoint_config and previous.endpoint_config:
+    if previous.endpoint_config:  # even when the deploy raised: the endpoint may still be moving to the candidate
         backend.restore_endpoint(previous.endpoint_config)
     if candidate.lambda_version and previous.lambda_version:
         backend.move_alias(previous.lambda_version)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 
 from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call
 from mlops.backends.aws_endpoint import EndpointHost
 from mlops.backends.aws_front import ApiFront
 from mlops.backends.aws_records import ReleaseTable
 from mlops.backends.aws_registry import SageMakerRegistry
-from mlops.backends.base import Backend, Release
+from mlops.backends.base import Backend, BackendError, Release
 from mlops.backends.local_registry import ModelVersion
+
+log = logging.getLogger(__name__)
 
 
 class AwsBackend(Backend):
@@ -83,6 +87,23 @@ class AwsBackend(Backend):
 
     def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
         return self.records.lock(owner)
+
+    # --- housekeeping ------------------------------------------------------------------------------
+    def retire(self, release: Release) -> None:
+        """Delete a rolled-back release's endpoint config, model and function version.
+
+        What is live (or that the endpoint is still moving to) is kept. A failure here is reported
+        and left: the rollback it follows has already happened, and the resources can go later."""
+        # A deployment that failed part-way has no recorded config, but may have created one by this name.
+        config = release.endpoint_config or self.host.config_name(release.model_version, release.release_id)
+        steps: list[tuple[str, Callable[[], str]]] = [("endpoint config and model", partial(self.host.discard, config))]
+        if release.lambda_version:
+            steps.append(("function version", partial(self.front.discard_version, release.lambda_version)))
+        for what, step in steps:
+            try:
+                log.info("release %s: %s", release.release_id, step())
+            except BackendError as exc:
+                log.warning("release %s: %s left in place: %s", release.release_id, what, exc)
 
     # --- session ------------------------------------------------------------------------------------
     def api_key(self) -> str:

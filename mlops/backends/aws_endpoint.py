@@ -88,6 +88,10 @@ class EndpointHost:
         desc = self.describe()
         return desc.get("EndpointConfigName", "") if desc else ""
 
+    def config_name(self, version: str, release_id: str) -> str:
+        """The name of a release's model and endpoint config."""
+        return resource_name(self.cfg.endpoint_name, f"v{version}", release_id)
+
     # --- switches --------------------------------------------------------------------------------
     def deploy(self, container: dict, version: str, release_id: str) -> str:
         """A model + endpoint config for the release, then create or blue/green-update the endpoint."""
@@ -96,7 +100,7 @@ class EndpointHost:
             raise BackendError(
                 f"endpoint {self.cfg.endpoint_name} is {current['EndpointStatus']}: wait until it settles, then retry"
             )
-        name = resource_name(self.cfg.endpoint_name, f"v{version}", release_id)
+        name = self.config_name(version, release_id)
         tags = [{"Key": "release", "Value": release_id}, {"Key": "model_version", "Value": str(version)}]
         with aws_call(f"creating model {name}"):
             self.sm.create_model(
@@ -144,6 +148,22 @@ class EndpointHost:
             self.sm.update_endpoint(EndpointName=self.cfg.endpoint_name, EndpointConfigName=endpoint_config)
         self.wait_for(endpoint_config)
 
+    def discard(self, endpoint_config: str) -> str:
+        """Delete a release's endpoint config and model unless the endpoint is on (or moving to) it.
+
+        Returns what was done, in words. Only rolled-back releases are discarded: a superseded
+        release keeps its config, the target of `mlops rollback`."""
+        current = self.describe()
+        if current is not None and current["EndpointStatus"] in BUSY:
+            return f"kept {endpoint_config}: endpoint {self.cfg.endpoint_name} is {current['EndpointStatus']}"
+        if current is not None and current.get("EndpointConfigName") == endpoint_config:
+            return f"kept {endpoint_config}: the endpoint is on it"
+        with aws_call(f"deleting endpoint config {endpoint_config}"):
+            _ignore_missing(lambda: self.sm.delete_endpoint_config(EndpointConfigName=endpoint_config))
+        with aws_call(f"deleting model {endpoint_config}"):
+            _ignore_missing(lambda: self.sm.delete_model(ModelName=endpoint_config))
+        return f"deleted endpoint config and model {endpoint_config}"
+
     def _settle(self) -> dict:
         deadline = self.clock() + self.cfg.endpoint_wait_seconds
         while True:
@@ -177,3 +197,13 @@ class EndpointHost:
             if self.clock() >= deadline:
                 raise BackendError(f"endpoint {self.cfg.endpoint_name} is still being deleted")
             self.sleep(self.cfg.poll_seconds)
+
+
+def _ignore_missing(call: Callable[[], Any]) -> None:
+    """Run a SageMaker delete call; a resource already gone counts as deleted."""
+    try:
+        call()
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        if "Could not find" not in message and "does not exist" not in message:
+            raise

@@ -95,6 +95,7 @@ class ApiFront:
                     Description=f"release {release.release_id}: model version {release.model_version}",
                 )["Version"]
             )
+        release.lambda_version = version  # recorded before the check, so a failed version is cleaned up too
         self.pre_traffic_check(version, release)
         return version
 
@@ -130,6 +131,20 @@ class ApiFront:
                 FunctionVersion=str(version),
                 RoutingConfig={"AdditionalVersionWeights": {}},
             )
+
+    def discard_version(self, version: str) -> str:
+        """Delete a published function version that the alias does not point to; returns what was done."""
+        if not version or version == "$LATEST":
+            return "no function version to delete"
+        if self.current_version() == str(version):
+            return f"kept function version {version}: alias {self.cfg.function_alias} points to it"
+        with aws_call(f"deleting function version {version}"):
+            try:
+                self.fn.delete_function(FunctionName=self.cfg.function_name, Qualifier=str(version))
+            except ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":  # already gone counts as deleted
+                    raise
+        return f"deleted function version {version}"
 
     def current_version(self) -> str:
         try:
