@@ -166,7 +166,7 @@ def run_end_to_end(args: argparse.Namespace, model_dir: str, photos: list[bytes]
         target, url, path = "api", args.api_url.rstrip("/"), "/predict"
     else:
         target, url, path = "model-server", (args.server_url or "").rstrip("/"), "/invocations"
-    proc, pids = None, dict(getattr(args, "pids", None) or {}) if target == "api" else {}
+    proc, pids = None, dict(args.pids)
     if not url:
         port = free_port()
         proc, url = start_server(model_dir, port), f"http://127.0.0.1:{port}"
@@ -223,11 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="build/bench-serve.json")
     p.add_argument("--plot", default="build/bench-serve.png")
     args = p.parse_args(argv)
+    args.pids = {}  # the processes to meter: the local stack's, when it is the target
     if not args.artifact or not (args.api_url or args.server_url):
         artifact, api, pids = local_stack()
         args.artifact = args.artifact or artifact
         args.api_url = args.api_url or (None if args.server_url else api)
-        args.pids = pids if api and args.api_url == api else {}  # meter the stack only when it is the target
+        if api and args.api_url == api:
+            args.pids = pids
     if not args.artifact:
         p.error("no model: pass --artifact, or run `make pipeline` (and `make up`) first")
     files = [f for label in ("cat", "dog") for f in sorted(Path(args.photos, "test", label).glob("*.jpg"))[:10]]

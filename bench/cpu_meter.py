@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from serving.cpuload import cpu_count
+
 CLIENT = "load_client"
 
 
@@ -16,14 +18,6 @@ def process_cpu_seconds(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class CpuMeter:
@@ -54,7 +48,7 @@ class CpuMeter:
         n = max(requests, 1)
         per = {name: round((end[name] - self._start[name]) / n * 1e3, 2) for name in end if name in self._start}
         total = round(sum(per.values()), 2)
-        cpus = cpus or available_cpus()
+        cpus = cpus or cpu_count()
         return {
             "ms_per_request": per,
             "total_ms": total,

@@ -1,10 +1,19 @@
-"""Whether a CPU is free right now: the kernel's count of runnable tasks in /proc/loadavg (Linux)."""
+"""This process's CPUs: how many it may use, and whether one is free right now (the run queue in /proc/loadavg)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PROC_LOADAVG = Path("/proc/loadavg")
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (the container's CPU set, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def runnable_tasks(path: Path = PROC_LOADAVG) -> int | None:

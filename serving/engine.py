@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.artifact import Artifact, open_artifact
-from serving.cpuload import RunQueue
+from serving.cpuload import RunQueue, cpu_count
 from serving.payload import RequestError
 from serving.predictor import answer, make_session
 from serving.preprocess import (
@@ -24,14 +23,6 @@ from serving.preprocess import (
     softmax,
 )
 from serving.settings import DEFAULT_SPIN_US
-
-
-def cpu_count() -> int:
-    """The CPUs this process may run on (the container's CPU set, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
