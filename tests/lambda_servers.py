@@ -179,3 +179,47 @@ class ImageHost(ThreadingHTTPServer):
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+
+# --- a loopback server that drips its answer one byte at a time -------------------------------
+
+
+class DripServer:
+    """Answers every connection by sending `prefix`, then one byte of `drip` every `interval` seconds.
+
+    It stops at the first failed write (the client hung up) or after `limit` seconds, so a test
+    using it is bounded even when the client under test never gives up.
+    """
+
+    def __init__(self, prefix: bytes, drip: bytes, interval: float = 0.05, limit: float = 10.0) -> None:
+        import socket
+
+        self.prefix, self.drip, self.interval, self.limit = prefix, drip, interval, limit
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.hung_up_after: list[float] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> DripServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        self._thread.join(timeout=self.limit + 1)
+
+    def _serve(self) -> None:
+        with suppress(OSError):
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.recv(65536)
+                start = time.monotonic()
+                try:
+                    conn.sendall(self.prefix)
+                    for byte in self.drip:
+                        if time.monotonic() - start > self.limit:
+                            return
+                        time.sleep(self.interval)
+                        conn.sendall(bytes([byte]))
+                except OSError:
+                    self.hung_up_after.append(time.monotonic() - start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +14,7 @@ from classify_api import handler
 from classify_api.config import UrlPolicy, load_settings
 from classify_api.errors import ApiError
 from classify_api.safe_fetch import address_problem, fetch_image, vet_url
-from lambda_servers import ImageHost, serve
+from lambda_servers import DripServer, ImageHost, serve
 from lambda_support import (
     FakeContext,
     clean_handler_env,
@@ -194,6 +195,35 @@ def test_slow_image_hosts_time_out(host: ImageHost) -> None:
     policy = UrlPolicy(allow_http=True, allow_loopback=True, timeout_seconds=0.3)
     with pytest.raises(ApiError, match="timed out"):
         fetch_image(f"http://127.0.0.1:{host.port}/slow.jpg", policy)
+
+
+DRIP_HEADERS = (b"HTTP/1.1 200 OK\r\n", b"X-Padding: " + b"a" * 400 + b"\r\n")
+DRIP_BODY = (b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 400\r\n\r\n", b"\xff" * 400)
+
+
+@pytest.mark.parametrize(("prefix", "drip"), [DRIP_HEADERS, DRIP_BODY], ids=["headers", "body"])
+def test_one_deadline_covers_a_server_dripping_bytes(prefix: bytes, drip: bytes) -> None:
+    # A byte every 50 ms never trips a per-read timeout; only a deadline for the whole fetch stops it.
+    policy = UrlPolicy(allow_http=True, allow_loopback=True, timeout_seconds=0.5)
+    with DripServer(prefix, drip) as server:
+        start = time.monotonic()
+        with pytest.raises(ApiError, match="timed out") as caught:
+            fetch_image(f"http://127.0.0.1:{server.port}/cat.jpg", policy)
+        elapsed = time.monotonic() - start
+    assert caught.value.status == 422
+    assert elapsed < 1.5, f"the fetch outlived its 0.5 s deadline by {elapsed - 0.5:.2f} s"
+
+
+def test_slow_name_resolution_counts_against_the_deadline() -> None:
+    def slow(host: str, port: int) -> list[str]:
+        time.sleep(2.0)
+        return ["127.0.0.1"]
+
+    policy = UrlPolicy(allow_http=True, allow_loopback=True, timeout_seconds=0.3)
+    start = time.monotonic()
+    with pytest.raises(ApiError, match=r"resolving 'images\.test' timed out"):
+        fetch_image("http://images.test/cat.jpg", policy, slow)
+    assert time.monotonic() - start < 1.5
 
 
 def test_tls_failure_is_reported(host: ImageHost) -> None:

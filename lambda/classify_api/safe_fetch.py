@@ -4,7 +4,9 @@ Every hop is vetted: the scheme (https unless http is allowed), no credentials, 
 name or canonical IP, and every address the name resolves to must be public. The connection
 then goes to the vetted IP itself (TLS SNI and certificate check still use the host name), so a
 second DNS answer cannot swap in a private address. Redirects are followed by hand and vetted
-again; the body is streamed under a byte limit and an overall deadline.
+again; the body is streamed under a byte limit. One deadline covers the whole fetch (name
+resolution, connect, TLS, headers and body of every hop): when it passes, a watchdog shuts the
+open socket down, so a server dripping bytes cannot hold the fetch past it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 
 from classify_api.config import UrlPolicy
+from classify_api.deadline import Deadline, Resolver, watched
 from classify_api.errors import ApiError
 
 MAX_URL_LENGTH = 2048
@@ -37,7 +38,6 @@ _METADATA = {
 }
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], list[str]]
 
 
 def _fail(message: str, status: int = 400) -> ApiError:
@@ -135,12 +135,13 @@ def vet_url(url: str, policy: UrlPolicy, resolver: Resolver = system_resolver) -
     return Target(scheme, host, port, path, tuple(dict.fromkeys(addresses)))
 
 
-def _pool(target: Target, ip: str, deadline: float) -> urllib3.HTTPConnectionPool:
-    remaining = max(0.1, deadline - time.monotonic())
+def _pool(target: Target, ip: str, deadline: Deadline) -> urllib3.HTTPConnectionPool:
+    remaining = max(0.01, deadline.remaining())
     timeout = urllib3.Timeout(connect=min(3.0, remaining), read=remaining)
     kwargs: dict[str, Any] = {"timeout": timeout, "retries": False, "maxsize": 1}
+    pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
+        pool = urllib3.HTTPSConnectionPool(
             ip,
             target.port,
             server_hostname=target.host,
@@ -148,10 +149,17 @@ def _pool(target: Target, ip: str, deadline: float) -> urllib3.HTTPConnectionPoo
             cert_reqs="CERT_REQUIRED",
             **kwargs,
         )
-    return urllib3.HTTPConnectionPool(ip, target.port, **kwargs)
+    else:
+        pool = urllib3.HTTPConnectionPool(ip, target.port, **kwargs)
+    pool.ConnectionCls = watched(pool.ConnectionCls, deadline)
+    return pool
 
 
-def _open(target: Target, deadline: float) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
+def _timed_out() -> ApiError:
+    return ApiError(422, "image_url could not be fetched: timed out (the whole fetch has a deadline)")
+
+
+def _open(target: Target, deadline: Deadline) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
     """GET the target from one of its vetted addresses (never resolving the name again)."""
     default_port = 443 if target.scheme == "https" else 80
     host = f"[{target.host}]" if ":" in target.host else target.host
@@ -163,12 +171,20 @@ def _open(target: Target, deadline: float) -> tuple[urllib3.HTTPConnectionPool, 
     }
     error: ApiError | None = None
     for ip in target.ips:
+        if deadline.remaining() <= 0:
+            raise _timed_out()
         pool = _pool(target, ip, deadline)
         try:
             resp = pool.urlopen("GET", target.path, headers=headers, redirect=False, preload_content=False)
+            if deadline.expired:  # headers cut short by the watchdog parse as a (broken) answer
+                resp.close()
+                pool.close()
+                raise _timed_out()
             return pool, resp
         except urllib3.exceptions.SSLError as exc:
             pool.close()
+            if deadline.expired:
+                raise _timed_out() from exc
             raise _fail(f"TLS failure talking to {target.host!r}", 422) from exc
         except urllib3.exceptions.NewConnectionError as exc:  # refused/unreachable: try the next address
             pool.close()
@@ -176,6 +192,8 @@ def _open(target: Target, deadline: float) -> tuple[urllib3.HTTPConnectionPool, 
             error.__cause__ = exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             pool.close()
+            if deadline.expired:
+                raise _timed_out() from exc
             timed_out = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError)
             why = "timed out talking to" if timed_out else "connection failed to"
             raise ApiError(422, f"image_url could not be fetched: {why} {target.host!r}") from exc
@@ -183,7 +201,7 @@ def _open(target: Target, deadline: float) -> tuple[urllib3.HTTPConnectionPool, 
     raise error
 
 
-def _read_body(resp: urllib3.BaseHTTPResponse, policy: UrlPolicy, deadline: float) -> bytes:
+def _read_body(resp: urllib3.BaseHTTPResponse, policy: UrlPolicy, deadline: Deadline) -> bytes:
     content_type = (resp.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     if not content_type.startswith("image/") and content_type != "application/octet-stream":
         raise ApiError(415, f"image_url did not return an image (Content-Type {content_type or 'missing'!r})")
@@ -201,21 +219,31 @@ def _read_body(resp: urllib3.BaseHTTPResponse, policy: UrlPolicy, deadline: floa
             if total > policy.max_bytes:
                 limit = policy.max_bytes
                 raise ApiError(413, f"image at image_url is too large (over the {limit} byte limit)")
-            if time.monotonic() > deadline:
-                raise ApiError(422, "image_url could not be fetched: download timed out")
             chunks.append(chunk)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline.expired:
+            raise _timed_out() from exc
         raise ApiError(422, "image_url could not be fetched: download failed or timed out") from exc
+    if deadline.expired:  # the watchdog's shutdown can look like a clean end of an unsized body
+        raise _timed_out()
     return b"".join(chunks)
 
 
 def fetch_image(url: str, policy: UrlPolicy, resolver: Resolver = system_resolver) -> bytes:
     """Download the image at `url` under `policy`, or raise ApiError (4xx) saying why not."""
-    deadline = time.monotonic() + policy.timeout_seconds
+    with Deadline(policy.timeout_seconds) as deadline:
+        return _fetch(url, policy, resolver, deadline)
+
+
+def _fetch(url: str, policy: UrlPolicy, resolver: Resolver, deadline: Deadline) -> bytes:
     seen: set[str] = set()
     current = url
+
+    def bounded(host: str, port: int) -> list[str]:
+        return deadline.resolve(resolver, host, port)
+
     for _hop in range(policy.max_redirects + 1):
-        target = vet_url(current, policy, resolver)
+        target = vet_url(current, policy, bounded)
         seen.add(current)
         pool, resp = _open(target, deadline)
         try:
