@@ -1,8 +1,10 @@
 """The local API Gateway: HTTP requests become REST API proxy events for the live function version.
 
-Routing (which function version is behind alias `live`, and the stage's deployment and
-variables) is read from routing.json, which the local backend rewrites atomically on every
-switch; in-flight requests finish where they started. `/` serves the web page.
+Routing (which function version is behind alias `live`, the stage's deployment and variables,
+and optionally its API key and throttle) is read from routing.json, which the local backend
+rewrites atomically on every switch; in-flight requests finish where they started. The stage's
+own answers (unknown route, API key, throttle, payload limit) come from mlops.local.gateway.
+`/` serves the web page.
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ import contextlib
 import json
 import os
 import sys
-import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import urllib3
 
+from mlops.local import gateway as gw
 from mlops.local.lambda_runtime import INVOKE_PATH
 from mlops.web_page import render as render_page
 
-MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
-BINARY_TYPES = ("image/", "application/octet-stream", "application/x-image")
-STAGE = "local"
+INTEGRATION_TIMEOUT = 29.0  # API Gateway's REST integration timeout
+LISTEN_BACKLOG = 1024
+
+
+class Server(ThreadingHTTPServer):
+    """Threaded HTTP server whose listen backlog is set before listen() is called."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
 
 class Routing:
@@ -50,52 +57,15 @@ class Routing:
         return self.data
 
 
-def build_event(
-    method: str, raw_path: str, headers: dict[str, str], body: bytes, routing: dict, source_ip: str
-) -> dict:
-    """An API Gateway REST API (v1) Lambda proxy event, as the real service sends it."""
-    parts = urlsplit(raw_path)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    ctype = headers.get("content-type", "").lower()
-    binary = ctype.startswith(BINARY_TYPES)
-    if not binary:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            binary = True
-    payload = base64.b64encode(body).decode() if binary else text
-    stage_vars = routing.get("stage_variables") or None
-    return {
-        "resource": parts.path,
-        "path": parts.path,
-        "httpMethod": method,
-        "headers": headers or None,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
-        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-        "multiValueQueryStringParameters": query or None,
-        "pathParameters": None,
-        "stageVariables": stage_vars,
-        "requestContext": {
-            "resourcePath": parts.path,
-            "httpMethod": method,
-            "path": f"/{STAGE}{parts.path}",
-            "stage": STAGE,
-            "requestId": str(uuid.uuid4()),
-            "requestTimeEpoch": int(time.time() * 1000),
-            "deploymentId": routing.get("deployment_id", ""),
-            "apiId": "local",
-            "accountId": "000000000000",
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("user-agent", "")},
-            "protocol": "HTTP/1.1",
-        },
-        "body": payload if body else None,
-        "isBase64Encoded": binary and bool(body),
-    }
-
-
-def make_server(host: str, port: int, routing_path: Path, api_url: str) -> ThreadingHTTPServer:
+def make_server(
+    host: str, port: int, routing_path: Path, api_url: str, stage: gw.StageConfig | None = None
+) -> ThreadingHTTPServer:
     routing = Routing(routing_path)
-    pool = urllib3.PoolManager(maxsize=32, retries=False, timeout=urllib3.Timeout(connect=2.0, read=29.0))
+    default_stage = stage or gw.StageConfig()
+    gate = gw.Gate()
+    pool = urllib3.PoolManager(
+        maxsize=64, retries=False, timeout=urllib3.Timeout(connect=2.0, read=INTEGRATION_TIMEOUT)
+    )
 
     class Front(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -105,40 +75,86 @@ def make_server(host: str, port: int, routing_path: Path, api_url: str) -> Threa
         def log_message(self, *args: Any) -> None:
             return
 
-        def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        def _reply(self, status: int, body: bytes, headers: dict[str, str], request_id: str) -> None:
             self.send_response(status)
             for k, v in headers.items():
-                if k.lower() not in {"content-length", "connection", "transfer-encoding"}:
+                if k.lower() not in {"content-length", "connection", "transfer-encoding", "x-amzn-requestid"}:
                     self.send_header(k, v)
+            self.send_header("x-amzn-RequestId", request_id)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-        def _json(self, status: int, data: dict) -> None:
-            self._reply(status, json.dumps(data).encode(), {"Content-Type": "application/json"})
+        def _answer(self, answer: gw.Answer, request_id: str) -> None:
+            status, body, error_type = answer
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
+            self._reply(status, json.dumps(body).encode(), headers, request_id)
 
-        def _page(self) -> None:
-            html = render_page(api_url)
-            self._reply(200, html.encode(), {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+        def _page(self, api_key: str, request_id: str) -> None:
+            html = render_page(api_url, api_key)
+            headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+            self._reply(200, html.encode(), headers, request_id)
+
+        def _read_body(self) -> bytes | None:
+            """The request body, or None (connection to be closed) when it is over the payload limit."""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                chunks, total = [], 0
+                while True:
+                    size = int(self.rfile.readline(64).split(b";", 1)[0].strip() or b"0", 16)
+                    total += size
+                    if total > gw.MAX_PAYLOAD:
+                        return None
+                    if size == 0:
+                        while self.rfile.readline(1024).strip():
+                            pass  # trailers
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline(8)
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > gw.MAX_PAYLOAD:
+                return None
+            return self.rfile.read(length) if length else b""
 
         def _handle(self) -> None:
-            method = self.command
-            if method == "GET" and urlsplit(self.path).path in {"/", "/index.html"}:
-                self._page()
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_PAYLOAD:
-                self.close_connection = True
-                self._json(413, {"message": "Request Entity Too Large"})
-                return
-            body = self.rfile.read(length) if length else b""
+            request_id = gw.new_request_id()
             route = routing.current()
+            stage = gw.StageConfig.from_routing(route, default_stage)
+            resource = urlsplit(self.path).path
+            if self.command == "GET" and resource in {"/", "/index.html"}:
+                self._page(stage.api_key, request_id)
+                return
+            try:
+                body = self._read_body()
+            except ValueError:
+                self.close_connection = True
+                self._reply(400, b'{"message": "Bad Request"}', {"Content-Type": "application/json"}, request_id)
+                return
+            if body is None:  # answered before the body is read; the connection cannot be reused
+                self.close_connection = True
+                self._answer(gw.TOO_LARGE, request_id)
+                return
+            refusal = gate.check(stage, resource, self.command, dict(self.headers.items()))
+            if refusal is not None:
+                self._answer(refusal, request_id)
+                return
             target = route.get("function_url")
             if not target:
-                self._json(503, {"message": "no function version is live; run `mlops promote`"})
+                self._answer(gw.NO_FUNCTION, request_id)
                 return
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            event = build_event(method, self.path, headers, body, route, self.client_address[0])
+            host, port = self.server.server_address[:2]
+            headers = gw.forwarded_headers(
+                list(self.headers.items()), f"{host}:{port}", int(port), self.client_address[0]
+            )
+            multi: dict[str, list[str]] = {}
+            for k, v in self.headers.items():
+                multi.setdefault(k, []).append(v)
+            event = gw.build_event(
+                self.command, self.path, headers, multi, body, route, self.client_address[0], request_id
+            )
+            self._invoke(target, event, request_id)
+
+        def _invoke(self, target: str, event: dict, request_id: str) -> None:
             try:
                 resp = pool.request(
                     "POST",
@@ -146,11 +162,17 @@ def make_server(host: str, port: int, routing_path: Path, api_url: str) -> Threa
                     body=json.dumps(event).encode(),
                     headers={"Content-Type": "application/json"},
                 )
-            except urllib3.exceptions.HTTPError:
-                self._json(502, {"message": "Internal server error"})
+            except urllib3.exceptions.ReadTimeoutError:
+                self._answer(gw.TIMED_OUT, request_id)
                 return
-            if resp.status != 200 or resp.headers.get("X-Amz-Function-Error"):
-                self._json(502, {"message": "Internal server error"})
+            except urllib3.exceptions.HTTPError:
+                self._answer(gw.INVOKE_FAILED, request_id)
+                return
+            if resp.status != 200:  # Lambda refused the invocation (throttled, payload too large)
+                self._answer(gw.INVOKE_FAILED, request_id)
+                return
+            if resp.headers.get("X-Amz-Function-Error"):
+                self._answer(gw.BAD_INTEGRATION, request_id)
                 return
             try:
                 result = json.loads(resp.data)
@@ -161,16 +183,13 @@ def make_server(host: str, port: int, routing_path: Path, api_url: str) -> Threa
                 raw = result.get("body") or ""
                 data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
             except (ValueError, TypeError, AttributeError):
-                self._json(502, {"message": "Internal server error"})
+                self._answer(gw.BAD_INTEGRATION, request_id)
                 return
-            self._reply(status, data, out_headers)
+            self._reply(status, data, out_headers, request_id)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
-    server = ThreadingHTTPServer((host, port), Front)
-    server.daemon_threads = True
-    server.request_queue_size = 128
-    return server
+    return Server((host, port), Front)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,9 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")))
     p.add_argument("--routing", type=Path, required=True)
+    p.add_argument("--api-key", default=os.environ.get("LOCAL_API_KEY", ""), help="key the stage requires")
+    p.add_argument("--rate-limit", type=float, default=None, help="usage plan's requests per second")
+    p.add_argument("--burst-limit", type=int, default=None, help="usage plan's burst")
     args = p.parse_args(argv)
     api_url = f"http://{args.host}:{args.port}"
-    server = make_server(args.host, args.port, args.routing, api_url)
+    stage = gw.StageConfig(args.api_key, args.rate_limit, args.burst_limit)
+    server = make_server(args.host, args.port, args.routing, api_url, stage)
     print(f"api front on {api_url} (routing {args.routing})", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.2)

@@ -1,64 +1,145 @@
-"""A local Lambda execution environment: one published function version in its own process.
+"""A local Lambda function version: execution environments behind the invoke API (stdlib only).
 
-It imports the configured handler once (a cold start) and answers the Lambda Runtime Interface
-Emulator's invoke path, POST /2015-03-31/functions/function/invocations, with the handler's
-result. An unhandled exception is answered as Lambda does: an error payload and the header
-X-Amz-Function-Error: Unhandled.
+POST /2015-03-31/functions/function/invocations runs one invocation the way Lambda does: in an
+idle execution environment if there is one, else in a new one (a cold start) as long as fewer
+than the reserved concurrency exist, else it is throttled (429 TooManyRequestsException). Each
+environment is its own process running mlops/local/runtime_client.py against its own Runtime
+API, so it handles exactly one invocation at a time. Payloads over Lambda's 6 MB are refused,
+a handler that runs past the timeout has its environment discarded, and every invocation logs
+START, END and a REPORT line (duration, memory, and the init duration of a cold start).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
+import re
+import signal
 import sys
-import time
-import traceback
+import threading
 import uuid
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+try:  # run as `-m mlops.local.lambda_runtime` or as a script (the AWS emulator does the latter)
+    from mlops.local.runtime_env import Environment, Result
+except ImportError:  # pragma: no cover - script mode
+    from runtime_env import Environment, Result  # type: ignore[no-redef]
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 READY_PATH = "/_runtime/ready"
+MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit (request and response)
+UNRESERVED_LIMIT = 1000  # an account's default concurrency quota, for a function with none reserved
+VARIABLES_TF = Path(__file__).resolve().parents[2] / "infra" / "variables.tf"
+LISTEN_BACKLOG = 1024
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 
-class LambdaContext:
-    """The attributes Lambda's context object offers that handlers and Powertools read."""
-
-    def __init__(self, function_name: str, version: str, timeout_s: float) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self.function_name = function_name
-        self.function_version = version
-        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{function_name}:{version}"
-        self.memory_limit_in_mb = 512
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+def terraform_default(name: str, fallback: float) -> float:
+    """The default of `variable "<name>"` in infra/variables.tf: the value the AWS stack gets."""
+    try:
+        text = VARIABLES_TF.read_text()
+    except OSError:
+        return fallback
+    found = re.search(rf'variable "{re.escape(name)}" \{{.*?\n\s*default\s*=\s*(-?[0-9.]+)', text, re.S)
+    return float(found.group(1)) if found else fallback
 
 
-def load_handler(spec: str) -> Callable[[dict, Any], Any]:
-    """'package.module.function' (Lambda's Handler setting) → the function."""
-    module_name, _, func = spec.rpartition(".")
-    if not module_name:
-        raise ValueError(f"handler {spec!r} is not of the form module.function")
-    return getattr(importlib.import_module(module_name), func)
+class Function:
+    """The environments of one function version, scaled out up to its reserved concurrency."""
+
+    def __init__(self, spec: str, name: str, version: str, timeout_s: float, memory_mb: int, limit: int) -> None:
+        self.spec, self.name, self.version = spec, name, version
+        self.timeout_s, self.memory_mb, self.limit = timeout_s, memory_mb, limit
+        self._lock = threading.Lock()
+        self._idle: list[Environment] = []
+        self._busy = 0
+        self._all: list[Environment] = []
+
+    def acquire(self) -> Environment | None:
+        """A warm idle environment, a new one, or None when the concurrency limit is reached."""
+        with self._lock:
+            while self._idle:
+                env = self._idle.pop()  # the most recently used: Lambda keeps reusing warm ones
+                if env.alive():
+                    self._busy += 1
+                    return env
+                self._all.remove(env)
+            if self._busy >= self.limit:
+                return None
+            self._busy += 1
+            env = Environment(self.spec, self.name, self.version, self.memory_mb, len(self._all) + 1)
+            self._all.append(env)
+            return env
+
+    def release(self, env: Environment) -> None:
+        with self._lock:
+            self._busy -= 1
+            if env.alive():
+                self._idle.append(env)
+            elif env in self._all:
+                self._all.remove(env)
+
+    def invoke(self, payload: bytes) -> tuple[int, bytes, dict[str, str]]:
+        if len(payload) > MAX_PAYLOAD:
+            return too_large()
+        env = self.acquire()
+        if env is None:
+            body = {
+                "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                "Type": "User",
+                "message": "Rate Exceeded.",
+            }
+            return 429, json.dumps(body).encode(), {"x-amzn-ErrorType": "TooManyRequestsException"}
+        request_id = str(uuid.uuid4())
+        try:
+            result = env.invoke(request_id, payload, self.timeout_s, MAX_PAYLOAD)
+        finally:
+            self.release(env)
+        return 200, result.payload, _result_headers(result, request_id)
+
+    def stop(self) -> None:
+        with self._lock:
+            envs, self._all, self._idle = list(self._all), [], []
+        for env in envs:
+            env.stop()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {"environments": len(self._all), "busy": self._busy, "limit": self.limit}
 
 
-def make_server(
-    host: str, port: int, handler: Callable, function_name: str, version: str, timeout_s: float
-) -> ThreadingHTTPServer:
+def too_large() -> tuple[int, bytes, dict[str, str]]:
+    """Lambda's answer to an invocation payload over the limit."""
+    message = f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation"
+    body = json.dumps({"Type": "User", "message": message}).encode()
+    return 413, body, {"x-amzn-ErrorType": "RequestEntityTooLargeException"}
+
+
+def _result_headers(result: Result, request_id: str) -> dict[str, str]:
+    headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.version}
+    if result.error_type:
+        headers["X-Amz-Function-Error"] = "Unhandled"
+    return headers
+
+
+class Server(ThreadingHTTPServer):
+    """Threaded HTTP server whose listen backlog is set before listen() is called."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+
+def make_server(host: str, port: int, function: Function) -> ThreadingHTTPServer:
     class Invoke(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
         wbufsize = 1 << 16  # status line, headers and body leave in one write (flushed after each request)
 
-        def log_message(self, *args: Any) -> None:  # one line per request is the handler's job
+        def log_message(self, *args: Any) -> None:  # START/END/REPORT lines are the log
             return
 
         def _send(self, status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:
@@ -72,32 +153,27 @@ def make_server(
 
         def do_GET(self) -> None:
             if self.path == READY_PATH:
-                self._send(200, b'{"ready": true}')
+                self._send(200, json.dumps({"ready": True, **function.counts()}).encode())
             else:
-                self._send(404, b'{"error": "not found"}')
+                self._send(404, b'{"message": "not found"}')
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
             if self.path != INVOKE_PATH:
-                self._send(404, b'{"error": "not found"}')
+                self.close_connection = True
+                self._send(404, b'{"message": "not found"}')
                 return
-            try:
-                event = json.loads(raw or b"{}")
-                result = handler(event, LambdaContext(function_name, version, timeout_s))
-                self._send(200, json.dumps(result).encode())
-            except Exception as exc:
-                payload = {
-                    "errorMessage": str(exc),
-                    "errorType": type(exc).__name__,
-                    "stackTrace": traceback.format_exception(exc)[-3:],
-                }
-                print(json.dumps({"level": "ERROR", "unhandled": payload}), file=sys.stderr, flush=True)
-                self._send(200, json.dumps(payload).encode(), {"X-Amz-Function-Error": "Unhandled"})
+            if length > MAX_PAYLOAD:  # refused; a body of API Gateway's size is drained, not parsed
+                self.close_connection = True
+                if length <= DRAIN_LIMIT:
+                    while length > 0:
+                        length -= len(self.rfile.read(min(length, 1 << 20)) or b"\0" * length)
+                self._send(*too_large())
+                return
+            status, payload, headers = function.invoke(self.rfile.read(length))
+            self._send(status, payload, headers)
 
-    server = ThreadingHTTPServer((host, port), Invoke)
-    server.daemon_threads = True
-    return server
+    return Server((host, port), Invoke)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,21 +183,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--function-name", default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "catdog-api"))
     p.add_argument("--version", default=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"))
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=terraform_default("lambda_timeout_seconds", 15))
+    p.add_argument("--memory", type=int, default=int(terraform_default("lambda_memory_mb", 512)))
+    p.add_argument(
+        "--reserved-concurrency",
+        type=int,
+        default=int(
+            os.environ.get("LAMBDA_RESERVED_CONCURRENCY") or terraform_default("lambda_reserved_concurrency", -1)
+        ),
+        help=f"at most this many environments; -1 (none reserved) means the account quota, {UNRESERVED_LIMIT}",
+    )
     args = p.parse_args(argv)
-    try:
-        handler = load_handler(args.handler)
-    except (ImportError, AttributeError, ValueError) as exc:
-        print(f"lambda runtime: cannot load handler {args.handler}: {exc}", file=sys.stderr)
+    if "." not in args.handler:
+        print(f"lambda runtime: handler {args.handler!r} is not of the form module.function", file=sys.stderr)
         return 2
-    server = make_server(args.host, args.port, handler, args.function_name, args.version, args.timeout)
+    limit = args.reserved_concurrency if args.reserved_concurrency >= 0 else UNRESERVED_LIMIT
+    function = Function(args.handler, args.function_name, args.version, args.timeout, args.memory, limit)
+    server = make_server(args.host, args.port, function)
+
+    def terminate(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, terminate)
     print(
-        f"lambda runtime: {args.function_name}:{args.version} ({args.handler}) on {args.host}:{args.port}",
+        f"lambda runtime: {args.function_name}:{args.version} ({args.handler}) on {args.host}:{args.port}, "
+        f"up to {limit} environments, timeout {args.timeout:g} s, {args.memory} MB",
         file=sys.stderr,
         flush=True,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever(poll_interval=0.2)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever(poll_interval=0.2)
+    finally:
+        function.stop()
     return 0
 
 
