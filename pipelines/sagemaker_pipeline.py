@@ -1,215 +1,271 @@
-"""The SageMaker Pipeline (SDK v2): Train → Evaluate → Condition(accuracy ≥ threshold) → Register | Fail.
+"""The SageMaker Pipeline: Train → Evaluate → Condition(accuracy gate) → Register | Fail, with no SDK.
 
-This is the one module that imports the SageMaker Python SDK. `definition_json` builds the
-pipeline offline and deterministically; `upsert` and `start` talk to AWS.
+The definition is plain data in SageMaker's pipeline definition schema (version 2020-12-01): each
+step's Arguments are the request of the API the step calls (CreateTrainingJob, CreateProcessingJob,
+CreateModelPackage), with `Get`, `Std:Join` and `Std:JsonGet` expressions where a value is known only
+at run time. `definition_json` builds it offline and byte-identical across runs; `upsert` sends that
+same text with boto3 after `definition_check.validate` has checked it against botocore's model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
+from typing import Any
 
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+from pipelines.definition_check import SCHEMA_VERSION, validate
+from pipelines.images import training_image
+from pipelines.settings import DEFAULT_HYPERPARAMETERS, DEFAULT_THRESHOLD, PENDING, THRESHOLD_FLOOR, PipelineSettings
 
-import logging
-import warnings
-
-import boto3
-from sagemaker import image_uris
-from sagemaker.inputs import TrainingInput
-from sagemaker.model import Model
-from sagemaker.model_metrics import MetricsSource, ModelMetrics
-from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
-from sagemaker.pytorch import PyTorch
-from sagemaker.workflow.condition_step import ConditionStep
-from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
-from sagemaker.workflow.execution_variables import ExecutionVariables
-from sagemaker.workflow.fail_step import FailStep
-from sagemaker.workflow.functions import Join, JsonGet
-from sagemaker.workflow.model_step import ModelStep
-from sagemaker.workflow.parameters import ParameterFloat, ParameterString
-from sagemaker.workflow.pipeline import Pipeline
-from sagemaker.workflow.pipeline_context import PipelineSession
-from sagemaker.workflow.properties import PropertyFile
-from sagemaker.workflow.steps import ProcessingStep, TrainingStep
-
-from pipelines.settings import DEFAULT_HYPERPARAMETERS, DEFAULT_THRESHOLD, PENDING, PipelineSettings
-
-# The SDK logs every field it drops from a pipeline definition; keep the CLI output readable.
-logging.getLogger("sagemaker").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-
-FRAMEWORK_VERSION = "2.6"
-PY_VERSION = "py312"
-# No SDK telemetry: the definition is built offline, and upserts send nothing beyond the API calls.
-SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image", "application/json"]
+INSTANCE = "ml.m5.xlarge"
+VOLUME_GB = 30
+MAX_TRAINING_SECONDS = 86400
+# Processing-container paths; SageMaker needs one local path per input.
+MODEL_DIR, TEST_DIR = "/opt/ml/processing/model", "/opt/ml/processing/test"
+BUNDLE_DIR, CODE_DIR = "/opt/ml/processing/input/bundle", "/opt/ml/processing/input/code"
+EVALUATION_DIR = "/opt/ml/processing/evaluation"
+
+Expr = dict[str, Any]
 
 
-def _session(settings: PipelineSettings, boto_session: boto3.Session | None = None) -> PipelineSession:
-    # Offline, a session with placeholder credentials: building the definition makes no AWS call.
-    boto_session = boto_session or boto3.Session(
-        region_name=settings.region,
-        aws_access_key_id="offline",
-        aws_secret_access_key="offline",  # noqa: S106 - placeholder, no call is made
-    )
-    return PipelineSession(
-        boto_session=boto_session, default_bucket=settings.artifact_bucket, sagemaker_config=SDK_CONFIG
-    )
+def get(path: str) -> Expr:
+    return {"Get": path}
 
 
-def build_pipeline(settings: PipelineSettings, boto_session: boto3.Session | None = None) -> Pipeline:
-    session = _session(settings, boto_session)
+def param(name: str) -> Expr:
+    return get(f"Parameters.{name}")
+
+
+def join(values: list[Any], on: str = "") -> Expr:
+    return {"Std:Join": {"On": on, "Values": values}}
+
+
+def json_get(step: str, property_file: str, path: str) -> Expr:
+    return {"Std:JsonGet": {"PropertyFile": get(f"Steps.{step}.PropertyFiles.{property_file}"), "Path": path}}
+
+
+MODEL_ARTIFACTS = get("Steps.Train.ModelArtifacts.S3ModelArtifacts")
+EXECUTION_ID = get("Execution.PipelineExecutionId")
+ACCURACY = json_get("Evaluate", "Evaluation", "metrics.accuracy.value")
+
+
+def parameters(settings: PipelineSettings) -> list[dict[str, Any]]:
+    """What a start may set. Neither the threshold's floor nor the registration status is among them."""
+
+    def string(name: str, default: str) -> dict[str, Any]:
+        return {"Name": name, "Type": "String", "DefaultValue": default}
+
+    return [
+        string("InputDataUri", f"s3://{settings.artifact_bucket}/data/cats-vs-dogs"),
+        string("TrainingInstanceType", INSTANCE),
+        string("ProcessingInstanceType", INSTANCE),
+        {"Name": "AccuracyThreshold", "Type": "Float", "DefaultValue": DEFAULT_THRESHOLD},
+        string("ModelPackageGroupName", settings.model_package_group),
+        string("InferenceImageUri", settings.inference_image),
+        string("GitSha", settings.git_sha),
+    ]
+
+
+def _hyperparameters(settings: PipelineSettings) -> dict[str, str]:
+    """The PyTorch container's contract: JSON-encoded values, the entry point and the code bundle."""
+    values: dict[str, Any] = {
+        **DEFAULT_HYPERPARAMETERS,
+        "sagemaker_program": "training/train.py",
+        "sagemaker_submit_directory": settings.code_bundle_uri,
+        "sagemaker_region": settings.region,
+        "sagemaker_container_log_level": 20,
+    }
+    return {name: json.dumps(value) for name, value in values.items()}
+
+
+def train_step(settings: PipelineSettings) -> dict[str, Any]:
     bucket = settings.artifact_bucket
-    input_uri = ParameterString("InputDataUri", default_value=f"s3://{bucket}/data/cats-vs-dogs")
-    train_instance = ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge")
-    eval_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge")
-    threshold = ParameterFloat("AccuracyThreshold", default_value=DEFAULT_THRESHOLD)
-    group = ParameterString("ModelPackageGroupName", default_value=settings.model_package_group)
-    approval = ParameterString("ModelApprovalStatus", default_value=PENDING)
-    inference_image = ParameterString("InferenceImageUri", default_value=settings.inference_image)
-    git_sha = ParameterString("GitSha", default_value=settings.git_sha)
-
-    estimator = PyTorch(
-        entry_point="training/train.py",
-        source_dir=settings.code_bundle_uri,
-        framework_version=FRAMEWORK_VERSION,
-        py_version=PY_VERSION,
-        instance_type=train_instance,
-        instance_count=1,
-        role=settings.execution_role,
-        output_path=f"s3://{bucket}/models",
-        code_location=f"s3://{bucket}/code",
-        hyperparameters=dict(DEFAULT_HYPERPARAMETERS),
-        environment={"GIT_SHA": git_sha, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
-        sagemaker_session=session,
-        disable_profiler=True,
-    )
-    step_train = TrainingStep(
-        name="Train",
-        step_args=estimator.fit({"train": TrainingInput(Join(on="/", values=[input_uri, "train"]))}),
-    )
-
-    processor = ScriptProcessor(
-        image_uri=image_uris.retrieve(
-            "pytorch",
-            settings.region,
-            version=FRAMEWORK_VERSION,
-            py_version=PY_VERSION,
-            instance_type="ml.m5.xlarge",
-            image_scope="training",
-        ),
-        command=["bash"],
-        instance_type=eval_instance,
-        instance_count=1,
-        role=settings.execution_role,
-        env={"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
-        sagemaker_session=session,
-    )
-    evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
-    step_eval = ProcessingStep(
-        name="Evaluate",
-        step_args=processor.run(
-            code=settings.evaluate_script_uri,
-            inputs=[
-                ProcessingInput(
-                    source=step_train.properties.ModelArtifacts.S3ModelArtifacts, destination="/opt/ml/processing/model"
-                ),
-                ProcessingInput(source=Join(on="/", values=[input_uri, "test"]), destination="/opt/ml/processing/test"),
-                ProcessingInput(source=settings.code_bundle_uri, destination="/opt/ml/processing/input/code"),
-            ],
-            outputs=[
-                ProcessingOutput(
-                    output_name="evaluation",
-                    source="/opt/ml/processing/evaluation",
-                    destination=Join(
-                        on="/", values=[f"s3://{bucket}/evaluation", ExecutionVariables.PIPELINE_EXECUTION_ID]
-                    ),
-                )
-            ],
-        ),
-        property_files=[evaluation],
-    )
-    accuracy = JsonGet(step_name=step_eval.name, property_file=evaluation, json_path="metrics.accuracy.value")
-    evaluation_uri = Join(
-        on="/",
-        values=[step_eval.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"],
-    )
-
-    model = Model(
-        image_uri=inference_image,
-        model_data=step_train.properties.ModelArtifacts.S3ModelArtifacts,
-        role=settings.execution_role,
-        sagemaker_session=session,
-    )
-    step_register = ModelStep(
-        name="Register",
-        step_args=model.register(
-            content_types=CONTENT_TYPES,
-            response_types=["application/json"],
-            inference_instances=["ml.m5.large", "ml.c6i.large"],
-            transform_instances=["ml.m5.large"],
-            model_package_group_name=group,
-            approval_status=approval,
-            model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type="application/json")
-            ),
-            customer_metadata_properties={
-                "git_sha": git_sha,
-                "mlflow_run_id": JsonGet(
-                    step_name=step_eval.name, property_file=evaluation, json_path="model.mlflow_run_id"
-                ),
+    return {
+        "Name": "Train",
+        "Type": "Training",
+        "Arguments": {
+            "AlgorithmSpecification": {
+                "TrainingImage": training_image(settings.region),
+                "TrainingInputMode": "File",
+                "EnableSageMakerMetricsTimeSeries": True,
             },
-            description="MobileNetV2 cat/dog classifier (ONNX); test accuracy in ModelMetrics",
-        ),
-    )
-    step_fail = FailStep(
-        name="AccuracyBelowThreshold",
-        error_message=Join(on=" ", values=["Test accuracy", accuracy, "is below the threshold", threshold]),
-    )
-    step_gate = ConditionStep(
-        name="AccuracyGate",
-        conditions=[ConditionGreaterThanOrEqualTo(left=accuracy, right=threshold)],
-        if_steps=[step_register],
-        else_steps=[step_fail],
-    )
-    return Pipeline(
-        name=settings.pipeline_name,
-        parameters=[input_uri, train_instance, eval_instance, threshold, group, approval, inference_image, git_sha],
-        steps=[step_train, step_eval, step_gate],
-        sagemaker_session=session,
-    )
+            "RoleArn": settings.execution_role,
+            "HyperParameters": _hyperparameters(settings),
+            "Environment": {"GIT_SHA": param("GitSha"), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
+            "InputDataConfig": [
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": join([param("InputDataUri"), "train"], on="/"),
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models"},
+            "ResourceConfig": {
+                "InstanceCount": 1,
+                "InstanceType": param("TrainingInstanceType"),
+                "VolumeSizeInGB": VOLUME_GB,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
+            "ProfilerConfig": {"DisableProfiler": True},
+        },
+    }
 
 
-@contextlib.contextmanager
-def _offline_env() -> Iterator[None]:
-    """The SDK builds helper clients from the default credential chain: keep that chain offline."""
-    offline = {"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {k: os.environ.get(k) for k in [*offline, "AWS_SESSION_TOKEN", "AWS_PROFILE"]}
-    os.environ.update(offline)
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ.pop("AWS_PROFILE", None)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _input(name: str, source: Any, local_path: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "AppManaged": False,
+        "S3Input": {
+            "S3Uri": source,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+            "S3CompressionType": "None",
+        },
+    }
+
+
+def evaluate_step(settings: PipelineSettings) -> dict[str, Any]:
+    """pipelines/evaluate.sh in the PyTorch image: unpack the bundle, run training/evaluate.py."""
+    return {
+        "Name": "Evaluate",
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {
+                "ImageUri": training_image(settings.region),
+                "ContainerEntrypoint": ["bash", f"{CODE_DIR}/evaluate.sh"],
+            },
+            "RoleArn": settings.execution_role,
+            "Environment": {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
+            "ProcessingInputs": [
+                _input("model", MODEL_ARTIFACTS, MODEL_DIR),
+                _input("test", join([param("InputDataUri"), "test"], on="/"), TEST_DIR),
+                _input("bundle", settings.code_bundle_uri, BUNDLE_DIR),
+                _input("code", settings.evaluate_script_uri, CODE_DIR),
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "evaluation",
+                        "AppManaged": False,
+                        "S3Output": {
+                            "S3Uri": join([f"s3://{settings.artifact_bucket}/evaluation", EXECUTION_ID], on="/"),
+                            "LocalPath": EVALUATION_DIR,
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ]
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": param("ProcessingInstanceType"),
+                    "VolumeSizeInGB": VOLUME_GB,
+                }
+            },
+        },
+        "PropertyFiles": [
+            {"PropertyFileName": "Evaluation", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+        ],
+    }
+
+
+def register_step() -> dict[str, Any]:
+    """CreateModelPackage, always PendingManualApproval: approval is a person's act (`mlops approve`)."""
+    evaluation_uri = get("Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri")
+    return {
+        "Name": "Register",
+        "Type": "RegisterModel",
+        "Arguments": {
+            "ModelPackageGroupName": param("ModelPackageGroupName"),
+            "ModelPackageDescription": "MobileNetV2 cat/dog classifier (ONNX); test accuracy in ModelMetrics",
+            "ModelApprovalStatus": PENDING,
+            "InferenceSpecification": {
+                "Containers": [{"Image": param("InferenceImageUri"), "ModelDataUrl": MODEL_ARTIFACTS}],
+                "SupportedContentTypes": CONTENT_TYPES,
+                "SupportedResponseMIMETypes": ["application/json"],
+                "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large", "ml.c6i.large"],
+                "SupportedTransformInstanceTypes": ["ml.m5.large"],
+            },
+            "ModelMetrics": {
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": join([evaluation_uri, "evaluation.json"], on="/"),
+                    }
+                }
+            },
+            "CustomerMetadataProperties": {
+                "git_sha": param("GitSha"),
+                "mlflow_run_id": json_get("Evaluate", "Evaluation", "model.mlflow_run_id"),
+            },
+        },
+    }
+
+
+def gate_step() -> dict[str, Any]:
+    """Both conditions must hold: accuracy ≥ the floor AND accuracy ≥ AccuracyThreshold (a caller may
+    raise the gate through the parameter, never lower it below the floor)."""
+    floor = f"{THRESHOLD_FLOOR:g}"
+    message = join(
+        ["Test accuracy ", ACCURACY, f" is below the threshold max({floor}, ", param("AccuracyThreshold"), ")"]
+    )
+    return {
+        "Name": "AccuracyGate",
+        "Type": "Condition",
+        "Arguments": {
+            "Conditions": [
+                {"Type": "GreaterThanOrEqualTo", "LeftValue": ACCURACY, "RightValue": THRESHOLD_FLOOR},
+                {"Type": "GreaterThanOrEqualTo", "LeftValue": ACCURACY, "RightValue": param("AccuracyThreshold")},
+            ],
+            "IfSteps": [register_step()],
+            "ElseSteps": [{"Name": "AccuracyBelowThreshold", "Type": "Fail", "Arguments": {"ErrorMessage": message}}],
+        },
+    }
+
+
+def build_definition(settings: PipelineSettings) -> dict[str, Any]:
+    # No PipelineExperimentConfig: runs are tracked in MLflow, and the pipeline role has no Experiments rights.
+    return {
+        "Version": SCHEMA_VERSION,
+        "Metadata": {},
+        "Parameters": parameters(settings),
+        "PipelineExperimentConfig": None,
+        "Steps": [train_step(settings), evaluate_step(settings), gate_step()],
+    }
 
 
 def definition_json(settings: PipelineSettings) -> str:
-    """The pipeline definition as canonical JSON (sorted keys), built offline: identical across runs."""
-    with _offline_env():
-        definition = build_pipeline(settings).definition()
-    return json.dumps(json.loads(definition), indent=2, sort_keys=True) + "\n"
+    """The pipeline definition as canonical JSON (sorted keys): the same settings give the same bytes."""
+    return json.dumps(build_definition(settings), indent=2, sort_keys=True) + "\n"
 
 
-def upsert(settings: PipelineSettings, boto_session: boto3.Session) -> str:
-    """Create or update the pipeline in SageMaker; returns its ARN."""
-    pipeline = build_pipeline(settings, boto_session)
-    response = pipeline.upsert(role_arn=settings.execution_role)
-    return response["PipelineArn"]
+def checked_definition_json(settings: PipelineSettings) -> str:
+    """definition_json after validate(); ValueError naming every problem when the definition is invalid."""
+    text = definition_json(settings)
+    problems = validate(json.loads(text))
+    if problems:
+        raise ValueError("invalid pipeline definition: " + "; ".join(problems))
+    return text
+
+
+def upsert(settings: PipelineSettings, boto_session: Any) -> str:
+    """Create or update the pipeline in SageMaker with the checked definition; returns its ARN."""
+    name, body = settings.pipeline_name, checked_definition_json(settings)
+    sm = boto_session.client("sagemaker")
+    common = {
+        "PipelineName": name,
+        "PipelineDefinition": body,
+        "PipelineDescription": "Train → Evaluate → accuracy gate → Register (PendingManualApproval) | Fail",
+        "RoleArn": settings.execution_role,
+    }
+    pages = sm.get_paginator("list_pipelines").paginate(PipelineNamePrefix=name)
+    if any(p["PipelineName"] == name for page in pages for p in page.get("PipelineSummaries", [])):
+        return sm.update_pipeline(**common)["PipelineArn"]
+    return sm.create_pipeline(**common)["PipelineArn"]

@@ -1,22 +1,34 @@
-"""Pipeline settings shared by the SageMaker definition and the local runner (no SDK import)."""
+"""Pipeline settings shared by the SageMaker definition and the local runner: the one home of the gate
+and hyperparameter defaults (no SDK, no AWS call)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
-DEFAULT_THRESHOLD = 0.90
+from training.hyperparameters import DEFAULTS
+
+# The accuracy gate: a caller may raise the threshold (AccuracyThreshold, --threshold, ACCURACY_THRESHOLD),
+# never lower it below THRESHOLD_FLOOR. Both gates (SageMaker's condition, the local runner) apply it.
+THRESHOLD_FLOOR = 0.90
+DEFAULT_THRESHOLD = THRESHOLD_FLOOR
+# Every registration waits for a person: no parameter or option changes this status.
 PENDING = "PendingManualApproval"
 
-# Hyperparameters passed to training/train.py as CLI arguments, in SageMaker and locally.
-DEFAULT_HYPERPARAMETERS: dict[str, str] = {
-    "image-size": "160",
-    "warmup-epochs": "15",
-    "finetune-epochs": "1",
-    "finetune-blocks": "4",
-    "batch-size": "32",
-    "seed": "42",
-}
+# Hyperparameters passed to training/train.py as arguments, in SageMaker and locally (its own defaults).
+DEFAULT_HYPERPARAMETERS: dict[str, str] = {name: str(value) for name, value in DEFAULTS.items()}
+
+
+def gate_threshold(requested: float | None) -> tuple[float, str]:
+    """The threshold the gate applies and, when the request was below the floor, a one-line notice."""
+    if requested is None:
+        return DEFAULT_THRESHOLD, ""
+    if not requested >= THRESHOLD_FLOOR:  # also catches NaN
+        return THRESHOLD_FLOOR, (
+            f"notice: accuracy threshold {requested:g} raised to the {THRESHOLD_FLOOR:.2f} floor "
+            "(a caller may raise the gate, never lower it)"
+        )
+    return float(requested), ""
 
 
 @dataclass(frozen=True)

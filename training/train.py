@@ -33,6 +33,7 @@ from training.data import (
     train_transform,
 )
 from training.export import write_artifact
+from training.hyperparameters import DEFAULTS as HP
 from training.model import IMAGENET_MEAN, IMAGENET_STD, LABELS, WeightsUnavailableError, build_model, set_trainable
 
 log = logging.getLogger("train")
@@ -40,16 +41,20 @@ log = logging.getLogger("train")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--image-size", type=int, default=160)
-    p.add_argument("--warmup-epochs", type=int, default=15, help="head-only epochs on cached features")
-    p.add_argument("--finetune-epochs", type=int, default=1, help="epochs that also train the top blocks")
-    p.add_argument("--finetune-blocks", type=int, default=4, help="feature blocks unfrozen for fine-tuning")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--image-size", type=int, default=HP["image-size"])
+    p.add_argument("--warmup-epochs", type=int, default=HP["warmup-epochs"], help="head-only epochs on cached features")
+    p.add_argument(
+        "--finetune-epochs", type=int, default=HP["finetune-epochs"], help="epochs that also train the top blocks"
+    )
+    p.add_argument(
+        "--finetune-blocks", type=int, default=HP["finetune-blocks"], help="feature blocks unfrozen for fine-tuning"
+    )
+    p.add_argument("--batch-size", type=int, default=HP["batch-size"])
     p.add_argument("--lr-head", type=float, default=1e-3)
     p.add_argument("--lr-finetune", type=float, default=1e-4)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-images-per-class", type=int, default=0, help="0 = all (a small slice for quick runs)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=HP["seed"])
     p.add_argument(
         "--quantize", choices=("int8", "none"), default="int8", help="serve an int8 model when it matches the float one"
     )
