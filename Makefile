@@ -10,6 +10,15 @@ BIN := $(VENV)/bin
 MLOPS := $(BIN)/mlops
 # The machine-wide pip configuration may cap torch below the pinned release: ignore it.
 PIP := PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip
+# Every pin lives in uv.lock (with hashes); uv installs from it. Its release is the one pyproject.toml requires.
+UV_VERSION := $(shell sed -n 's/^required-version = "==\(.*\)"$$/\1/p' pyproject.toml)
+UV := $(BIN)/uv
+# What `make venv` installs: `all` (development, tests, demo), or only what one job runs: `control` (the
+# `mlops` control plane: boto3, typer, rich), plus extras by name, e.g. EXTRAS="control pipeline".
+EXTRAS ?= all
+# CPU-only torch and torchvision from PyTorch's own index, for machines that reach it (GitHub runners):
+# make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu. Empty: PyPI's wheels as locked.
+TORCH_INDEX ?=
 # Offline inputs: the shared folder beside the checkout, or beside the repository it was cloned from
 # (a local clone elsewhere), when it exists; else they are downloaded at run time.
 ORIGIN := $(shell git config --get remote.origin.url 2>/dev/null)
@@ -24,20 +33,49 @@ API_PORT ?= 8000
 MODEL_PORT ?= 8080
 export DATA_DIR PRETRAINED_WEIGHTS ACCURACY_THRESHOLD MLOPS_HOME
 
-STAMP := $(VENV)/.installed
+empty :=
+space := $(empty) $(empty)
+STAMP := $(VENV)/.installed$(if $(filter-out all,$(EXTRAS)),-$(subst $(space),-,$(strip $(EXTRAS))))
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
+UV_SYNC = UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) $(UV) sync --locked --inexact --no-python-downloads \
+  $(foreach extra,$(filter-out control,$(EXTRAS)),--extra $(extra))
+# With TORCH_INDEX: torch, torchvision and the CUDA stack only PyPI's torch needs are left out of the sync.
+TORCH_STACK = torch torchvision triton $(shell sed -n 's/^name = "\(nvidia-[^"]*\|cuda-[^"]*\)"$$/\1/p' uv.lock)
+TORCH_PINS = $(foreach name,torch torchvision,$(name)==$(shell sed -n '/^name = "$(name)"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock))
 
 .PHONY: help
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml constraints.txt
+$(UV_STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip==25.3
-	$(PIP) install --quiet -c constraints.txt -e '.[all]'
+	$(PIP) install --quiet --upgrade pip==25.3 uv==$(UV_VERSION)
+	@touch $@
+
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
+ifeq ($(TORCH_INDEX),)
+	$(UV_SYNC)
+else
+	$(UV_SYNC) $(foreach name,$(TORCH_STACK),--no-install-package $(name))
+	$(if $(filter all train,$(EXTRAS)),$(UV) pip install --python $(BIN)/python --no-deps --index-url $(TORCH_INDEX) $(TORCH_PINS))
+endif
 	@touch $@
 
 .PHONY: venv
-venv: $(STAMP) ## Create or reuse the virtualenv and install the pinned dependencies
+venv: $(STAMP) ## Create or reuse the virtualenv and install from uv.lock (EXTRAS=all|control|..., TORCH_INDEX=)
+
+.PHONY: lock
+lock: $(UV_STAMP) ## Re-lock after a change to pyproject.toml's dependencies, then regenerate the requirements files
+	$(UV) lock
+	$(BIN)/python infra/tools/lock_requirements.py
+
+.PHONY: requirements
+requirements: $(UV_STAMP) ## Regenerate lambda/, serving/ and training/requirements.txt from uv.lock
+	$(BIN)/python infra/tools/lock_requirements.py
+
+.PHONY: bench-install
+bench-install: $(UV_STAMP) ## Benchmark: install time and size of each extra from a warm cache (fresh virtualenvs)
+	$(BIN)/python -m bench.bench_install $(if $(BENCH_EXTRAS),--extras $(BENCH_EXTRAS)) --out build/bench-install.json
 
 .PHONY: pipeline
 pipeline: venv ## Run the training pipeline locally: train -> evaluate -> gate -> register

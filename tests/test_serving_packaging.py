@@ -1,4 +1,4 @@
-"""The inference image: pins agree with pyproject, the Dockerfile keeps the SageMaker contract, hadolint passes."""
+"""The inference image: pins generated from uv.lock, the Dockerfile keeps the SageMaker contract, hadolint passes."""
 
 from __future__ import annotations
 
@@ -10,23 +10,14 @@ import sys
 import tomllib
 from pathlib import Path
 
+from lock_support import Pin, lock_hashes, lock_packages, normalize, read_requirements
+
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "serving" / "Dockerfile"
 
 
-def pins(lines: list[str]) -> dict[str, str]:
-    out = {}
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            assert version, f"not pinned with ==: {line}"
-            out[name.strip().lower().replace("_", "-")] = version.strip()
-    return out
-
-
-def requirements() -> dict[str, str]:
-    return pins((REPO / "serving" / "requirements.txt").read_text().splitlines())
+def requirements() -> dict[str, Pin]:
+    return read_requirements(REPO / "serving" / "requirements.txt")
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -36,14 +27,19 @@ def instructions() -> list[tuple[str, str]]:
     return [(row.split(None, 1)[0].upper(), row.split(None, 1)[1] if " " in row else "") for row in rows]
 
 
-def test_requirements_match_the_serve_extra_and_the_constraints() -> None:
-    extra = pins(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"])
+def test_requirements_are_the_serve_extra_from_the_lock() -> None:
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
     reqs = requirements()
-    assert {k: reqs[k] for k in extra if k in reqs} == extra  # every serve pin, same version
-    constraints = pins((REPO / "constraints.txt").read_text().splitlines())
-    for name, version in reqs.items():
-        assert constraints.get(name) == version, f"{name}=={version} but constraints.txt pins {constraints.get(name)}"
-    assert not {"torch", "torchvision", "onnx", "boto3"} & set(reqs)  # a small image
+    direct = {normalize(name): version for name, version in (pin.split("==") for pin in extra)}
+    assert {name: reqs[name].version for name in direct} == direct  # every serve pin, same version
+    locked = lock_packages()
+    for name, pin in reqs.items():
+        assert pin.version == locked[name]["version"], (
+            f"{name}=={pin.version} but uv.lock pins {locked[name]['version']}"
+        )
+        assert pin.hashes and set(pin.hashes) <= lock_hashes(locked[name]), name
+    assert {"onnxruntime", "numpy", "pillow", "protobuf"} <= set(reqs)
+    assert not {"torch", "torchvision", "onnx", "boto3", "mlflow"} & set(reqs)  # a small image
 
 
 def test_dockerfile_keeps_the_sagemaker_contract() -> None:
