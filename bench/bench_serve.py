@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.cpu_meter import CpuMeter
-from bench.serve_load import bench_http, cold_start, free_port, pct, start_server, wait_ready
+from bench.serve_load import bench_http, cold_start, free_port, machine, pct, request_id_run, start_server, wait_ready
 from bench.serve_plot import plot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +24,7 @@ FLOORS = {  # name: (limit, "max" or "min")
     "c8_rps": (150.0, "min"),
     "c8_errors": (0, "max"),
     "cold_start_s": (1.5, "max"),
+    "id_run_errors": (0, "max"),  # the request-id run: failures plus answers carrying another request's id
 }
 
 
@@ -173,9 +174,16 @@ def run_end_to_end(args: argparse.Namespace, model_dir: str, photos: list[bytes]
         pids = {"model_server": proc.pid}
         wait_ready(url, photos[0])
     print(f"end to end against {url}{path} ...", flush=True)
+    headers = {"x-api-key": os.environ["API_KEY"]} if target == "api" and os.environ.get("API_KEY") else {}
     try:
         meter = CpuMeter(pids)
-        return {"target": target, **bench_http(url, path, photos, args.c1_n, args.seconds, args.concurrency, meter)}
+        out = bench_http(url, path, photos, args.c1_n, args.seconds, args.concurrency, meter, headers)
+        if target == "api" and args.id_n:
+            print(
+                f"{args.id_n} requests at concurrency {args.id_c}, each checked for its own request id ...", flush=True
+            )
+            out["request_ids"] = request_id_run(url, path, photos, args.id_n, args.id_c, headers)
+        return {"target": target, **out}
     finally:
         if proc is not None:
             proc.terminate()
@@ -202,6 +210,12 @@ def report(result: dict) -> None:
         + ", ".join(f"{name} {ms} ms" for name, ms in cpu["ms_per_request"].items())
         + f" = {cpu['total_ms']} ms: {cpu['cpus']} CPUs serve at most {cpu['ceiling_rps']} req/s"
     )
+    ids = e2e.get("request_ids")
+    if ids:
+        print(
+            f"{ids['requests']} requests at c={ids['concurrency']} through the API: {ids['errors']} errors, "
+            f"{ids['mismatched']} answers with another request's id, {ids['rps']} req/s ({ids['statuses']})"
+        )
     print(f"cold start: {cold['runs_s']} s (folder), {cold['model_tar_gz_s']} s (model.tar.gz)")
     scope = "" if e2e["target"] == "api" else "  (model server only: the floors are for the whole API)"
     print(f"floors{scope}:")
@@ -220,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="length of the concurrency run")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--cold-runs", type=int, default=3)
+    p.add_argument("--id-n", type=int, default=10_000, help="requests of the request-id run through the API (0: skip)")
+    p.add_argument("--id-c", type=int, default=32, help="concurrency of the request-id run")
     p.add_argument("--out", default="build/bench-serve.json")
     p.add_argument("--plot", default="build/bench-serve.png")
     args = p.parse_args(argv)
@@ -242,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "artifact": args.artifact,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "machine": {**machine(), "python": platform.python_version(), "load_avg": os.getloadavg()},
     }
     print("compute ...", flush=True)
     result["compute"] = bench_compute(model_dir, photos[0], args.compute_n)
@@ -259,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "c8_errors": e2e["c8"]["errors"] + e2e["c1"]["errors"],
         "cold_start_s": result["cold_start"]["median_s"],
     }
+    if "request_ids" in e2e:
+        ids = e2e["request_ids"]
+        figures["id_run_errors"] = ids["errors"] + ids["mismatched"]
     result["floors"] = verdicts(figures)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

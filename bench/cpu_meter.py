@@ -11,13 +11,24 @@ CLIENT = "load_client"
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of every thread of process `pid` so far, or None if unreadable."""
+    """User + system CPU seconds of process `pid` and its child processes so far, or None if unreadable.
+
+    Children count whether alive (the local Lambda's execution environments) or reaped.
+    """
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
     except (OSError, IndexError, ValueError):
         return None
+    children: list[str] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += f.read().split()
+    except OSError:
+        pass
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(process_cpu_seconds(int(c)) or 0.0 for c in children)
 
 
 class CpuMeter:

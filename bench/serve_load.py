@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -33,23 +34,28 @@ def pct(samples: list[float]) -> dict[str, float]:
 class Client:
     """One keep-alive HTTP/1.1 connection; reconnects when the server closes it."""
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, headers: dict[str, str] | None = None) -> None:
         self.host, self.port, self.path = urlsplit(url).hostname, urlsplit(url).port or 80, path
+        self.headers = {"Content-Type": "image/jpeg", **(headers or {})}
         self.conn: http.client.HTTPConnection | None = None
 
     def post(self, body: bytes) -> int:
+        return self.exchange(body)[0]
+
+    def exchange(self, body: bytes) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """(status, headers, body) of one POST."""
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
                 self.conn.connect()  # no Nagle: the body goes out right behind the headers
                 self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                self.conn.request("POST", self.path, body, {"Content-Type": "image/jpeg"})
+                self.conn.request("POST", self.path, body, self.headers)
                 resp = self.conn.getresponse()
-                resp.read()
+                data = resp.read()
                 if resp.will_close:
                     self.close()
-                return resp.status
+                return resp.status, resp.headers, data
             except (OSError, http.client.HTTPException):
                 self.close()
                 if attempt:
@@ -62,14 +68,77 @@ class Client:
             self.conn = None
 
 
+def request_id_run(
+    url: str, path: str, photos: list[bytes], n: int, concurrency: int, headers: dict[str, str] | None = None
+) -> dict:
+    """`n` requests over `concurrency` keep-alive clients through the API.
+
+    Counts failures (no answer or not 200) and answers whose body `request_id` is not their own
+    `x-amzn-RequestId` header (one request's answer carrying another's identity).
+    """
+    lock = threading.Lock()
+    counts = {"ok": 0, "errors": 0, "mismatched": 0}
+    statuses: dict[str, int] = {}
+    next_index = iter(range(n))
+
+    def worker() -> None:
+        client = Client(url, path, headers)
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                break
+            try:
+                status, head, data = client.exchange(photos[i % len(photos)])
+            except (OSError, http.client.HTTPException) as exc:
+                status, head, data = 0, None, type(exc).__name__.encode()
+            own = head.get("x-amzn-RequestId") if head is not None else None
+            try:
+                body_id = json.loads(data).get("request_id")
+            except (ValueError, AttributeError):
+                body_id = None
+            with lock:
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+                if status != 200:
+                    counts["errors"] += 1
+                elif not own or body_id != own:
+                    counts["mismatched"] += 1
+                else:
+                    counts["ok"] += 1
+        client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "requests": n,
+        "concurrency": concurrency,
+        **counts,
+        "statuses": statuses,
+        "seconds": round(elapsed, 2),
+        "rps": round(n / elapsed, 1),
+    }
+
+
 def bench_http(
-    url: str, path: str, photos: list[bytes], n1: int, seconds: float, concurrency: int, meter: CpuMeter | None = None
+    url: str,
+    path: str,
+    photos: list[bytes],
+    n1: int,
+    seconds: float,
+    concurrency: int,
+    meter: CpuMeter | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
     """(b) latency at concurrency 1, then throughput with `concurrency` keep-alive clients for `seconds`.
 
     With a meter, the throughput run also reports the CPU each metered process spent per request.
     """
-    client = Client(url, path)
+    client = Client(url, path, headers)
     for body in photos[:5]:
         client.post(body)
     lat, errors = [], 0
@@ -88,7 +157,7 @@ def bench_http(
     stop_at = time.perf_counter() + seconds
 
     def worker(k: int) -> None:
-        c, i = Client(url, path), k
+        c, i = Client(url, path, headers), k
         while time.perf_counter() < stop_at:
             t = time.perf_counter()
             try:
@@ -120,6 +189,24 @@ def bench_http(
         "cpu": cpu,
     }
     return {"url": url + path, "c1": c1, "c8": c8}
+
+
+def machine() -> dict:
+    """The CPU the figures were measured on: model and the vector instruction sets it offers."""
+    info: dict = {"cpus": os.cpu_count(), "cpu_model": "", "instruction_sets": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not info["cpu_model"]:
+            info["cpu_model"] = value.strip()
+        elif key.strip() == "flags" and not info["instruction_sets"]:
+            wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+            flags = set(value.split())
+            info["instruction_sets"] = [f for f in wanted if f in flags]
+    return info
 
 
 def free_port() -> int:
