@@ -1,0 +1,101 @@
+"""Lambda Invoke without Docker: the version's own code and environment, in a real process.
+
+moto 5.2.5 runs a function only inside Docker (without it, Invoke answers a canned string). Lambda
+runs each published version in its own execution environment: the version's code package, its
+frozen environment variables, the handler it names, credentials of its role, and AWS_LAMBDA_*
+variables; an unhandled exception comes back as HTTP 200 with X-Amz-Function-Error: Unhandled and
+an {"errorMessage", "errorType"} payload. Here the environment is a process running the project's
+Lambda runtime with the handler imported from the unpacked package; it stays warm per version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from aws_emulator import context
+from aws_emulator.processes import LAMBDA_RUNTIME, PROCESSES, Proc, base_env, free_port, python, spawn
+
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+
+
+def _key(fn: Any) -> str:
+    env = json.dumps(fn.environment_vars or {}, sort_keys=True)
+    digest = hashlib.sha256(f"{fn.code_sha_256}|{env}|{fn.handler}".encode()).hexdigest()[:12]
+    return f"lambda:{fn.function_name}:{fn.version}:{digest}"
+
+
+def _start(fn: Any, key: str) -> Proc:
+    emu = context.emulator()
+    folder: Path = emu.workdir / "lambda" / key.replace(":", "_").replace("$", "")
+    code = folder / "code"
+    if not code.is_dir():
+        code.mkdir(parents=True)
+        with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as zf:
+            zf.extractall(code)
+    port = free_port()
+    env = base_env()
+    env.update(emu.env())
+    env.pop("AWS_EMULATOR_PORT", None)
+    env.update({str(k): str(v) for k, v in (fn.environment_vars or {}).items()})
+    env.update(
+        PYTHONPATH=str(code),
+        LAMBDA_TASK_ROOT=str(code),
+        _HANDLER=fn.handler or "",
+        AWS_LAMBDA_FUNCTION_NAME=fn.function_name,
+        AWS_LAMBDA_FUNCTION_VERSION=str(fn.version),
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(fn.memory_size),
+        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}",
+        AWS_EXECUTION_ENV="AWS_Lambda_python_emulated",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    args = [python(), str(LAMBDA_RUNTIME), "--port", str(port), "--handler", fn.handler or ""]
+    args += ["--function-name", fn.function_name, "--version", str(fn.version), "--timeout", str(fn.timeout or 3)]
+    return spawn(key, args, env, code, "/_runtime/ready", port, folder / "runtime.log")
+
+
+def invoke_version(fn: Any, payload: bytes) -> tuple[bytes, str]:
+    """Run one invocation; returns (payload, function error or "")."""
+    key = _key(fn)
+    proc = PROCESSES.get(key, lambda: _start(fn, key))
+    req = urllib.request.Request(proc.url + INVOKE_PATH, data=payload or b"{}", method="POST")
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=float(fn.timeout or 3) + 30) as resp:
+            return resp.read(), resp.headers.get("X-Amz-Function-Error", "")
+    except urllib.error.HTTPError as exc:
+        return exc.read(), exc.headers.get("X-Amz-Function-Error", "") or "Unhandled"
+    except OSError as exc:
+        took = time.monotonic() - started
+        body = {"errorMessage": f"{took:.2f}s: {exc}", "errorType": "Sandbox.Timedout"}
+        return json.dumps(body).encode(), "Unhandled"
+
+
+def patched_invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+    """Replaces moto's LambdaFunction.invoke (same signature)."""
+    raw = body if isinstance(body, bytes) else (body or "{}").encode()
+    if request_headers.get("x-amz-invocation-type") == "DryRun":
+        return b""
+    payload, error = invoke_version(self, raw)
+    if error:
+        response_headers["x-amz-function-error"] = error
+    return payload
+
+
+def qualifier_from_query(original: Any) -> Any:
+    """LambdaResponse.invoke reads `qualifier` while clients send `?Qualifier=` (server mode lost it)."""
+
+    def invoke(self: Any) -> Any:
+        given = self.querystring.get("Qualifier")
+        if given and "qualifier" not in self.querystring:
+            self.querystring["qualifier"] = given
+        return original(self)
+
+    return invoke

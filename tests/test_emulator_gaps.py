@@ -1,0 +1,228 @@
+"""The emulator's gap fillers, one behaviour each, through boto3 over TLS as the product calls them."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+
+import pytest
+from aws_emulator import Emulator, context
+from botocore.exceptions import ClientError
+from emulator_support import create_function, put_model, wait_until
+from serving_fixtures import build_artifact, photos
+
+pytestmark = pytest.mark.slow
+
+TLS_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::tls-only-bucket", "arn:aws:s3:::tls-only-bucket/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emulator = Emulator(tmp_path_factory.mktemp("emulator")).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def test_tls_only_bucket_policy_lets_https_through_and_denies_http(emu: Emulator) -> None:
+    s3 = emu.client("s3")
+    s3.create_bucket(Bucket="tls-only-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_policy(Bucket="tls-only-bucket", Policy=json.dumps(TLS_ONLY))
+    s3.put_object(Bucket="tls-only-bucket", Key="a.txt", Body=b"over TLS")
+    assert s3.get_object(Bucket="tls-only-bucket", Key="a.txt")["Body"].read() == b"over TLS"
+    # The same policy, evaluated for a plain-HTTP request of the emulator, denies.
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import s3_backends
+
+    bucket = s3_backends[context.emulator().client("sts").get_caller_identity()["Account"]]["global"].get_bucket(
+        "tls-only-bucket"
+    )
+    context.request.active, context.request.secure = True, False
+    try:
+        assert bucket.get_permission("s3:PutObject", "arn:aws:s3:::tls-only-bucket/a.txt") == PermissionResult.DENIED
+        context.request.secure = True
+        assert bucket.get_permission("s3:PutObject", "arn:aws:s3:::tls-only-bucket/a.txt") == PermissionResult.NEUTRAL
+    finally:
+        context.request.active = context.request.secure = False
+
+
+def test_delete_model_package_group_answers_without_hanging(emu: Emulator) -> None:
+    sm = emu.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="empty-group")
+    sm.delete_model_package_group(ModelPackageGroupName="empty-group")
+    names = [g["ModelPackageGroupName"] for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]]
+    assert "empty-group" not in names
+    sm.create_model_package_group(ModelPackageGroupName="used-group")
+    sm.create_model_package(
+        ModelPackageGroupName="used-group",
+        InferenceSpecification={
+            "Containers": [{"Image": "img:1", "ModelDataUrl": "s3://b/k.tar.gz"}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )
+    with pytest.raises(ClientError) as err:
+        sm.delete_model_package_group(ModelPackageGroupName="used-group")
+    assert err.value.response["Error"]["Code"] == "ConflictException"
+
+
+def test_lambda_invoke_runs_each_version_with_its_own_environment(emu: Emulator) -> None:
+    fn = emu.client("lambda")
+    create_function(emu, "versions-fn", "first")
+    first = fn.publish_version(FunctionName="versions-fn")["Version"]
+    fn.update_function_configuration(FunctionName="versions-fn", Environment={"Variables": {"RELEASE": "second"}})
+    second = fn.publish_version(FunctionName="versions-fn")["Version"]
+    fn.create_alias(FunctionName="versions-fn", Name="live", FunctionVersion=first)
+
+    def call(qualifier: str, event: dict) -> tuple[dict, str]:
+        resp = fn.invoke(FunctionName="versions-fn", Qualifier=qualifier, Payload=json.dumps(event).encode())
+        return json.loads(resp["Payload"].read()), resp.get("FunctionError", "")
+
+    body = json.loads(call(first, {})[0]["body"])
+    assert (body["release"], body["version"]) == ("first", first)
+    assert json.loads(call(second, {})[0]["body"])["release"] == "second"
+    assert json.loads(call("live", {})[0]["body"])["release"] == "first"
+    payload, error = call(second, {"fail": True})
+    assert error == "Unhandled"
+    assert payload["errorType"] == "RuntimeError" and "asked to fail" in payload["errorMessage"]
+
+
+@pytest.fixture(scope="module")
+def models(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two endpoint configs on a real (small) model and one on an archive no server can load."""
+    artifact = build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact")
+    s3, sm = emu.client("s3"), emu.client("sagemaker")
+    s3.create_bucket(Bucket="model-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    broken = io.BytesIO()
+    with tarfile.open(fileobj=broken, mode="w:gz") as tar:
+        info = tarfile.TarInfo("metadata.json")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    broken_path = tmp_path_factory.mktemp("broken") / "model.tar.gz"
+    broken_path.write_bytes(broken.getvalue())
+    sources = {"blue": artifact, "green": artifact, "broken": broken_path}
+    for name, path in sources.items():
+        uri = put_model(emu, "model-bucket", f"{name}/model.tar.gz", path)
+        sm.create_model(
+            ModelName=f"m-{name}",
+            PrimaryContainer={"Image": "img:1", "ModelDataUrl": uri},
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName=f"c-{name}",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": f"m-{name}",
+                    "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2},
+                }
+            ],
+        )
+    return {name: f"c-{name}" for name in sources}
+
+
+def _settled(sm, name: str):
+    return lambda: (
+        (d := sm.describe_endpoint(EndpointName=name))["EndpointStatus"] not in ("Creating", "Updating", "RollingBack")
+        and d
+    )
+
+
+def _classify(emu: Emulator, name: str) -> dict:
+    runtime = emu.client("sagemaker-runtime")
+    body = photos("cat", count=1)[0].read_bytes()
+    resp = runtime.invoke_endpoint(EndpointName=name, ContentType="image/jpeg", Body=body)
+    return json.loads(resp["Body"].read())
+
+
+def test_endpoint_blue_green_update_and_failed_update(emu: Emulator, models: dict[str, str]) -> None:
+    sm = emu.client("sagemaker")
+    sm.create_endpoint(EndpointName="bg", EndpointConfigName=models["blue"])
+    assert sm.describe_endpoint(EndpointName="bg")["EndpointStatus"] == "Creating"
+    desc = wait_until(_settled(sm, "bg"), what="endpoint created")
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", models["blue"])
+    assert _classify(emu, "bg")["label"] == "cat"
+
+    sm.update_endpoint(EndpointName="bg", EndpointConfigName=models["green"])
+    assert sm.describe_endpoint(EndpointName="bg")["EndpointStatus"] == "Updating"
+    with pytest.raises(ClientError, match="in-progress"):
+        sm.update_endpoint(EndpointName="bg", EndpointConfigName=models["blue"])
+    desc = wait_until(_settled(sm, "bg"), what="endpoint updated")
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", models["green"])
+
+    sm.update_endpoint(EndpointName="bg", EndpointConfigName=models["broken"])
+    desc = wait_until(_settled(sm, "bg"), what="failed update settled")
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", models["green"])
+    assert "did not start" in desc["FailureReason"]
+    assert _classify(emu, "bg")["label"] == "cat"
+
+
+def test_endpoint_update_rolls_back_when_an_alarm_fires_during_the_bake(emu: Emulator, models: dict[str, str]) -> None:
+    sm, cw = emu.client("sagemaker"), emu.client("cloudwatch")
+    sm.create_endpoint(EndpointName="baked", EndpointConfigName=models["blue"])
+    wait_until(_settled(sm, "baked"), what="endpoint created")
+    cw.put_metric_alarm(
+        AlarmName="baked-5xx", MetricName="Invocation5XXErrors", Namespace="AWS/SageMaker", Statistic="Sum",
+        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )  # fmt: skip
+    cw.set_alarm_state(AlarmName="baked-5xx", StateValue="ALARM", StateReason="test")
+    sm.update_endpoint(
+        EndpointName="baked",
+        EndpointConfigName=models["green"],
+        DeploymentConfig={
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 60}
+            },
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "baked-5xx"}]},
+        },
+    )
+    desc = wait_until(_settled(sm, "baked"), what="rollback settled")
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", models["blue"])
+    assert "baked-5xx" in desc["FailureReason"]
+
+
+def test_endpoint_whose_model_cannot_start_ends_failed(emu: Emulator, models: dict[str, str]) -> None:
+    sm = emu.client("sagemaker")
+    sm.create_endpoint(EndpointName="never", EndpointConfigName=models["broken"])
+    desc = wait_until(_settled(sm, "never"), what="creation settled")
+    assert desc["EndpointStatus"] == "Failed" and desc["FailureReason"]
+    with pytest.raises(ClientError):
+        emu.client("sagemaker-runtime").invoke_endpoint(EndpointName="never", ContentType="image/jpeg", Body=b"x")
+
+
+def test_alarm_state_follows_the_metrics_the_services_publish(emu: Emulator) -> None:
+    from aws_emulator import metrics
+
+    cw = emu.client("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName="fn-errors", MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=60,
+        EvaluationPeriods=2, DatapointsToAlarm=2, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Dimensions=[{"Name": "FunctionName", "Value": "fn"}, {"Name": "Resource", "Value": "fn:live"}],
+        TreatMissingData="notBreaching",
+    )  # fmt: skip
+    state = lambda: cw.describe_alarms(AlarmNames=["fn-errors"])["MetricAlarms"][0]["StateValue"]  # noqa: E731
+    metrics.function_invocation("eu-west-1", "fn", "live", error=False, duration_ms=5)
+    wait_until(lambda: state() == "OK", what="OK on healthy invocations")
+    period = 60 * context.TIME_SCALE
+    metrics.put("eu-west-1", "AWS/Lambda", "Errors", {"FunctionName": "fn", "Resource": "fn:live"}, 1)
+    metrics._points[-1] = metrics._points[-1].__class__(
+        **{**metrics._points[-1].__dict__, "at": metrics._points[-1].at - period}
+    )
+    metrics.function_invocation("eu-west-1", "fn", "live", error=True, duration_ms=5)
+    wait_until(lambda: state() == "ALARM", timeout=10, what="ALARM after errors in two periods")
+    wait_until(lambda: state() == "OK", timeout=30, what="OK once the errors age out")
