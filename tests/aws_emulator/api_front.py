@@ -131,7 +131,7 @@ def _route(backend: Any, api: Any, stage: Any, region: str, environ: dict, start
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     found = FUNCTION_URI.match(method.method_integration.uri or "")
-    if method.method_integration.type != "AWS_PROXY" or not found:
+    if method.method_integration.integration_type != "AWS_PROXY" or not found:
         return 500, _message(500, "Internal server error", start_response)
     target = STAGE_VAR.sub(lambda m: str(stage.variables.get(m.group(1), "")), found.group("fn"))
     name, _, qualifier = target.partition(":function:")[2].partition(":")
