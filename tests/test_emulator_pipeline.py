@@ -1,0 +1,142 @@
+"""Pipeline executions carry out the product's own definition: statuses, steps, gate, registration, Fail."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aws_emulator import Emulator
+from emulator_support import wait_until
+
+from pipelines.sagemaker_pipeline import definition_json
+from pipelines.settings import PipelineSettings
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+BUCKET = "catdog-staging-artifacts-123456789012"
+
+# Stand-ins for the project's training code, so the test exercises the pipeline machinery in seconds;
+# the rehearsal runs the real training/train.py and training/evaluate.py.
+TRAIN = """
+import argparse, json, os, pathlib
+p = argparse.ArgumentParser()
+for name in ("image-size", "warmup-epochs", "finetune-epochs", "finetune-blocks", "batch-size", "seed"):
+    p.add_argument("--" + name)
+args, _ = p.parse_known_args()
+channel = pathlib.Path(os.environ["SM_CHANNEL_TRAIN"])
+photos = sorted(x.relative_to(channel).as_posix() for x in channel.rglob("*.jpg"))
+out = pathlib.Path(os.environ["SM_MODEL_DIR"])
+meta = {"photos": photos, "warmup": args.warmup_epochs, "git_sha": os.environ.get("GIT_SHA")}
+(out / "metadata.json").write_text(json.dumps(meta))
+"""
+EVALUATE = """
+import argparse, json, pathlib, tarfile
+p = argparse.ArgumentParser()
+p.add_argument("--model"); p.add_argument("--test"); p.add_argument("--output")
+a = p.parse_args()
+with tarfile.open(pathlib.Path(a.model) / "model.tar.gz") as tar:
+    meta = json.load(tar.extractfile("metadata.json"))
+accuracy = float((pathlib.Path(a.test) / "accuracy.txt").read_text())
+doc = {"metrics": {"accuracy": {"value": accuracy}}, "model": {"mlflow_run_id": "run-" + meta["git_sha"]}}
+pathlib.Path(a.output, "evaluation.json").write_text(json.dumps(doc))
+"""
+
+
+def bundle() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in (("training/train.py", TRAIN), ("training/evaluate.py", EVALUATE), ("requirements.txt", "")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emu = Emulator(tmp_path_factory.mktemp("emulator-pipeline")).start()
+    try:
+        settings = PipelineSettings(region="eu-west-1", environment="staging", git_sha="abc123")
+        s3, sm = emu.client("s3"), emu.client("sagemaker")
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_object(Bucket=BUCKET, Key="code/abc123/sourcedir.tar.gz", Body=bundle())
+        s3.put_object(
+            Bucket=BUCKET, Key="code/abc123/evaluate.sh", Body=(REPO / "pipelines" / "evaluate.sh").read_bytes()
+        )
+        for label in ("cat", "dog"):
+            s3.put_object(Bucket=BUCKET, Key=f"data/cats-vs-dogs/train/{label}/1.jpg", Body=b"jpeg")
+        s3.put_object(Bucket=BUCKET, Key="data/cats-vs-dogs/test/accuracy.txt", Body=b"0.95")
+        sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
+        sm.create_pipeline(
+            PipelineName=settings.pipeline_name,
+            PipelineDefinition=definition_json(settings),
+            RoleArn=settings.execution_role,
+        )
+        yield emu
+    finally:
+        emu.stop()
+
+
+def run(emu: Emulator, **parameters: str) -> tuple[dict, list[dict]]:
+    sm = emu.client("sagemaker")
+    arn = sm.start_pipeline_execution(
+        PipelineName="catdog-training", PipelineParameters=[{"Name": k, "Value": v} for k, v in parameters.items()]
+    )["PipelineExecutionArn"]
+    assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Executing"
+    desc = wait_until(
+        lambda: (
+            (d := sm.describe_pipeline_execution(PipelineExecutionArn=arn))["PipelineExecutionStatus"] != "Executing"
+            and d
+        ),
+        timeout=120,
+        what="execution finished",
+    )
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Ascending")["PipelineExecutionSteps"]
+    return desc, steps
+
+
+def test_passing_execution_trains_evaluates_and_registers(pipeline: Emulator) -> None:
+    desc, steps = run(pipeline)
+    assert desc["PipelineExecutionStatus"] == "Succeeded", desc
+    kinds = [(next(iter(s["Metadata"])), s["StepStatus"]) for s in steps]
+    assert kinds == [
+        ("TrainingJob", "Succeeded"),
+        ("ProcessingJob", "Succeeded"),
+        ("Condition", "Succeeded"),
+        ("RegisterModel", "Succeeded"),
+    ]
+    assert steps[2]["Metadata"]["Condition"]["Outcome"] == "True"
+    sm, s3 = pipeline.client("sagemaker"), pipeline.client("s3")
+    package = sm.describe_model_package(ModelPackageName=steps[3]["Metadata"]["RegisterModel"]["Arn"])
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert package["CustomerMetadataProperties"] == {"git_sha": "abc123", "mlflow_run_id": "run-abc123"}
+    data_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    bucket, _, key = data_url.removeprefix("s3://").partition("/")
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+        meta = json.load(tar.extractfile("metadata.json"))  # type: ignore[arg-type]
+    assert meta == {"photos": ["cat/1.jpg", "dog/1.jpg"], "warmup": "15", "git_sha": "abc123"}
+    job = sm.describe_processing_job(ProcessingJobName=steps[1]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1])
+    uri = job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    b, _, k = uri.removeprefix("s3://").partition("/")
+    evaluation = json.loads(s3.get_object(Bucket=b, Key=k + "/evaluation.json")["Body"].read())
+    assert evaluation["metrics"]["accuracy"]["value"] == 0.95
+
+
+def test_failing_gate_runs_the_fail_step_and_fails_the_execution(pipeline: Emulator) -> None:
+    desc, steps = run(pipeline, AccuracyThreshold="0.99")
+    assert desc["PipelineExecutionStatus"] == "Failed"
+    assert "0.95 is below the threshold" in desc["FailureReason"] and "0.99" in desc["FailureReason"]
+    assert [(next(iter(s["Metadata"])), s["StepStatus"]) for s in steps][-2:] == [
+        ("Condition", "Succeeded"),
+        ("Fail", "Failed"),
+    ]
+    assert steps[-2]["Metadata"]["Condition"]["Outcome"] == "False"
+    assert steps[-1]["Metadata"]["Fail"]["ErrorMessage"] == desc["FailureReason"]
+    newest_first = pipeline.client("sagemaker").list_pipeline_execution_steps(
+        PipelineExecutionArn=desc["PipelineExecutionArn"]
+    )
+    assert newest_first["PipelineExecutionSteps"][0]["StepName"] == steps[-1]["StepName"]
