@@ -90,7 +90,8 @@ class ExecutionRun:
                 raise RuntimeError(f"step type {kind} is not carried out by the emulator")
             handler(step, record)
         except StepFailed as exc:
-            record.update(StepStatus="Failed", FailureReason=str(exc), EndTime=utcnow())
+            if record["StepStatus"] == "Executing":  # a condition that succeeded keeps its status
+                record.update(StepStatus="Failed", FailureReason=str(exc), EndTime=utcnow())
             raise
         except Exception as exc:
             record.update(StepStatus="Failed", FailureReason=str(exc)[:1000], EndTime=utcnow())
