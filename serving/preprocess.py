@@ -22,13 +22,15 @@ from PIL import (  # the accepted formats' plugins, imported so Pillow never loa
     WebPImagePlugin,  # noqa: F401
 )
 
+from serving import image_contract as contract
+
 # Pillow's decompression-bomb guard: refuse images larger than this many pixels outright.
-MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_PIXELS = contract.MAX_IMAGE_PIXELS
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 # Pillow warns between the limit and twice it; decode_image refuses all of those anyway.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # The formats the service decodes; Pillow never even tries its other parsers (TIFF, PSD, ...).
-FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+FORMATS = contract.PIL_FORMATS
 
 
 class ImageDecodeError(ValueError):
@@ -106,8 +108,15 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, min_side: int 
     """
     if not data:
         raise ImageDecodeError("empty image body")
+    try:  # the same header check the API function runs, before Pillow parses anything
+        info = contract.inspect_image(data, max_pixels)
+    except contract.ImageRejected as exc:
+        if exc.status == 415:  # named (PDF, TIFF...) when the magic bytes say what it is
+            named = _unidentified(data)
+            raise (named if isinstance(named, UnsupportedImageError) else UnsupportedImageError(exc.message)) from exc
+        raise (ImageTooLargeError if exc.status == 413 else ImageDecodeError)(exc.message) from exc
     try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        img = Image.open(io.BytesIO(data), formats=(info.pil_format,))
         width, height = img.size
         if width < 1 or height < 1:
             raise ImageDecodeError(f"image has no pixels: {width}x{height}")

@@ -35,7 +35,11 @@ def test_zip_is_reproducible_and_clean(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as archive:
         names = archive.namelist()
-        assert names == sorted(names) == ["classify_api/__init__.py", "classify_api/handler.py"]
+        assert (
+            names
+            == sorted(names)
+            == ["classify_api/__init__.py", "classify_api/handler.py", "classify_api/image_contract.py"]
+        )
         for info in archive.infolist():
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
             assert (info.external_attr >> 16) & 0o777 == 0o644

@@ -15,6 +15,7 @@ from pathlib import Path
 PLATFORM = "manylinux2014_x86_64"
 PYTHON_VERSION = "3.12"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+IMAGE_CONTRACT = Path(__file__).resolve().parents[2] / "serving" / "image_contract.py"
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}
 # Distributions the Lambda Python runtime already provides (pulled in as dependencies, e.g. by
@@ -112,6 +113,8 @@ def stage(build_dir: Path, requirements: Path | None, package: Path) -> None:
         print(f"lambda-zip: no {requirements}, packaging the code alone", file=sys.stderr)
     if package.is_dir():
         shutil.copytree(package, build_dir / package.name, ignore=shutil.ignore_patterns(*SKIPPED_DIRS))
+        if IMAGE_CONTRACT.is_file():  # the model server's image contract, the one the function must share
+            shutil.copyfile(IMAGE_CONTRACT, build_dir / package.name / IMAGE_CONTRACT.name)
     else:
         print(f"lambda-zip: no {package} yet, the package has no function code", file=sys.stderr)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from classify_api.image_contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "classify-api"
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "CatDog"
-DEFAULT_MAX_IMAGE_BYTES = 5 * 1024 * 1024
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_MAX_IMAGE_BYTES = MAX_IMAGE_BYTES
+DEFAULT_MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 _TRUE = {"1", "true", "yes", "on"}
 
 
