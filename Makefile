@@ -17,7 +17,8 @@ UV := $(BIN)/uv
 # `mlops` control plane: boto3, typer, rich), plus extras by name, e.g. EXTRAS="control pipeline".
 EXTRAS ?= all
 # CPU-only torch and torchvision from PyTorch's own index, for machines that reach it (GitHub runners):
-# make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu. Empty: PyPI's wheels as locked.
+# make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu. Those two wheels are held to the locked
+# versions but not to hashes (the lock is made from PyPI). Empty: PyPI's wheels as locked, with hashes.
 TORCH_INDEX ?=
 # Offline inputs: the shared folder beside the checkout, or beside the repository it was cloned from
 # (a local clone elsewhere), when it exists; else they are downloaded at run time.
