@@ -23,7 +23,10 @@ TRAINING_PACKAGES = ("onnx", "onnxscript", "onnxruntime", "mlflow", "tqdm", "mat
 BUNDLE_DIRS = ("training", "serving")
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
-GATE_MESSAGE = re.compile(r"accuracy\s+([0-9.]+)\s+is below the threshold\s+([0-9.]+)", re.IGNORECASE)
+# "Test accuracy 0.85 is below the threshold max(0.9, 0.5)" (the pipeline) or "… threshold 0.9" (older runs).
+GATE_MESSAGE = re.compile(
+    r"accuracy\s+([0-9.]+)\s+is below the threshold\s+(?:max\(\s*([0-9.]+)\s*,\s*)?([0-9.]+)", re.IGNORECASE
+)
 
 
 def training_requirements(pyproject: Path) -> str:
@@ -66,6 +69,38 @@ def build_code_bundle(root: Path, output: Path) -> Path:
 def upload(s3: Any, path: Path, uri: str) -> None:
     bucket, key = split_s3_uri(uri)
     s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+
+
+def execution_parameters(requested: dict[str, str]) -> tuple[dict[str, str], float | None, str]:
+    """The parameters a start sends, the threshold the gate will apply, and a notice when it was raised.
+
+    ValueError for a name the pipeline does not declare — ModelApprovalStatus among them: every version
+    registers as PendingManualApproval — and for a threshold that is not a number. A threshold below
+    the floor is raised to it, as the pipeline's own condition would.
+    """
+    from pipelines.sagemaker_pipeline import parameters
+    from pipelines.settings import PENDING, PipelineSettings, gate_threshold
+
+    known = [p["Name"] for p in parameters(PipelineSettings())]
+    out = dict(requested)
+    if "ModelApprovalStatus" in out:
+        raise ValueError(
+            f"ModelApprovalStatus is not a pipeline parameter: every version registers as {PENDING}; "
+            "approve one with `mlops approve N`"
+        )
+    unknown = sorted(set(out) - set(known))
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter {', '.join(unknown)} (known: {', '.join(known)})")
+    if "AccuracyThreshold" not in out:
+        return out, None, ""
+    try:
+        value = float(out["AccuracyThreshold"])
+    except ValueError:
+        raise ValueError(f"AccuracyThreshold {out['AccuracyThreshold']!r} is not a number") from None
+    threshold, notice = gate_threshold(value)
+    if notice:
+        out["AccuracyThreshold"] = f"{threshold:g}"
+    return out, threshold, notice
 
 
 def start_execution(sm: Any, pipeline: str, parameters: dict[str, str], description: str) -> str:
@@ -150,8 +185,9 @@ def collect_outcome(sm: Any, s3: Any, desc: dict, threshold: float | None = None
         out.accuracy = _evaluation_accuracy(sm, s3, evaluation_job)
     match = GATE_MESSAGE.search(out.gate_message or out.failure_reason)
     if match:
+        applied = max(float(g) for g in match.groups()[1:] if g)
         out.accuracy = out.accuracy if out.accuracy is not None else float(match.group(1))
-        out.threshold = out.threshold if out.threshold is not None else float(match.group(2))
+        out.threshold = out.threshold if out.threshold is not None else applied
     return out
 
 

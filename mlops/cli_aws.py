@@ -143,6 +143,12 @@ def register_pipeline(pipeline_app: typer.Typer) -> None:
         for name, value in (("GitSha", git_sha), ("AccuracyThreshold", threshold), ("InputDataUri", input_uri)):
             if value is not None:
                 parameters[name] = str(value)
+        try:  # the gate cannot be lowered nor the registration status set: see execution_parameters
+            parameters, threshold, notice = aws_pipeline.execution_parameters(parameters)
+        except ValueError as exc:
+            fail(str(exc))
+        if notice:
+            console.print(notice)
         cfg = _config(stage)
         try:
             sm = _client("sagemaker", cfg.region)

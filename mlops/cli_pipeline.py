@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mlops.cli_common import console, fail, print_json
+from mlops.cli_common import console, err, fail, print_json
+from pipelines.settings import DEFAULT_THRESHOLD, PENDING, THRESHOLD_FLOOR
+
+if TYPE_CHECKING:
+    from pipelines.local_runner import Workspace
 
 pipeline_app = typer.Typer(
     help="The training pipeline: definition, local run, SageMaker upsert/start.", no_args_is_help=True
@@ -17,8 +20,19 @@ pipeline_app = typer.Typer(
 registry_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
 
-def _threshold_default() -> float:
-    return float(os.environ.get("ACCURACY_THRESHOLD", "0.90"))
+def local_workspace() -> Workspace:
+    """The local pipeline runner's workspace: the state folder, the MLflow store and registry."""
+    from mlops import config
+    from mlops.backends.local_registry import LocalRegistry
+    from pipelines.local_runner import Workspace
+
+    return Workspace(
+        state_dir=config.state_dir(),
+        tracking_uri=config.tracking_uri(),
+        artifact_root=config.artifact_root(),
+        code_root=config.REPO_ROOT,
+        register=lambda *args: LocalRegistry().register(*args),
+    )
 
 
 @pipeline_app.command("definition")
@@ -27,11 +41,14 @@ def definition(
     git_sha: Annotated[str, typer.Option(help="Commit recorded in the pipeline's GitSha parameter")] = "unknown",
     environment: Annotated[str, typer.Option("--env", help="staging or production")] = "staging",
 ) -> None:
-    """Write the SageMaker Pipeline definition JSON (offline, byte-identical across runs)."""
-    from pipelines.sagemaker_pipeline import definition_json
+    """Write the SageMaker Pipeline definition JSON (offline, byte-identical, checked against botocore)."""
+    from pipelines.sagemaker_pipeline import checked_definition_json
     from pipelines.settings import PipelineSettings
 
-    text = definition_json(PipelineSettings(git_sha=git_sha, environment=environment))
+    try:
+        text = checked_definition_json(PipelineSettings(git_sha=git_sha, environment=environment))
+    except ValueError as exc:
+        fail(str(exc))
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
@@ -43,7 +60,10 @@ def definition(
 @pipeline_app.command("run")
 def run(
     data_dir: Annotated[str | None, typer.Option(envvar="DATA_DIR", help="Folder with train/ and test/")] = None,
-    threshold: Annotated[float, typer.Option(envvar="ACCURACY_THRESHOLD", help="Accuracy gate")] = 0.90,
+    threshold: Annotated[
+        float,
+        typer.Option(envvar="ACCURACY_THRESHOLD", help=f"Accuracy gate (raised to {THRESHOLD_FLOOR:.2f} when lower)"),
+    ] = DEFAULT_THRESHOLD,
     max_images_per_class: Annotated[int, typer.Option(help="Train on a slice (0 = all)")] = 0,
     eval_images_per_class: Annotated[int, typer.Option(help="Evaluate on a slice (0 = all test photos)")] = 0,
     finetune_epochs: Annotated[int | None, typer.Option(help="Override the fine-tuning epochs")] = None,
@@ -72,14 +92,16 @@ def run(
             hp,
             eval_images_per_class,
             on_stage=lambda s: None if as_json else console.print(f"[cyan]▶ {s}[/]"),
+            workspace=local_workspace(),
+            on_notice=lambda line: err.print(line, soft_wrap=True),
         )
     except PipelineFailed as exc:
         fail(str(exc))
     summary = {
         "version": result.version,
         "accuracy": result.accuracy,
-        "threshold": threshold,
-        "status": "PendingManualApproval",
+        "threshold": result.threshold,
+        "status": PENDING,
         "run_id": result.run_id,
         "artifact": str(result.artifact),
         "seconds": round(time.perf_counter() - started, 1),
@@ -89,7 +111,7 @@ def run(
     else:
         console.print(
             f"[green]registered version {result.version}[/] (test accuracy {result.accuracy:.4f} ≥ "
-            f"{threshold:.2f}, PendingManualApproval) in {summary['seconds']} s"
+            f"{result.threshold:.2f}, {PENDING}) in {summary['seconds']} s"
         )
 
 

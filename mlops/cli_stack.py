@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli_common import console, fail, print_json
+from pipelines.settings import DEFAULT_THRESHOLD
 
 
 def bring_up() -> dict:
@@ -71,7 +72,9 @@ def register_demo(app: typer.Typer) -> None:
     @app.command()
     def demo(
         data_dir: Annotated[str | None, typer.Option(envvar="DATA_DIR", help="Folder with train/ and test/")] = None,
-        threshold: Annotated[float, typer.Option(envvar="ACCURACY_THRESHOLD", help="Accuracy gate")] = 0.90,
+        threshold: Annotated[
+            float, typer.Option(envvar="ACCURACY_THRESHOLD", help="Accuracy gate")
+        ] = DEFAULT_THRESHOLD,
         train_images_per_class: Annotated[int, typer.Option(help="Train on a slice (0 = all)")] = 0,
         eval_images_per_class: Annotated[int, typer.Option(help="Evaluate on a slice (0 = all)")] = 0,
         finetune_epochs: Annotated[int | None, typer.Option(help="Override the fine-tuning epochs")] = None,

@@ -77,6 +77,7 @@ def run_demo(
     data_dir: Path, threshold: float, train_per_class: int, eval_per_class: int, finetune_epochs: int | None
 ) -> dict:
     from mlops.backends.local import LocalBackend
+    from mlops.cli_pipeline import local_workspace
     from mlops.release import PromotionFailed, approve, promote, status
     from mlops.smoke import SmokeConfig, smoke_photos
     from pipelines.local_runner import run_pipeline
@@ -96,9 +97,11 @@ def run_demo(
             hp["max-images-per-class"] = str(train_per_class)
         if finetune_epochs is not None:
             hp["finetune-epochs"] = str(finetune_epochs)
-        result = run_pipeline(data_dir, threshold, hp, eval_per_class, on_stage=lambda s: console.print(f"  ▶ {s}"))
+        result = run_pipeline(
+            data_dir, threshold, hp, eval_per_class, lambda s: console.print(f"  ▶ {s}"), workspace=local_workspace()
+        )
         console.print(
-            f"  test accuracy {result.accuracy:.4f} ≥ threshold {threshold:.2f}: registered version "
+            f"  test accuracy {result.accuracy:.4f} ≥ threshold {result.threshold:.2f}: registered version "
             f"{result.version} as PendingManualApproval"
         )
         summary["version"], summary["accuracy"] = result.version, result.accuracy

@@ -2,7 +2,8 @@
 
 Train (training/train.py with SM_* variables and hyperparameters as arguments) → pack model.tar.gz
 → Evaluate (training/evaluate.py with the processing layout) → the same condition on the same
-evaluation.json → register in the local MLflow registry as PendingManualApproval, or fail.
+evaluation.json → register as PendingManualApproval, or fail. The caller supplies the workspace (state
+folder, MLflow store, registry): this package imports nothing from `mlops`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mlops import config
-from pipelines.settings import DEFAULT_HYPERPARAMETERS, PENDING
+from pipelines.settings import DEFAULT_HYPERPARAMETERS, PENDING, gate_threshold
 
 EXPERIMENT = "catdog-training"
 
 
 class PipelineFailed(RuntimeError):
     """A step failed or the accuracy gate refused the model (the message is the one-line reason)."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a run keeps its files and how it registers a model version (the CLI builds it)."""
+
+    state_dir: Path
+    tracking_uri: str
+    artifact_root: str
+    code_root: Path  # on PYTHONPATH of the Train and Evaluate steps
+    # register(run_id, artifact_uri, accuracy, git_sha) -> the new version (with a `.version`), as PENDING
+    register: Callable[[str, str, float, str], Any]
 
 
 @dataclass
@@ -47,7 +60,8 @@ def json_path(document: dict, path: str) -> float:
 
 
 def gate(evaluation: dict, threshold: float) -> float:
-    """ConditionGreaterThanOrEqualTo(metrics.accuracy.value, threshold); raises PipelineFailed below it."""
+    """The AccuracyGate condition: metrics.accuracy.value ≥ the floor and ≥ threshold; PipelineFailed below."""
+    threshold, _ = gate_threshold(threshold)
     accuracy = json_path(evaluation, "metrics.accuracy.value")
     if not accuracy >= threshold:
         raise PipelineFailed(f"Test accuracy {accuracy:.4f} is below the threshold {threshold:.4f}: nothing registered")
@@ -68,36 +82,44 @@ def run_pipeline(
     hyperparameters: dict[str, str] | None = None,
     eval_max_per_class: int = 0,
     on_stage: Callable[[str], None] = print,
+    *,
+    workspace: Workspace,
+    on_notice: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> RunResult:
-    """Execute Train → Evaluate → Gate → Register; raises PipelineFailed with a one-line reason."""
+    """Execute Train → Evaluate → Gate → Register; raises PipelineFailed with a one-line reason.
+
+    A threshold below the floor is raised to it (on_notice says so); the version is always PENDING.
+    """
     import mlflow
 
-    from mlops.backends.local_registry import LocalRegistry
     from training.export import git_sha, pack_model_dir
 
-    mlflow.set_tracking_uri(config.tracking_uri())
+    threshold, notice = gate_threshold(threshold)
+    if notice:
+        on_notice(notice)
+    mlflow.set_tracking_uri(workspace.tracking_uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=config.artifact_root())
+        mlflow.create_experiment(EXPERIMENT, artifact_location=workspace.artifact_root)
     mlflow.set_experiment(EXPERIMENT)
     hp = {**DEFAULT_HYPERPARAMETERS, **(hyperparameters or {})}
     seconds: dict[str, float] = {}
     with mlflow.start_run() as run:
         run_id = run.info.run_id
         mlflow.set_tags({"pipeline": "local", "git_sha": git_sha(), "threshold": str(threshold)})
-        work = config.state_dir() / "runs" / run_id
+        work = workspace.state_dir / "runs" / run_id
         model_dir, output_dir, eval_dir = work / "model", work / "output", work / "evaluation"
         log = work / "pipeline.log"
         work.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
-            "MLFLOW_TRACKING_URI": config.tracking_uri(),
+            "MLFLOW_TRACKING_URI": workspace.tracking_uri,
             "MLFLOW_RUN_ID": run_id,
             "SM_CHANNEL_TRAIN": str(data_dir / "train"),
             "SM_MODEL_DIR": str(model_dir),
             "SM_OUTPUT_DATA_DIR": str(output_dir),
             "TRAINING_JOB_NAME": run_id,
             "GIT_SHA": git_sha(),
-            "PYTHONPATH": str(config.REPO_ROOT),
+            "PYTHONPATH": str(workspace.code_root),
         }
         try:
             t = time.perf_counter()
@@ -134,10 +156,10 @@ def run_pipeline(
             raise
         on_stage("Register")
         mlflow.log_artifact(str(packed), "model")
-        store = Path(config.state_dir() / "models" / run_id)
+        store = workspace.state_dir / "models" / run_id
         store.mkdir(parents=True, exist_ok=True)
         shutil.copy2(packed, store / "model.tar.gz")
         artifact_uri = (store / "model.tar.gz").as_uri()
-        version = LocalRegistry().register(run_id, artifact_uri, accuracy, git_sha())
+        version = workspace.register(run_id, artifact_uri, accuracy, git_sha())
         mlflow.set_tags({"model_version": version.version, "approval_status": PENDING})
     return RunResult(run_id, accuracy, threshold, version.version, store / "model.tar.gz", evaluation, seconds)

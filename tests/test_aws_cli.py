@@ -59,16 +59,16 @@ def step(name: str, status: str, metadata: dict, reason: str = "") -> dict:
     return {**out, "FailureReason": reason} if reason else out
 
 
-def expect_run(sm: Stubber, final: dict, steps: list[dict]) -> None:
+def expect_run(sm: Stubber, final: dict, steps: list[dict], threshold: str | None = "0.9") -> None:
+    """The start the CLI must send (GitSha abc123, AccuracyThreshold `threshold`), then the execution."""
+    sent = [{"Name": "GitSha", "Value": "abc123"}]
+    sent += [{"Name": "AccuracyThreshold", "Value": threshold}] if threshold is not None else []
     sm.add_response(
         "start_pipeline_execution",
         {"PipelineExecutionArn": EXECUTION},
         {
             "PipelineName": "catdog-training",
-            "PipelineParameters": [
-                {"Name": "GitSha", "Value": "abc123"},
-                {"Name": "AccuracyThreshold", "Value": "0.9"},
-            ],
+            "PipelineParameters": sent,
             "PipelineExecutionDescription": "staging abc123",
         },
     )
@@ -117,7 +117,7 @@ START = ("pipeline", "start", "--git-sha", "abc123", "--threshold", "0.9", "--wa
 
 def test_a_failed_accuracy_gate_fails_the_command_with_the_accuracy(stubs, tmp_path: Path) -> None:
     sm, s3 = stubs
-    message = "Test accuracy 0.8123 is below the threshold 0.9"
+    message = "Test accuracy 0.8123 is below the threshold max(0.9, 0.9)"
     expect_run(
         sm,
         {"PipelineExecutionStatus": "Failed", "FailureReason": f"Step failure: {message}"},
@@ -151,7 +151,7 @@ def test_a_successful_run_reports_the_registered_version(stubs, tmp_path: Path) 
         [
             step("Evaluate", "Succeeded", {"ProcessingJob": {"Arn": JOB}}),
             step("AccuracyGate", "Succeeded", {"Condition": {"Outcome": "True"}}),
-            step("Register-RegisterModel", "Succeeded", {"RegisterModel": {"Arn": PACKAGE}}),
+            step("Register", "Succeeded", {"RegisterModel": {"Arn": PACKAGE}}),
         ],
     )
     expect_evaluation(sm, s3, 0.9612)
@@ -190,6 +190,73 @@ def test_other_failures_and_bad_parameters_are_one_line_errors(stubs) -> None:
     sm.add_client_error("start_pipeline_execution", "ResourceNotFound", "Pipeline not found", 400)
     result = run("pipeline", "start")
     assert result.exit_code == 1 and "ResourceNotFound" in result.output and "Traceback" not in result.output
+
+
+NOTICE = "notice: accuracy threshold {} raised to the 0.90 floor (a caller may raise the gate, never lower it)"
+
+
+@pytest.mark.parametrize(
+    ("lowered", "asked"),
+    [(("--threshold", "0.0"), "0"), (("--param", "GitSha=abc123", "--param", "AccuracyThreshold=0.1"), "0.1")],
+)
+def test_a_start_cannot_lower_the_gate(stubs, lowered, asked) -> None:
+    sm, s3 = stubs
+    expect_run(
+        sm,
+        {"PipelineExecutionStatus": "Succeeded"},
+        [
+            step("Evaluate", "Succeeded", {"ProcessingJob": {"Arn": JOB}}),
+            step("AccuracyGate", "Succeeded", {"Condition": {"Outcome": "True"}}),
+            step("Register", "Succeeded", {"RegisterModel": {"Arn": PACKAGE}}),
+        ],
+        threshold="0.9",  # what reaches SageMaker, whatever was asked
+    )
+    expect_evaluation(sm, s3, 0.9612)
+    args = ("pipeline", "start", "--git-sha", "abc123", *lowered, "--wait", "--poll-seconds", "0")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert NOTICE.format(asked) in " ".join(result.output.split())
+    assert "registered model version 7" in result.output
+
+
+def test_a_start_cannot_register_approved(stubs) -> None:
+    # No response is queued: any SageMaker call would fail the Stubber.
+    for args in (
+        ("--threshold", "0.0", "--param", "ModelApprovalStatus=Approved"),
+        ("--param", "ModelApprovalStatus=Approved"),
+    ):
+        result = run("pipeline", "start", "--git-sha", "abc123", *args)
+        assert result.exit_code == 1
+        assert "ModelApprovalStatus is not a pipeline parameter: every version registers as PendingManualApproval" in (
+            " ".join(result.output.split())
+        )
+        assert "Traceback" not in result.output and "started" not in result.output
+
+
+def test_unknown_or_malformed_parameters_are_refused_before_any_call(stubs) -> None:
+    result = run("pipeline", "start", "--param", "AccuracyTreshold=0.95")
+    assert result.exit_code == 1 and "unknown pipeline parameter AccuracyTreshold" in result.output
+    result = run("pipeline", "start", "--param", "AccuracyThreshold=high")
+    assert result.exit_code == 1 and "AccuracyThreshold 'high' is not a number" in result.output
+
+
+def test_the_gate_message_names_the_threshold_that_applied(stubs) -> None:
+    """Started through the API with a lowered parameter: the floor is what failed the model."""
+    sm, _ = stubs
+    message = "Test accuracy 0.87 is below the threshold max(0.9, 0.5)"
+    expect_run(
+        sm,
+        {"PipelineExecutionStatus": "Failed", "FailureReason": message},
+        [
+            step("Evaluate", "Succeeded", {"ProcessingJob": {"Arn": JOB}}),
+            step("AccuracyGate", "Succeeded", {"Condition": {"Outcome": "False"}}),
+            step("AccuracyBelowThreshold", "Failed", {"Fail": {"ErrorMessage": message}}),
+        ],
+        threshold=None,
+    )
+    sm.add_client_error("describe_processing_job", "AccessDeniedException", "no", 400)
+    result = run("pipeline", "start", "--git-sha", "abc123", "--wait", "--poll-seconds", "0")
+    assert result.exit_code == 1 and "test accuracy 0.8700 is below 0.9000; nothing was registered" in result.output
 
 
 def test_upsert_uploads_the_bundle_and_evaluate_script_then_upserts(monkeypatch, tmp_path: Path) -> None:

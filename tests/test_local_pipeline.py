@@ -1,4 +1,5 @@
-"""`mlops pipeline run` end to end on a slice of real photos: the gate both ways, the registry, bad setup."""
+"""`mlops pipeline run` end to end on a slice of real photos: the gate both ways and its floor, the registry,
+bad setup."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def env(tmp_path_factory, data_dir, weights) -> dict[str, str]:
     return e
 
 
-SLICE = ["--max-images-per-class", "30", "--eval-images-per-class", "30", "--finetune-epochs", "1"]
+# 60 training photos per class keep the slice comfortably above the 0.90 floor (0.95 on 60 test photos).
+SLICE = ["--max-images-per-class", "60", "--eval-images-per-class", "30", "--finetune-epochs", "1"]
 
 
 def registry(env) -> list[dict]:
@@ -37,10 +39,14 @@ def registry(env) -> list[dict]:
 
 
 def test_gate_passes_and_registers_pending(env):
-    out = mlops("pipeline", "run", *SLICE, "--threshold", "0.6", "--json", env=env)
+    # Asked for 0.0: the gate still applies its 0.90 floor, says so in one line, and registers as pending.
+    out = mlops("pipeline", "run", *SLICE, "--threshold", "0.0", "--json", env=env)
     assert out.returncode == 0, out.stderr[-2000:]
+    notice = "notice: accuracy threshold 0 raised to the 0.90 floor (a caller may raise the gate, never lower it)"
+    assert notice in " ".join(out.stderr.split())
     result = json.loads(out.stdout)
-    assert result["accuracy"] >= 0.6
+    assert result["threshold"] == 0.90 and result["status"] == "PendingManualApproval"
+    assert result["accuracy"] >= 0.90
     (version,) = registry(env)
     assert set(version) == {"version", "status", "accuracy", "artifact_uri", "created"}
     assert version["version"] == result["version"] == "1"

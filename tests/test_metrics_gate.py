@@ -1,4 +1,4 @@
-"""Evaluation maths, the JSONPath the gate reads, and the gate both ways."""
+"""Evaluation maths, the JSONPath the gate reads, the gate both ways and its floor."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.local_runner import PipelineFailed, gate, json_path
+from pipelines.settings import THRESHOLD_FLOOR, gate_threshold
 from training.metrics import model_quality
 
 
@@ -38,3 +39,22 @@ def test_json_path_and_gate_both_ways():
     assert gate(evaluation, 0.93) == 0.93  # >= : equal passes
     with pytest.raises(PipelineFailed, match=r"0\.9300 is below the threshold 0\.9500"):
         gate(evaluation, 0.95)
+
+
+def test_the_gate_never_applies_a_threshold_below_the_floor():
+    evaluation = {"metrics": {"accuracy": {"value": 0.85}}}
+    for lowered in (0.0, 0.5, 0.8499, float("nan")):
+        with pytest.raises(PipelineFailed, match=r"0\.8500 is below the threshold 0\.9000"):
+            gate(evaluation, lowered)
+    assert gate({"metrics": {"accuracy": {"value": 0.90}}}, 0.0) == 0.90  # the floor itself passes
+
+
+def test_gate_threshold_raises_a_low_request_with_one_line_notice():
+    assert gate_threshold(None) == (0.90, "")
+    assert gate_threshold(0.95) == (0.95, "")
+    assert gate_threshold(0.90) == (0.90, "")
+    value, notice = gate_threshold(0.0)
+    assert value == THRESHOLD_FLOOR == 0.90
+    assert (
+        notice == "notice: accuracy threshold 0 raised to the 0.90 floor (a caller may raise the gate, never lower it)"
+    )
