@@ -71,3 +71,56 @@ def test_bad_file_shows_error(api, tmp_path):
         error.wait_for(state="visible", timeout=15000)
         assert "Could not classify" in error.inner_text()
         browser.close()
+
+
+LAYOUT = ["h1", "main > p", "#drop", "#preview", "#error", "#result"]
+RESULT_PARTS = ["#label", "#result .bar >> nth=0", "#result .bar >> nth=1", "#result .meta"]
+WIDTHS = {"desktop": (1100, 900), "wide": (1440, 900), "phone": (390, 844), "small-phone": (320, 640)}
+ANSWER = {"label": "cat", "confidence": 0.987, "scores": {"cat": 0.987, "dog": 0.013}, "model_version": "12"}
+
+
+def overlaps(boxes: dict[str, dict]) -> list[str]:
+    """Pairs of visible elements whose boxes intersect (a pixel of tolerance for rounding)."""
+    found, names = [], [n for n, b in boxes.items() if b and b["width"] > 0 and b["height"] > 0]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            p, q = boxes[a], boxes[b]
+            dx = min(p["x"] + p["width"], q["x"] + q["width"]) - max(p["x"], q["x"])
+            dy = min(p["y"] + p["height"], q["y"] + q["height"]) - max(p["y"], q["y"])
+            if dx > 1 and dy > 1:
+                found.append(f"{a} overlaps {b} by {dx:.0f}x{dy:.0f} px")
+    return found
+
+
+@pytest.mark.parametrize("name", WIDTHS)
+def test_no_two_elements_overlap_at_desktop_and_phone_widths(name: str, data_dir, tmp_path) -> None:
+    from mlops.web_page import render
+
+    html = render("http://layout.test", "key")
+    photo = sorted((data_dir / "test" / "cat").iterdir())[0]
+    width, height = WIDTHS[name]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+
+        def answer(route) -> None:  # the page and a classification answer, without a stack behind them
+            if route.request.url.endswith("/predict"):
+                route.fulfill(status=200, content_type="application/json", body=json.dumps(ANSWER))
+            else:
+                route.fulfill(status=200, content_type="text/html", body=html)
+
+        page.route("http://layout.test/**", answer)
+        page.goto("http://layout.test/")
+        boxes = {sel: page.locator(sel).bounding_box(timeout=5000) for sel in LAYOUT}
+        page.screenshot(path=str(tmp_path / f"{name}-empty.png"), full_page=True)
+        assert overlaps(boxes) == [], boxes
+        page.set_input_files("#file", str(photo))
+        page.get_by_test_id("label").wait_for(state="visible", timeout=15000)
+        page.locator("#preview").evaluate("img => img.decode()")
+        boxes = {sel: page.locator(sel).bounding_box(timeout=5000) for sel in LAYOUT + RESULT_PARTS}
+        page.screenshot(path=str(tmp_path / f"{name}-answered.png"), full_page=True)
+        assert overlaps({k: v for k, v in boxes.items() if k in LAYOUT}) == [], boxes
+        assert overlaps({k: v for k, v in boxes.items() if k in RESULT_PARTS}) == [], boxes
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= width, f"the page scrolls sideways at {width} px ({page_width} px wide)"
+        browser.close()
