@@ -14,7 +14,7 @@ PIP := PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip
 UV_VERSION := $(shell sed -n 's/^required-version = "==\(.*\)"$$/\1/p' pyproject.toml)
 UV := $(BIN)/uv
 # What `make venv` installs: `all` (development, tests, demo), or only what one job runs: `control` (the
-# `mlops` control plane: boto3, typer, rich), plus extras by name, e.g. EXTRAS="control pipeline".
+# `mlops` control plane: boto3, typer, rich), plus extras by name, e.g. EXTRAS="control serve".
 EXTRAS ?= all
 # CPU-only torch and torchvision from PyTorch's own index, for machines that reach it (GitHub runners):
 # make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu. Those two wheels are held to the locked

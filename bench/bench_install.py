@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-EXTRAS = ("control", "lambda", "serve", "pipeline", "train", "dev", "all")
+EXTRAS = ("control", "lambda", "serve", "train", "dev", "all")
 # The control plane's aim (issue: a lean, locked control plane).
 AIM_MB, AIM_S = 150, 30
 HEAVY = ("torch", "mlflow", "numpy")

@@ -16,7 +16,7 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # job -> the extras its `make venv` may sync (`--extra NAME`); none of them but ci's brings torch.
 EXPECTED = {
     ("ci", "test"): ["all"],
-    ("deploy", "deploy"): ["pipeline"],
+    ("deploy", "deploy"): [],
     ("promote", "promote"): [],
     ("retrain", "retrain"): [],
 }
