@@ -71,8 +71,7 @@ resource "aws_api_gateway_deployment" "initial" {
 
 resource "aws_api_gateway_stage" "live" {
   #checkov:skip=CKV_AWS_120:Each request classifies a different uploaded image; responses are not cacheable.
-  #checkov:skip=CKV2_AWS_51:Clients are browsers and scripts with an API key; mutual TLS client certificates do not fit.
-  #checkov:skip=CKV2_AWS_29:No WAF web ACL: requests need an API key and are throttled by the stage and the usage plan.
+  #checkov:skip=CKV2_AWS_51:The public page's browsers cannot present client certificates; abuse is handled by the web ACL (waf.tf) and per-key usage plans.
   rest_api_id          = aws_api_gateway_rest_api.api.id
   stage_name           = local.stage_name
   deployment_id        = aws_api_gateway_deployment.initial.id
@@ -106,7 +105,6 @@ resource "aws_api_gateway_stage" "live" {
     ignore_changes = [deployment_id, variables, description]
   }
 
-  depends_on = [aws_api_gateway_account.this]
 }
 
 resource "aws_api_gateway_method_settings" "all" {
@@ -119,20 +117,42 @@ resource "aws_api_gateway_method_settings" "all" {
     metrics_enabled        = true
     logging_level          = "INFO"
     data_trace_enabled     = false
-    throttling_rate_limit  = var.api_throttle_rate_limit
-    throttling_burst_limit = var.api_throttle_burst_limit
+    throttling_rate_limit  = local.stage_rate_limit
+    throttling_burst_limit = local.stage_burst_limit
     caching_enabled        = false
   }
 }
 
-resource "aws_api_gateway_api_key" "clients" {
-  name        = "${local.prefix}-clients"
-  description = "Key for the web page and the smoke tests (${var.environment})"
+# Keys and usage plans. A key is not authentication here (the page's key is public by design); it
+# decides whose throttle and quota a request counts against, so no caller can starve another:
+# - web: the key in the public page; throttled, with no daily quota that anyone could exhaust. The
+#   per-IP rate rule of the web ACL (waf.tf) keeps one client from taking the whole rate.
+# - smoke: the smoke tests' own key, read by promotion and never published, on its own plan, so a
+#   flood on the public key cannot make a promotion fail its smoke test and roll back.
+# - clients: programmatic clients, each with a key of its own that an operator adds to this plan.
+# The stage's method throttle is the sum of the plans' rates; each plan's throttle binds first.
+locals {
+  usage_plans = {
+    web     = { rate = var.api_throttle_rate_limit, burst = var.api_throttle_burst_limit, quota = 0, description = "The public web page" }
+    smoke   = { rate = var.api_smoke_rate_limit, burst = var.api_smoke_rate_limit * 2, quota = var.api_smoke_quota_per_day, description = "The release smoke tests" }
+    clients = { rate = var.api_throttle_rate_limit, burst = var.api_throttle_burst_limit, quota = var.api_quota_per_day, description = "Programmatic clients (one key each)" }
+  }
+  stage_rate_limit  = sum([for plan in local.usage_plans : plan.rate])
+  stage_burst_limit = sum([for plan in local.usage_plans : plan.burst])
+  keyed_plans       = toset(["web", "smoke"])
+}
+
+resource "aws_api_gateway_api_key" "plan" {
+  for_each    = local.keyed_plans
+  name        = "${local.prefix}-${each.key}"
+  description = "${local.usage_plans[each.key].description} (${var.environment})"
   enabled     = true
 }
 
-resource "aws_api_gateway_usage_plan" "clients" {
-  name = "${local.prefix}-clients"
+resource "aws_api_gateway_usage_plan" "plan" {
+  for_each    = local.usage_plans
+  name        = "${local.prefix}-${each.key}"
+  description = local.usage_plans[each.key].description
 
   api_stages {
     api_id = aws_api_gateway_rest_api.api.id
@@ -140,18 +160,32 @@ resource "aws_api_gateway_usage_plan" "clients" {
   }
 
   throttle_settings {
-    rate_limit  = var.api_throttle_rate_limit
-    burst_limit = var.api_throttle_burst_limit
+    rate_limit  = each.value.rate
+    burst_limit = each.value.burst
   }
 
-  quota_settings {
-    limit  = var.api_quota_per_day
-    period = "DAY"
+  dynamic "quota_settings" {
+    for_each = each.value.quota > 0 ? [each.value.quota] : []
+    content {
+      limit  = quota_settings.value
+      period = "DAY"
+    }
   }
 }
 
-resource "aws_api_gateway_usage_plan_key" "clients" {
-  key_id        = aws_api_gateway_api_key.clients.id
+resource "aws_api_gateway_usage_plan_key" "plan" {
+  for_each      = local.keyed_plans
+  key_id        = aws_api_gateway_api_key.plan[each.key].id
   key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.clients.id
+  usage_plan_id = aws_api_gateway_usage_plan.plan[each.key].id
+}
+
+moved {
+  from = aws_api_gateway_api_key.clients
+  to   = aws_api_gateway_api_key.plan["web"]
+}
+
+moved {
+  from = aws_api_gateway_usage_plan.clients
+  to   = aws_api_gateway_usage_plan.plan["clients"]
 }

@@ -20,7 +20,21 @@ resource "aws_ecr_lifecycle_policy" "serving" {
   policy = jsonencode({
     rules = [
       {
+        # An image matched by a rule is not considered by rules of lower priority, so this rule
+        # (it expires only past 9,999 release images) shields every image a release
+        # names: releases tag the image they pin by digest with release-<release id>.
         rulePriority = 1
+        description  = "Keep every image a release names (tags release-*)"
+        selection = {
+          tagStatus     = "tagged"
+          tagPrefixList = ["release-"]
+          countType     = "imageCountMoreThan"
+          countNumber   = 9999
+        }
+        action = { type = "expire" }
+      },
+      {
+        rulePriority = 2
         description  = "Drop untagged layers after a week"
         selection = {
           tagStatus   = "untagged"
@@ -31,8 +45,8 @@ resource "aws_ecr_lifecycle_policy" "serving" {
         action = { type = "expire" }
       },
       {
-        rulePriority = 2
-        description  = "Keep the newest 50 tagged images (releases pin theirs by digest in the model package)"
+        rulePriority = 3
+        description  = "Keep the newest 50 other images (commit tags)"
         selection = {
           tagStatus   = "any"
           countType   = "imageCountMoreThan"

@@ -1,5 +1,8 @@
 # Optional: when a model version is approved in the registry, send GitHub a repository_dispatch
 # (event_type model-approved, client_payload.model_version) that starts promote.yml.
+# The GitHub token never passes through Terraform: the connection is created with a placeholder,
+# and an administrator writes the token into the connection's Secrets Manager secret (owned by
+# EventBridge, events!connection/...) with `aws events update-connection` (docs/deploy-aws.md).
 locals {
   approval_trigger = var.enable_approval_trigger && local.owns_registry
 }
@@ -27,8 +30,13 @@ resource "aws_cloudwatch_event_connection" "github" {
   auth_parameters {
     api_key {
       key   = "Authorization"
-      value = "Bearer ${var.github_dispatch_token}"
+      value = "Bearer set-out-of-band"
     }
+  }
+
+  lifecycle {
+    # The real value is set out of band; the API never returns it, so Terraform never sees it.
+    ignore_changes = [auth_parameters]
   }
 }
 
@@ -42,48 +50,12 @@ resource "aws_cloudwatch_event_api_destination" "github_dispatch" {
   connection_arn                   = aws_cloudwatch_event_connection.github[0].arn
 }
 
-data "aws_iam_policy_document" "events_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "events" {
-  count              = local.approval_trigger ? 1 : 0
-  name               = "${local.prefix}-approval-dispatch"
-  assume_role_policy = data.aws_iam_policy_document.events_trust.json
-}
-
-data "aws_iam_policy_document" "events" {
-  count = local.approval_trigger ? 1 : 0
-  statement {
-    actions   = ["events:InvokeApiDestination"]
-    resources = [aws_cloudwatch_event_api_destination.github_dispatch[0].arn]
-  }
-}
-
-resource "aws_iam_role_policy" "events" {
-  count  = local.approval_trigger ? 1 : 0
-  name   = "invoke-github-dispatch"
-  role   = aws_iam_role.events[0].id
-  policy = data.aws_iam_policy_document.events[0].json
-}
-
 resource "aws_cloudwatch_event_target" "github_dispatch" {
   count     = local.approval_trigger ? 1 : 0
   rule      = aws_cloudwatch_event_rule.model_approved[0].name
   target_id = "github-repository-dispatch"
   arn       = aws_cloudwatch_event_api_destination.github_dispatch[0].arn
-  role_arn  = aws_iam_role.events[0].arn
+  role_arn  = data.aws_iam_role.approval_dispatch[0].arn
 
   http_target {
     header_parameters = {

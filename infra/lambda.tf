@@ -7,7 +7,7 @@ resource "aws_lambda_function" "api" {
   #checkov:skip=CKV_AWS_272:The package is built by CI from the reviewed main branch; code signing is not set up for this project.
   function_name                  = local.function_name
   description                    = "Cat/dog classifier API (${var.environment})"
-  role                           = aws_iam_role.lambda.arn
+  role                           = data.aws_iam_role.function.arn
   runtime                        = var.lambda_runtime
   handler                        = "classify_api.handler.lambda_handler"
   filename                       = var.lambda_zip_path
@@ -51,7 +51,6 @@ resource "aws_lambda_function" "api" {
     ]
   }
 
-  depends_on = [aws_iam_role_policy.lambda]
 }
 
 resource "aws_lambda_alias" "live" {

@@ -25,8 +25,28 @@ output "stage_name" {
 }
 
 output "api_key_id" {
-  description = "ID of the clients' API key (read its value with apigateway get-api-key --include-value)."
-  value       = aws_api_gateway_api_key.clients.id
+  description = "ID of the smoke tests' API key (its own usage plan; never published). Promotion reads its value."
+  value       = aws_api_gateway_api_key.plan["smoke"].id
+}
+
+output "web_api_key_id" {
+  description = "ID of the web page's API key (public by design: metering and throttling, not authentication)."
+  value       = aws_api_gateway_api_key.plan["web"].id
+}
+
+output "clients_usage_plan_id" {
+  description = "Usage plan that programmatic clients' keys are added to (one key per client)."
+  value       = aws_api_gateway_usage_plan.plan["clients"].id
+}
+
+output "web_acl_arn" {
+  description = "Web ACL of the API stage (payload limit, per-IP rate limit, managed rules)."
+  value       = aws_wafv2_web_acl.api.arn
+}
+
+output "max_body_bytes" {
+  description = "The largest request body the API accepts (the web ACL answers 413 above it)."
+  value       = local.max_body_bytes
 }
 
 output "function_name" {
@@ -115,18 +135,18 @@ output "alarm_topic_arn" {
 }
 
 output "sagemaker_role_arn" {
-  description = "Execution role of the pipeline steps and the endpoint."
-  value       = aws_iam_role.sagemaker.arn
+  description = "Execution role of the pipeline steps (from the bootstrap stack); empty where the registry lives elsewhere."
+  value       = one(data.aws_iam_role.pipeline[*].arn) == null ? "" : one(data.aws_iam_role.pipeline[*].arn)
+}
+
+output "inference_role_arn" {
+  description = "Execution role of the endpoint's models (read-only on the model artifacts), from the bootstrap stack."
+  value       = data.aws_iam_role.inference.arn
 }
 
 output "lambda_role_arn" {
-  description = "Execution role of the API function."
-  value       = aws_iam_role.lambda.arn
-}
-
-output "deploy_role_arn" {
-  description = "Role the GitHub workflows assume (AWS_DEPLOY_ROLE_ARN); empty when this state does not own it."
-  value       = var.create_account_resources ? aws_iam_role.deploy[0].arn : ""
+  description = "Execution role of the API function, from the bootstrap stack."
+  value       = data.aws_iam_role.function.arn
 }
 
 output "pipeline_name" {

@@ -33,6 +33,7 @@ provider "aws" {
       sagemaker  = endpoints.value
       sns        = endpoints.value
       sts        = endpoints.value
+      wafv2      = endpoints.value
     }
   }
 

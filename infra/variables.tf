@@ -26,31 +26,13 @@ variable "aws_region" {
 }
 
 variable "github_repository" {
-  description = "GitHub repository (OWNER/REPO) whose workflows may assume the deploy role."
+  description = "GitHub repository (OWNER/REPO) deploying this stack (a tag on every resource)."
   type        = string
 
   validation {
     condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
     error_message = "github_repository must look like OWNER/REPO."
   }
-}
-
-variable "github_environments" {
-  description = "GitHub environments whose jobs may assume the deploy role."
-  type        = list(string)
-  default     = ["staging", "production"]
-}
-
-variable "github_branches" {
-  description = "Branches whose jobs (without an environment) may assume the deploy role."
-  type        = list(string)
-  default     = ["main"]
-}
-
-variable "create_account_resources" {
-  description = "Create the account-wide resources: the GitHub OIDC provider, the deploy role and the API Gateway logging role. Set false for a second environment in the same AWS account."
-  type        = bool
-  default     = true
 }
 
 variable "registry_environment" {
@@ -114,19 +96,37 @@ variable "prediction_log_ttl_days" {
 }
 
 variable "api_throttle_rate_limit" {
-  description = "Steady-state requests per second allowed by the API stage and the usage plan."
+  description = "Steady-state requests per second of the web page's usage plan and of each programmatic client."
   type        = number
   default     = 20
 }
 
 variable "api_throttle_burst_limit" {
-  description = "Burst of requests allowed by the API stage and the usage plan."
+  description = "Burst of requests of the web page's usage plan and of each programmatic client."
   type        = number
   default     = 40
 }
 
+variable "api_smoke_rate_limit" {
+  description = "Steady-state requests per second of the smoke tests' usage plan (burst: twice this)."
+  type        = number
+  default     = 2
+}
+
+variable "api_smoke_quota_per_day" {
+  description = "Requests per day of the smoke tests' key."
+  type        = number
+  default     = 2000
+}
+
+variable "api_ip_rate_limit" {
+  description = "Requests one IP address may send in any 5-minute window before the web ACL blocks it (429)."
+  type        = number
+  default     = 500
+}
+
 variable "api_quota_per_day" {
-  description = "Requests per day allowed for the API key."
+  description = "Requests per day allowed for each programmatic client's key (usage plan clients)."
   type        = number
   default     = 10000
 }
@@ -167,11 +167,10 @@ variable "enable_approval_trigger" {
   default     = false
 }
 
-variable "github_dispatch_token" {
-  description = "Fine-grained GitHub token (contents: write on the repository) used by the approval trigger."
+variable "web_origin_access_control_id" {
+  description = "CloudFront origin access control of this environment's web bucket, created by the bootstrap stack (output web_origin_access_control_ids): no deploy role can change another environment's."
   type        = string
   default     = ""
-  sensitive   = true
 }
 
 variable "web_price_class" {
@@ -190,16 +189,4 @@ variable "emulator" {
   description = "Testing only: skip the few resources the AWS emulator cannot manage (never set on real AWS)."
   type        = bool
   default     = false
-}
-
-variable "framework_image_account_id" {
-  description = "AWS account of the SageMaker framework images (PyTorch training and processing) in this region."
-  type        = string
-  default     = "763104351884"
-}
-
-variable "tf_state_bucket" {
-  description = "Name of the Terraform state bucket the deploy role may use (empty: none)."
-  type        = string
-  default     = ""
 }

@@ -85,10 +85,10 @@ def lambda_zip(tmp: Path) -> Path:
     return output
 
 
-def working_copy(tmp: Path) -> Path:
-    """Copy the root module and swap the S3 backend for local state in the copy."""
-    work = tmp / "infra"
-    shutil.copytree(INFRA, work, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfbackend"))
+def working_copy(tmp: Path, source: Path = INFRA) -> Path:
+    """Copy a root module and swap the S3 backend for local state in the copy."""
+    work = tmp / source.name
+    shutil.copytree(source, work, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfbackend"))
     (work / "zz_backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
     return work
 
@@ -156,10 +156,14 @@ def emulator_env() -> dict[str, str]:
     return env
 
 
-def prepare(tmp: Path, name: str, moto_url: str, package: Path, extra: dict[str, object]) -> Path:
+def prepare(
+    tmp: Path, name: str, moto_url: str, package: Path | None, extra: dict[str, object], source: Path = INFRA
+) -> Path:
     """A working copy initialised for the emulator, with test variables in emulator.tfvars.json."""
-    work = working_copy(tmp / name)
-    variables = {"aws_endpoint_url": moto_url, "emulator": True, "lambda_zip_path": str(package), **extra}
+    work = working_copy(tmp / name, source)
+    variables: dict[str, object] = {"aws_endpoint_url": moto_url, **extra}
+    if package is not None:
+        variables.update({"emulator": True, "lambda_zip_path": str(package)})
     (work / "emulator.tfvars.json").write_text(json.dumps(variables))
     init = ["init", "-input=false", "-no-color"]
     if PLUGIN_DIR.is_dir():
@@ -168,21 +172,80 @@ def prepare(tmp: Path, name: str, moto_url: str, package: Path, extra: dict[str,
     return work
 
 
+REPOSITORY = "example-org/catdog-mlops"
+WORKFLOWS = f"{REPOSITORY}/.github/workflows"
+# Item 1 of the least-privilege design: one role per job, each trusting exactly one subject.
+EXPECTED_SUBJECTS = {
+    f"catdog-github-{role}": f"repo:{REPOSITORY}:{context}:job_workflow_ref:{WORKFLOWS}/{workflow}@refs/heads/main"
+    for role, context, workflow in [
+        ("deploy-staging", "environment:staging", "deploy.yml"),
+        ("deploy-production", "environment:production", "promote.yml"),
+        ("retrain", "ref:refs/heads/main", "retrain.yml"),
+    ]
+}
+
+
+def iam_client(moto_url: str):
+    import boto3
+
+    return boto3.client(
+        "iam",
+        endpoint_url=moto_url,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def check_roles_read_back(moto_url: str) -> None:
+    """The trust policies and boundaries the emulator holds after the bootstrap apply."""
+    iam = iam_client(moto_url)
+    roles = {r["RoleName"]: r for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]}
+    boundary = next(
+        p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == "catdog-boundary"
+    )
+    provider = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    for name, subject in EXPECTED_SUBJECTS.items():
+        trust = roles[name]["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        (statement,) = trust["Statement"]
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert statement["Principal"] == {"Federated": provider}
+        assert statement["Condition"] == {
+            "StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": subject,
+            }
+        }, name
+    project_roles = [n for n in roles if n.startswith("catdog-")]
+    assert len(project_roles) == 10, sorted(project_roles)
+    for name in project_roles:
+        role = iam.get_role(RoleName=name)["Role"]
+        assert role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn") == boundary, name
+    assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] == [{"Arn": provider}]
+
+
 def test_apply_plan_destroy(moto_url: str, tmp_path: Path) -> None:
-    """staging applies and converges (the next plan is empty), production plans, destroy cleans up."""
+    """bootstrap, then staging apply and converge (the next plan is empty), production plans, destroy cleans up."""
     package = lambda_zip(tmp_path)
     env = emulator_env()
+    bootstrap = prepare(
+        tmp_path,
+        "bootstrap",
+        moto_url,
+        None,
+        {"tf_state_bucket": "catdog-terraform-state"},
+        source=INFRA / "bootstrap",
+    )
+    bootstrap_vars = ["-var-file=env/bootstrap.tfvars", "-var-file=emulator.tfvars.json"]
+    terraform(bootstrap, env, "apply", "-auto-approve", "-input=false", "-no-color", *bootstrap_vars)
+    check_roles_read_back(moto_url)
     staging = prepare(
         tmp_path,
         "staging",
         moto_url,
         package,
-        {
-            "enable_approval_trigger": True,
-            "github_dispatch_token": "test-token",
-            "tf_state_bucket": "catdog-terraform-state",
-            "alarm_email": "alerts@example.com",
-        },
+        {"enable_approval_trigger": True, "alarm_email": "alerts@example.com"},
     )
     var_files = ["-var-file=env/staging.tfvars", "-var-file=emulator.tfvars.json"]
     terraform(staging, env, "apply", "-auto-approve", "-input=false", "-no-color", *var_files)
@@ -218,7 +281,16 @@ def test_apply_plan_destroy(moto_url: str, tmp_path: Path) -> None:
         assert values["prediction_table"] == "catdog-staging-predictions"
         assert values["model_package_group_name"] == "catdog-staging-models"
         assert len(values["endpoint_alarm_names"]) == 3
-        assert values["deploy_role_arn"].endswith(":role/catdog-github-deploy")
+        assert values["inference_role_arn"].endswith(":role/catdog-staging-inference")
+        assert values["sagemaker_role_arn"].endswith(":role/catdog-staging-pipeline")
+        assert values["api_key_id"] != values["web_api_key_id"]
+        assert values["max_body_bytes"] == 4613734
+        # The environment stack creates no IAM at all: its roles come from the bootstrap stack.
+        state = json.loads((staging / "terraform.tfstate").read_text())
+        managed = [r["type"] for r in state["resources"] if r["mode"] == "managed"]
+        assert managed and not [t for t in managed if t.startswith("aws_iam_")], managed
+        # The dispatch token never reaches the state: only the placeholder does.
+        assert "set-out-of-band" in json.dumps(state)
         assert values["api_url"].startswith("https://")
         assert values["approval_rule_name"] == "catdog-staging-model-approved"
 
@@ -237,4 +309,7 @@ def test_apply_plan_destroy(moto_url: str, tmp_path: Path) -> None:
         try:
             empty_buckets(moto_url)
         finally:
-            terraform(staging, env, "destroy", "-auto-approve", "-input=false", "-no-color", *var_files)
+            try:
+                terraform(staging, env, "destroy", "-auto-approve", "-input=false", "-no-color", *var_files)
+            finally:
+                terraform(bootstrap, env, "destroy", "-auto-approve", "-input=false", "-no-color", *bootstrap_vars)

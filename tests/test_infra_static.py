@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ CONCERNS = [
     "outputs",
     "versions",
     "providers",
+    "waf",
 ]
 # Where `var.emulator` may appear: only to leave out what the emulator cannot manage or read back.
 EMULATOR_USES = {
@@ -68,15 +70,81 @@ def test_release_owned_attributes_are_ignored() -> None:
     assert re.search(r"ignore_changes = \[\s*filename, source_code_hash", tf("lambda.tf"))
 
 
-def test_deploy_role_trust_is_limited_to_the_repository() -> None:
-    iam = tf("iam.tf")
-    assert '"repo:${var.github_repository}:environment:${env}"' in iam
-    assert '"repo:${var.github_repository}:ref:refs/heads/${branch}"' in iam
-    assert 'variable = "${local.github_oidc}:aud"' in iam
-    assert "token.actions.githubusercontent.com" in tf("locals.tf")
+def test_environment_stacks_create_no_iam() -> None:
+    """Roles, policies and the OIDC provider live only in the bootstrap stack."""
+    for path in INFRA.glob("*.tf"):
+        assert not re.search(r'resource "aws_iam_', path.read_text()), path.name
+    assert 'data "aws_iam_role" "function"' in tf("iam.tf")
+
+
+def test_github_roles_trust_one_workflow_each() -> None:
+    roles = (INFRA / "bootstrap" / "github_roles.tf").read_text()
+    for context, workflow in [
+        ("environment:staging", "deploy.yml"),
+        ("environment:production", "promote.yml"),
+        ("ref:refs/heads/${var.github_branch}", "retrain.yml"),
+    ]:
+        assert re.search(rf'context\s+= "{re.escape(context)}"\n\s+workflow\s+= "{re.escape(workflow)}"', roles)
+    assert 'test     = "StringEquals"\n      variable = "${local.github_oidc}:aud"' in roles
+    assert 'test     = "StringEquals"\n      variable = "${local.github_oidc}:sub"' in roles
+    trust = roles[roles.index('data "aws_iam_policy_document" "github_trust"') :].split("\n}\n", 1)[0]
+    assert "StringLike" not in trust
+    bootstrap = "".join(p.read_text() for p in (INFRA / "bootstrap").glob("*.tf"))
+    assert bootstrap.count("permissions_boundary = local.boundary_arn") == 3  # GitHub, execution, API Gateway logs
+
+
+def test_dispatch_token_never_reaches_terraform_or_the_workflows() -> None:
+    assert "github_dispatch_token" not in tf("variables.tf")
+    assert 'value = "Bearer set-out-of-band"' in tf("events.tf")
+    for workflow in (REPO / ".github" / "workflows").glob("*.yml"):
+        assert "GH_DISPATCH_TOKEN" not in workflow.read_text(), workflow.name
+
+
+def _waf_local(name: str) -> str:
+    match = re.search(rf"^\s*{name}\s*=\s*(.+)$", tf("waf.tf"), re.M)
+    assert match, name
+    return match.group(1).strip()
+
+
+def test_one_payload_limit_end_to_end() -> None:
+    """The web ACL answers 413 exactly above the limit, and the function's limit is the same number."""
+    limit = int(_waf_local("max_body_bytes"))
+    assert limit == int(4.4 * 1024 * 1024)
+    # The base64 form plus 64 KiB of event (headers twice, request context) fits Lambda's 6 MB.
+    assert (limit + 2) // 3 * 4 + 64 * 1024 <= 6 * 1024 * 1024
+    pattern = re.compile(json.loads(_waf_local("body_over_limit_regex")))
+    for value in [0, 1, 999, limit - 1, limit, 4_000_000, 4_613_700]:
+        assert not pattern.match(str(value)), value
+    for value in [limit + 1, limit + 9, 4_613_800, 4_620_000, 4_700_000, 5_000_000, 9_999_999, 10**7, 10**12]:
+        assert pattern.match(str(value)), value
+    assert not pattern.match(f"00{limit}") and pattern.match(f"00{limit + 1}")
+    assert '"request body too large: the limit is ${local.max_body_bytes} bytes (4.4 MiB)"' in tf("waf.tf")
+    assert "response_code            = 413" in tf("waf.tf")
+
+
+def test_release_images_are_never_expired() -> None:
+    ecr = tf("ecr.tf")
+    first = re.search(r"rulePriority = 1\n.*?selection = \{(.*?)\}", ecr, re.S)
+    assert first and 'tagPrefixList = ["release-"]' in first.group(1)
+    assert ecr.index('tagStatus   = "any"') > ecr.index('tagPrefixList = ["release-"]')
 
 
 def test_approval_trigger_is_off_by_default() -> None:
     variables = tf("variables.tf")
     assert re.search(r'variable "enable_approval_trigger" \{[^}]*default\s+= false', variables)
-    assert len(re.findall(r"count\s+= local\.approval_trigger \? 1 : 0", tf("events.tf"))) == 7
+    assert len(re.findall(r"count\s+= local\.approval_trigger \? 1 : 0", tf("events.tf"))) == 4
+
+
+def test_workflows_assume_their_own_role_after_installing() -> None:
+    """Each job assumes the role made for it, and only once its dependencies are installed."""
+    roles = {
+        "deploy.yml": "AWS_DEPLOY_STAGING_ROLE_ARN",
+        "promote.yml": "AWS_DEPLOY_PRODUCTION_ROLE_ARN",
+        "retrain.yml": "AWS_RETRAIN_ROLE_ARN",
+    }
+    for name, variable in roles.items():
+        text = (REPO / ".github" / "workflows" / name).read_text()
+        assert re.findall(r"role-to-assume: \$\{\{ vars\.(\w+) \}\}", text) == [variable], name
+        assert text.index("run: make venv") < text.index("aws-actions/configure-aws-credentials"), name
+        assert "secrets." not in text, name
+    assert "configure-aws-credentials" not in (REPO / ".github" / "workflows" / "ci.yml").read_text()

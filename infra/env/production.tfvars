@@ -3,10 +3,6 @@ environment       = "production"
 aws_region        = "eu-west-1"
 github_repository = "example-org/catdog-mlops"
 
-# Same AWS account as staging: the account-wide resources come from the staging state.
-# Set true when production has an account of its own.
-create_account_resources = false
-
 # Versions are registered once (staging's registry) and promoted staging -> production.
 registry_environment = "staging"
 
@@ -18,3 +14,6 @@ enable_prediction_log    = true
 alarm_latency_ms         = 300
 
 enable_approval_trigger = false
+
+# From the bootstrap stack: terraform -chdir=infra/bootstrap output web_origin_access_control_ids
+web_origin_access_control_id = ""

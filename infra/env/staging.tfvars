@@ -3,9 +3,6 @@ environment       = "staging"
 aws_region        = "eu-west-1"
 github_repository = "example-org/catdog-mlops"
 
-# The account-wide GitHub OIDC provider, deploy role and API Gateway logging role live in this state.
-create_account_resources = true
-
 # Staging owns the model registry and the serving image repository; production reads them.
 registry_environment = ""
 
@@ -16,3 +13,6 @@ api_quota_per_day        = 5000
 enable_prediction_log    = true
 
 enable_approval_trigger = false
+
+# From the bootstrap stack: terraform -chdir=infra/bootstrap output web_origin_access_control_ids
+web_origin_access_control_id = ""

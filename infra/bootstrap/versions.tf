@@ -1,0 +1,13 @@
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.100"
+    }
+  }
+
+  # Partial configuration, like the environment stacks: key <project>/bootstrap/terraform.tfstate.
+  backend "s3" {}
+}
