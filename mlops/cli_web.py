@@ -56,7 +56,7 @@ def publish(
         if not bucket:
             fail(f"no web bucket for {stage}: set WEB_BUCKET or run `make infra-outputs ENV={stage}`")
         distribution = os.environ.get("WEB_DISTRIBUTION_ID") or str(outputs.get("web_distribution_id") or "")
-        b = AwsBackend(stage)
+        b = AwsBackend(stage, env={**os.environ, "API_KEY_ID": str(outputs.get("web_api_key_id") or "")})
         with b.session():
             html = render(b.api_url(), b.api_key())
             cdn = b.clients.get("cloudfront") if distribution else None

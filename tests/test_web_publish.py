@@ -46,12 +46,14 @@ def test_publish_uploads_the_page_for_the_stage_api_with_its_key(tmp_path: Path,
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="catdog-staging-web", CreateBucketConfiguration={"LocationConstraint": REGION})
-        key = boto3.client("apigateway", region_name=REGION).create_api_key(name="clients", value="v" * 24)
+        key = boto3.client("apigateway", region_name=REGION).create_api_key(name="web", value="v" * 24)
+        smoke = boto3.client("apigateway", region_name=REGION).create_api_key(name="smoke", value="s" * 24)
         outputs = {
             "environment": "staging",
             "web_bucket": "catdog-staging-web",
             "api_url": API,
-            "api_key_id": key["id"],
+            "api_key_id": smoke["id"],  # the smoke tests' key: never published
+            "web_api_key_id": key["id"],
         }
         (tmp_path / "staging.json").write_text(json.dumps({k: {"value": v} for k, v in outputs.items()}))
         result = run("web", "publish", "--backend", "aws", "--stage", "staging")
@@ -61,6 +63,7 @@ def test_publish_uploads_the_page_for_the_stage_api_with_its_key(tmp_path: Path,
         html = page["Body"].read().decode()
         assert page["ContentType"].startswith("text/html") and page["CacheControl"] == "no-cache"
         assert f'"{API}"' in html and f'"{"v" * 24}"' in html and URL_MARK not in html
+        assert "s" * 24 not in html
 
 
 def test_publish_without_a_bucket_or_off_aws_fails_in_one_line(tmp_path: Path, monkeypatch) -> None:

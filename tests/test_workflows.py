@@ -86,9 +86,11 @@ def test_permissions_are_minimal() -> None:
 
 
 def test_aws_credentials_come_from_oidc() -> None:
+    roles = {"deploy": "STAGING", "promote": "PRODUCTION"}
     for name in ("deploy", "promote", "retrain"):
         (step,) = [s for s in steps(name) if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
-        assert step["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+        variable = f"AWS_DEPLOY_{roles[name]}_ROLE_ARN" if name in roles else "AWS_RETRAIN_ROLE_ARN"
+        assert step["with"]["role-to-assume"] == f"${{{{ vars.{variable} }}}}"
         assert step["with"]["aws-region"] == "${{ vars.AWS_REGION }}"
         assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
     assert not any("configure-aws-credentials" in s.get("uses", "") for s in steps("ci"))
@@ -130,6 +132,7 @@ def test_the_release_commands() -> None:
     assert run_commands("deploy") == [
         "make venv",
         'echo "$GITHUB_WORKSPACE/.venv/bin" >> "$GITHUB_PATH"',
+        "make lambda-zip",
         "make infra-apply ENV=staging",
         "make image-push ENV=staging",
         'mlops pipeline upsert --backend aws --stage staging --image-tag "$IMAGE_TAG"',
