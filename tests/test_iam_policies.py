@@ -202,6 +202,13 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         ),
         "aud-and-sub-not-pinned",
     ),
+    "a policy over the size quota": (
+        _add_statement(
+            "catdog-staging-release",
+            {"Action": "s3:GetObject", "Resource": [f"arn:aws:s3:::catdog-staging-web-{i:040d}/*" for i in range(60)]},
+        ),
+        "managed-policy-too-large",
+    ),
     "role without boundary": (_drop_boundary, "missing-boundary"),
     "boundary allows policy writes": (_boundary_allows_policy_writes, "does-not-deny"),
     "a service wildcard": (

@@ -24,6 +24,8 @@ from iam_rules import Role, own_checks
 # (it modifies infrastructure and writes resource policies of its own environment's resources).
 FINDING_CATEGORIES = ("PrivilegeEscalation", "CredentialsExposure", "ServiceWildcard")
 INFO_CATEGORIES = ("ResourceExposure", "DataExfiltration", "InfrastructureModification")
+MANAGED_POLICY_CHARS = 6144
+INLINE_POLICY_CHARS = 10240
 # Actions that exist only without resource constraints and that a role needs as such: an ECR
 # registry token (the pulls and pushes themselves are limited to the project's repository).
 CLOUDSPLAINING_EXCLUSIONS = {"exclude-actions": ["ecr:GetAuthorizationToken"]}
@@ -119,6 +121,14 @@ def analyse(plan: dict[str, Any], repository: str, branch: str) -> tuple[list[tu
     roles, policies = roles_from_plan(plan)
     boundary = policies.get(next((n for n in policies if n.endswith("-boundary")), ""), {})
     rows: list[tuple[str, ...]] = list(own_checks(roles, boundary, repository, branch))
+    # AWS quotas (characters without whitespace): an apply would fail on real AWS, not on an emulator.
+    for name, doc in policies.items():
+        if len(json.dumps(doc, separators=(",", ":"))) > MANAGED_POLICY_CHARS:
+            rows.append(("(policy)", "quota", "managed-policy-too-large", name))
+    for role in roles.values():
+        inline = [d for n, d in role.policies.items() if n.startswith("inline:")]
+        if sum(len(json.dumps(d, separators=(",", ":"))) for d in inline) > INLINE_POLICY_CHARS:
+            rows.append((role.name, "quota", "inline-policies-too-large", str(len(inline))))
     summary: dict[str, Any] = {"roles": sorted(roles), "info": {}}
     for role in roles.values():
         tool_rows, info = cloudsplaining_findings(role)
