@@ -129,7 +129,8 @@ actionlint: $(ACTIONLINT) ## Lint the GitHub workflows with actionlint
 BOOTSTRAP_BACKEND_FLAGS = -backend-config=bucket=$(TF_STATE_BUCKET) -backend-config=key=catdog/bootstrap/terraform.tfstate \
   -backend-config=region=$(TF_STATE_REGION) -backend-config=encrypt=true -backend-config=use_lockfile=true
 BOOTSTRAP_VAR_FLAGS = -var-file=env/bootstrap.tfvars $(if $(TF_STATE_BUCKET),-var=tf_state_bucket=$(TF_STATE_BUCKET),) \
-  $(if $(AWS_REGION),-var=aws_region=$(AWS_REGION),)
+  $(if $(AWS_REGION),-var=aws_region=$(AWS_REGION),) \
+  $(if $(GITHUB_REPOSITORY),-var=github_repository=$(GITHUB_REPOSITORY),)
 
 .PHONY: bootstrap-init
 bootstrap-init:
@@ -141,8 +142,8 @@ bootstrap-plan: bootstrap-init ## Plan the bootstrap stack (administrator creden
 	$(TF_BOOTSTRAP) plan -input=false $(BOOTSTRAP_VAR_FLAGS)
 
 .PHONY: bootstrap-apply
-bootstrap-apply: bootstrap-init ## Apply the bootstrap stack once (administrator credentials), then print its outputs
-	$(TF_BOOTSTRAP) apply -input=false $(BOOTSTRAP_VAR_FLAGS)
+bootstrap-apply: bootstrap-init ## Apply the bootstrap stack once (administrator credentials; asks for confirmation)
+	$(TF_BOOTSTRAP) apply $(BOOTSTRAP_VAR_FLAGS)
 	$(TF_BOOTSTRAP) output
 
 # --- Deploying (CI with OIDC credentials; ENV=staging|production) ---------------------------------
