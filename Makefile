@@ -170,6 +170,10 @@ bench-serve: venv ## Benchmark: compute vs eager PyTorch, API latency, throughpu
 .PHONY: bench
 bench: bench-train bench-serve ## All benchmarks
 
+.PHONY: aws-rehearsal
+aws-rehearsal: venv lambda-zip ## The documented AWS flow: the workflows' run steps against an AWS emulator on loopback
+	PYTHONPATH=tests $(BIN)/python -m rehearsal
+
 .PHONY: clean
 clean: ## Remove build outputs (keeps the venv and .mlops state)
 	rm -rf build .pytest_cache .ruff_cache

@@ -44,22 +44,22 @@ def _backend(account: str, region: str) -> Any:
     return sagemaker_backends[account][region]
 
 
-def _model_data(backend: Any, config_name: str) -> tuple[str, str]:
-    """(model name, ModelDataUrl) of a config's first variant."""
+def _model_data(backend: Any, config_name: str) -> tuple[str, dict]:
+    """(model name, primary container) of a config's first variant."""
     config = backend.endpoint_configs[config_name]
     model_name = config.production_variants[0]["ModelName"]
     model = backend._models.get(model_name)
     if model is None:
         raise RuntimeError(f"model {model_name} of endpoint config {config_name} does not exist")
     container = model.primary_container or (model.containers[0] if model.containers else {})
-    return model_name, container.get("ModelDataUrl", "")
+    return model_name, container
 
 
-def _start_model(model_name: str, data_url: str, key: str) -> Proc:
+def _start_model(container: dict, key: str) -> Proc:
     emu = context.emulator()
     folder = emu.workdir / "models" / key.replace(":", "_").replace("/", "_")[-120:]
     folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / "model.tar.gz"
+    archive, data_url = folder / "model.tar.gz", container.get("ModelDataUrl", "")
     if not archive.is_file():
         bucket, _, object_key = data_url.removeprefix("s3://").partition("/")
         try:
@@ -73,16 +73,18 @@ def _start_model(model_name: str, data_url: str, key: str) -> Proc:
             tar.extractall(model_dir, filter="data")
     port = free_port()
     env = base_env()
-    env.update(PYTHONPATH=str(REPO), SAGEMAKER_BIND_TO_PORT=str(port), SM_MODEL_DIR=str(model_dir))
+    env.update({str(k): str(v) for k, v in (container.get("Environment") or {}).items()})  # the container's
+    code = getattr(emu, "code_root", REPO)  # the serving image's code: the checkout being rehearsed
+    env.update(PYTHONPATH=str(code), SAGEMAKER_BIND_TO_PORT=str(port), SM_MODEL_DIR=str(model_dir))
     args = [python(), "-m", "serving.server", "serve", "--model", str(model_dir), "--host", "127.0.0.1"]
     args += ["--port", str(port)]
-    return spawn(key, args, env, REPO, "/ping", port, folder / "server.log")
+    return spawn(key, args, env, code, "/ping", port, folder / "server.log")
 
 
 def model_server(backend: Any, config_name: str) -> Proc:
-    model_name, data_url = _model_data(backend, config_name)
-    key = f"model:{model_name}:{data_url}"
-    return PROCESSES.get(key, lambda: _start_model(model_name, data_url, key))
+    model_name, container = _model_data(backend, config_name)
+    key = f"model:{model_name}:{container.get('ModelDataUrl', '')}"
+    return PROCESSES.get(key, lambda: _start_model(container, key))
 
 
 def _alarms_firing(account: str, region: str, names: list[str]) -> list[str]:

@@ -1,0 +1,137 @@
+"""`make aws-rehearsal`: the documented AWS flow and the workflows' own steps against the emulator.
+
+Prints each step with its time, then a table; writes build/rehearsal/emulator-state.json. Exits 1
+when a step did not go as expected. REHEARSAL_FAULTS (module names, importable from PYTHONPATH)
+are imported by every Python process the workflow steps start: tests use it to break the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from aws_emulator import Emulator, sagemaker_pipelines
+from aws_emulator.processes import PROCESSES
+from aws_emulator.sagemaker_endpoints import endpoint_state
+from aws_emulator.server import NETSHIM
+
+from rehearsal import scenario
+from rehearsal.runner import Runner, StopFlow, python_shim, table
+
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+
+
+def shared(name: str) -> Path:
+    for root in (REPO.parent / "shared", Path("/work/shared")):
+        if (root / name).exists():
+            return root / name
+    raise SystemExit(f"aws-rehearsal: no offline {name} beside the repository")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(REPO / "build" / "rehearsal"))
+    p.add_argument("--stop-after", default="", help="end after the first step whose name contains this")
+    p.add_argument("--model-artifact", default="", help="register this model.tar.gz as version 1 (no retrain)")
+    p.add_argument("--skip-apply", action="append", default=[], help="a stage whose first apply is skipped")
+    args = p.parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(os.environ.get("DATA_DIR") or shared("datasets/cats-vs-dogs"))
+    weights = Path(os.environ.get("PRETRAINED_WEIGHTS") or shared("weights/mobilenet_v2_imagenet_features.pth"))
+    started = time.monotonic()
+    workspace = out / "workspace"
+    sha = scenario.prepare_workspace(REPO, workspace)
+    emu = Emulator(out / "emulator").start()
+    emu.code_root = workspace  # the serving image is built from the checkout
+    sagemaker_pipelines.CONTAINER_ENV.update(PRETRAINED_WEIGHTS=str(weights))
+    try:
+        state_bucket = f"catdog-terraform-state-{ACCOUNT}"
+        venv_bin = str(REPO / ".venv" / "bin")
+        path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin]
+        faults = os.environ.get("REHEARSAL_FAULTS", "")
+        # The checkout's code before the editable install of the shared .venv, which points elsewhere.
+        extra = filter(None, [os.environ.get("REHEARSAL_FAULTS_PATH", "")])
+        pythonpath = os.pathsep.join([str(NETSHIM), str(workspace), *extra])
+        base = {
+            "PATH": os.pathsep.join([str(python_shim(out / "setup-python")), *path]),
+            "HOME": str((out / "home").resolve()),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            **emu.env(),
+            "PYTHONPATH": pythonpath,
+            "REHEARSAL_FAULTS": faults,
+            "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_SHA": sha, "GITHUB_REF": "refs/heads/main",
+            "GITHUB_REPOSITORY": "example/catdog", "GITHUB_ACTOR": "rehearsal", "GITHUB_RUN_ID": "1",
+            "GITHUB_EVENT_NAME": "workflow_dispatch", "RUNNER_TEMP": str(out / "runner-temp"),
+            "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1",
+            "TF_VAR_aws_endpoint_url": emu.url, "TF_VAR_emulator": "true", "AWS_ENDPOINT_URL_S3": emu.url,
+            "TF_CLI_ARGS_init": " ".join(
+                f"-backend-config={s}=true"
+                for s in ("use_path_style", "skip_credentials_validation", "skip_requesting_account_id",
+                          "skip_metadata_api_check", "skip_region_validation")
+            ),
+            "DATA_DIR": str(data_dir),
+        }  # fmt: skip
+        (out / "home").mkdir(exist_ok=True)
+        (out / "runner-temp").mkdir(exist_ok=True)
+        variables = {"TF_STATE_BUCKET": state_bucket, "AWS_REGION": REGION,
+                     "AWS_DEPLOY_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/catdog-github-deploy"}  # fmt: skip
+        context = {
+            "github": {"sha": sha, "run_id": "1", "actor": "rehearsal", "repository": "example/catdog", "event": {}},
+            "vars": variables,
+            "secrets": {},
+            "inputs": {},
+        }
+        logs = out / "logs"
+        logs.mkdir(exist_ok=True)
+        runner = Runner(workspace, base, logs, stop_after=args.stop_after)
+        settings = {
+            "state_bucket": state_bucket,
+            "account": ACCOUNT,
+            "artifact_bucket": f"catdog-staging-artifacts-{ACCOUNT}",
+            "data_dir": str(data_dir),
+            "train_per_class": int(os.environ.get("REHEARSAL_TRAIN_PER_CLASS", "80")),
+            "test_per_class": int(os.environ.get("REHEARSAL_TEST_PER_CLASS", "25")),
+            "model_artifact": args.model_artifact,
+            "skip_apply": tuple(args.skip_apply),
+            "operator_env": {"PATH": os.pathsep.join([venv_bin, base["PATH"]]), **variables},
+        }
+        flow = scenario.Flow(runner, emu, context, settings)
+        runner.stand_ins = {"make image-push": flow.image_push, "make venv": flow.install}
+        try:
+            scenario.run(flow)
+        except StopFlow as stop:
+            print(f"stopped after {stop}")
+        finally:
+            write_state(emu, out / "emulator-state.json")
+    finally:
+        emu.stop()
+    results = [vars(r) for r in runner.results]
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print()
+    print(table(runner.results))
+    failed = [r for r in runner.results if not r.ok]
+    print(f"\n{len(runner.results) - len(failed)} passed, {len(failed)} failed in {time.monotonic() - started:.0f} s")
+    for r in failed:
+        print(f"FAILED {r.step} ({r.workflow}): {r.note}")
+    return 1 if failed else 0
+
+
+def write_state(emu: Emulator, path: Path) -> None:
+    ctx = emu._client_ssl()
+    with urllib.request.urlopen(f"{emu.url}/moto-api/data.json", timeout=60, context=ctx) as resp:
+        data = json.loads(resp.read())
+    state = {"moto": data, "endpoints": endpoint_state(ACCOUNT, REGION), "processes": PROCESSES.describe()}
+    path.write_text(json.dumps(state, indent=1, default=str))
+    print(f"emulator state written to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""What the rehearsal asserts between steps, read from the emulator's state and through the public API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from aws_emulator.server import NETSHIM
+
+CLIENT = """
+import json, sys, urllib3
+url, key, photo = sys.argv[1:4]
+r = urllib3.PoolManager(retries=False).request(
+    "POST", url + "/predict", body=open(photo, "rb").read(), headers={"x-api-key": key, "Content-Type": "image/jpeg"}
+)
+print(json.dumps({"status": r.status, "body": r.data.decode()}))
+"""
+
+
+def outputs(workspace: Path, stage: str) -> dict[str, Any]:
+    raw = json.loads((workspace / "build" / "infra" / f"{stage}.json").read_text())
+    return {k: v["value"] for k, v in raw.items()}
+
+
+def served(emu: Any, workspace: Path, stage: str, photo: Path) -> dict[str, str]:
+    """The model version each layer serves: the alias's function version, the endpoint, the public API."""
+    out = outputs(workspace, stage)
+    fn, sm, gw = emu.client("lambda"), emu.client("sagemaker"), emu.client("apigateway")
+    alias = fn.get_alias(FunctionName=out["function_name"], Name=out["function_alias"])
+    conf = fn.get_function_configuration(FunctionName=out["function_name"], Qualifier=alias["FunctionVersion"])
+    endpoint = sm.describe_endpoint(EndpointName=out["endpoint_name"])
+    model = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])["ProductionVariants"][0]
+    container = sm.describe_model(ModelName=model["ModelName"])["PrimaryContainer"]
+    key = gw.get_api_key(apiKey=out["api_key_id"], includeValue=True)["value"]
+    env = {**os.environ, **emu.env(), "PYTHONPATH": str(NETSHIM)}
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT, out["api_url"], key, str(photo)],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    answer = json.loads(done.stdout)
+    body = json.loads(answer["body"]) if answer["body"].startswith("{") else {}
+    return {
+        "function": str(conf.get("Environment", {}).get("Variables", {}).get("MODEL_VERSION", "")),
+        "endpoint": str(container.get("Environment", {}).get("MODEL_VERSION", "")),
+        "endpoint_status": endpoint["EndpointStatus"],
+        "api": str(body.get("model_version", f"HTTP {answer['status']}")),
+    }
+
+
+def expect_serving(emu: Any, workspace: Path, stage: str, version: str, photo: Path) -> str:
+    seen = served(emu, workspace, stage, photo)
+    wanted = {"function": version, "endpoint": version, "endpoint_status": "InService", "api": version}
+    if seen != wanted:
+        raise AssertionError(f"{stage} should serve version {version} everywhere: {seen}")
+    return f"{stage}: alias, endpoint and public API all on version {version}"
+
+
+def leftovers(emu: Any, keep_buckets: set[str]) -> dict[str, list[str]]:
+    """Everything the stack or releases created that still exists."""
+    s3, fn, gw, sm = (emu.client(s) for s in ("s3", "lambda", "apigateway", "sagemaker"))
+    ddb, cw, logs = emu.client("dynamodb"), emu.client("cloudwatch"), emu.client("logs")
+    found = {
+        "buckets": [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"] not in keep_buckets],
+        "functions": [f["FunctionName"] for f in fn.list_functions()["Functions"]],
+        "rest_apis": [a["name"] for a in gw.get_rest_apis()["items"]],
+        "tables": ddb.list_tables()["TableNames"],
+        "alarms": [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]],
+        "endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
+        "endpoint_configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
+        "models": [m["ModelName"] for m in sm.list_models()["Models"]],
+        "model_package_groups": [
+            g["ModelPackageGroupName"] for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+        ],
+        "pipelines": [p["PipelineName"] for p in sm.list_pipelines()["PipelineSummaries"]],
+        "log_groups": [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]],
+    }
+    return {k: v for k, v in found.items() if v}

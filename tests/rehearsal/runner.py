@@ -1,0 +1,189 @@
+"""Run workflow steps as a GitHub runner would: one job's `run:` steps in order, in the job's environment.
+
+What the runner provides is stood in for: `actions/checkout` is the rehearsal's copy of the
+repository (GITHUB_WORKSPACE); `actions/setup-python` puts a Python 3.11 on PATH;
+`hashicorp/setup-terraform` is the terraform on PATH (with the local provider mirror as
+mk/infra.mk finds it); `aws-actions/configure-aws-credentials` exports fake credentials, the
+region and the emulator's endpoint (AWS_ENDPOINT_URL, and for Terraform TF_VAR_aws_endpoint_url,
+TF_VAR_emulator and the S3 backend settings an emulator needs). Steps a runner does with tools this
+machine lacks are replaced, by the text of their command, with what they leave behind (STAND_INS).
+Each `run:` is executed by `bash --noprofile --norc -eo pipefail`, as GitHub does; GITHUB_ENV,
+GITHUB_PATH, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY are files, read back after each step.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rehearsal.workflows import Job, Step, read_jobs, should_run, substitute
+
+STEP_TIMEOUT = float(os.environ.get("REHEARSAL_STEP_TIMEOUT", "1200"))
+
+
+class StopFlow(Exception):
+    """Raised after the step the run was asked to stop after."""
+
+
+@dataclass
+class Result:
+    step: str
+    workflow: str  # file:line
+    ok: bool
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class Runner:
+    workspace: Path
+    base_env: dict[str, str]
+    log_dir: Path
+    stand_ins: dict[str, Callable[[Step, dict[str, str]], str]] = field(default_factory=dict)
+    results: list[Result] = field(default_factory=list)
+    echo: Callable[[str], None] = print
+    stop_after: str = ""
+
+    def record(self, name: str, where: str, ok: bool, seconds: float, note: str = "") -> Result:
+        result = Result(name, where, ok, seconds, note)
+        self.results.append(result)
+        mark = "ok" if ok else "FAILED"
+        self.echo(f"<<< {mark} in {seconds:.1f} s: {name} ({where}){' - ' + note if note else ''}")
+        return result
+
+    def maybe_stop(self) -> None:
+        if self.stop_after and self.results and self.stop_after in self.results[-1].step:
+            raise StopFlow(self.stop_after)
+
+    def action(self, name: str, where: str, fn: Callable[[], str | None]) -> bool:
+        """A step that is not in a workflow (a documented manual step, or a check of the emulator's state)."""
+        self.echo(f">>> {name} ({where})")
+        started = time.monotonic()
+        try:
+            note = fn() or ""
+            ok = True
+        except Exception as exc:
+            note, ok = f"{type(exc).__name__}: {exc}", False
+        self.record(name, where, ok, time.monotonic() - started, note)
+        self.maybe_stop()
+        return ok
+
+    def job(self, workflow: Path, context: dict, expect_failure: str | None = None) -> bool:
+        """Run every job of the workflow; `expect_failure` names the one step expected to fail.
+
+        Returns whether the job went as expected (a failing step that was expected counts as passed)."""
+        all_ok = True
+        for job in read_jobs(workflow, self.workspace):
+            all_ok = self._run_job(job, context, expect_failure) and all_ok
+        return all_ok
+
+    def _run_job(self, job: Job, context: dict, expect_failure: str | None) -> bool:
+        files = {
+            k: self.log_dir / f"{job.workflow.replace('/', '_')}-{k}" for k in ("env", "path", "output", "summary")
+        }
+        for f in files.values():
+            f.write_text("")
+        env = dict(self.base_env)
+        env.update(
+            GITHUB_WORKSPACE=str(self.workspace),
+            GITHUB_ENV=str(files["env"]),
+            GITHUB_PATH=str(files["path"]),
+            GITHUB_OUTPUT=str(files["output"]),
+            GITHUB_STEP_SUMMARY=str(files["summary"]),
+            GITHUB_WORKFLOW=job.workflow,
+            GITHUB_JOB=job.name,
+        )
+        context = {**context, "_ok": True}
+        env.update({k: substitute(v, context) for k, v in job.env.items()})
+        as_expected = True
+        for step in job.steps:
+            if step.run is None:
+                continue  # `uses:` steps: stood in for by the environment (see the module docstring)
+            if not should_run(step, context):
+                self.echo(f"--- skipped: {step.name} ({step.where})")
+                continue
+            self._read_env_files(files, env)
+            step_env = {**env, **{k: substitute(v, context) for k, v in step.env.items()}}
+            ok, note = self._run_step(step, step_env, context)
+            context["_ok"] = context["_ok"] and ok  # a failed step fails the job, as on GitHub
+            if expect_failure is not None and expect_failure in step.name:
+                passed = not ok
+                note = ("failed as expected" if passed else "expected to fail, but passed") + (
+                    f" ({note})" if note else ""
+                )
+            else:
+                passed = ok
+            self.results[-1].ok, self.results[-1].note = passed, note
+            as_expected = as_expected and passed
+            self.maybe_stop()
+        return as_expected
+
+    def _read_env_files(self, files: dict[str, Path], env: dict[str, str]) -> None:
+        for line in files["path"].read_text().splitlines():
+            if line.strip() and line.strip() not in env["PATH"].split(os.pathsep):
+                env["PATH"] = line.strip() + os.pathsep + env["PATH"]
+        for line in files["env"].read_text().splitlines():
+            if "=" in line:
+                key, _, value = line.partition("=")
+                env[key] = value
+
+    def _run_step(self, step: Step, env: dict[str, str], context: dict) -> tuple[bool, str]:
+        self.echo(f">>> {step.name} ({step.where})")
+        started = time.monotonic()
+        stand_in = next((fn for text, fn in self.stand_ins.items() if text in (step.run or "")), None)
+        if stand_in is not None:
+            try:
+                note, ok = "stood in: " + stand_in(step, env), True
+            except Exception as exc:
+                note, ok = f"stand-in failed: {exc}", False
+            self.record(step.name, step.where, ok, time.monotonic() - started, note)
+            return ok, note
+        missing = sorted(k for k, v in env.items() if v is None)
+        if missing:
+            raise ValueError(f"no value for {', '.join(missing)}")
+        script = substitute(step.run or "", context)
+        log = self.log_dir / f"{len(self.results):02d}-{Path(step.workflow).stem}-{step.index}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                cwd=self.workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                self.echo("    " + line.rstrip())
+            try:
+                code = proc.wait(timeout=STEP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = -9
+        note = "" if code == 0 else f"exit {code}; log {log}"
+        self.record(step.name, step.where, code == 0, time.monotonic() - started, note)
+        return code == 0, note
+
+
+def table(results: list[Result]) -> str:
+    width = max([len(r.step) for r in results] + [4])
+    where = max([len(r.workflow) for r in results] + [8])
+    lines = [f"{'step':<{width}}  {'workflow':<{where}}  {'result':<6}  {'seconds':>7}", "-" * (width + where + 25)]
+    for r in results:
+        lines.append(
+            f"{r.step:<{width}}  {r.workflow:<{where}}  {'passed' if r.ok else 'FAILED':<6}  {r.seconds:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def python_shim(folder: Path) -> Path:
+    """actions/setup-python: `python` and `python3` of the interpreter the virtualenv was made from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = getattr(sys, "_base_executable", sys.executable)
+    for name in ("python", "python3"):
+        target = folder / name
+        target.unlink(missing_ok=True)
+        target.symlink_to(base)
+    return folder
