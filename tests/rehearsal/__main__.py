@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from aws_emulator import Emulator, sagemaker_pipelines
@@ -20,7 +19,7 @@ from aws_emulator.processes import PROCESSES
 from aws_emulator.sagemaker_endpoints import endpoint_state
 from aws_emulator.server import NETSHIM
 
-from rehearsal import scenario
+from rehearsal import checks, scenario
 from rehearsal.runner import Runner, StopFlow, python_shim, table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_state(emu: Emulator, path: Path) -> None:
-    ctx = emu._client_ssl()
-    with urllib.request.urlopen(f"{emu.url}/moto-api/data.json", timeout=60, context=ctx) as resp:
-        data = json.loads(resp.read())
-    state = {"moto": data, "endpoints": endpoint_state(ACCOUNT, REGION), "processes": PROCESSES.describe()}
+    try:
+        state = checks.snapshot(emu)
+    except Exception as exc:
+        state = {"error": f"{type(exc).__name__}: {exc}"}
+    state.update(endpoint_fleets=endpoint_state(ACCOUNT, REGION), processes=PROCESSES.describe())
     path.write_text(json.dumps(state, indent=1, default=str))
     print(f"emulator state written to {path}")
 

@@ -79,3 +79,36 @@ def leftovers(emu: Any, keep_buckets: set[str]) -> dict[str, list[str]]:
         "log_groups": [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]],
     }
     return {k: v for k, v in found.items() if v}
+
+
+def snapshot(emu: Any) -> dict[str, Any]:
+    """The emulator's state as a client sees it (for build/rehearsal/emulator-state.json)."""
+    s3, fn, gw, sm = (emu.client(s) for s in ("s3", "lambda", "apigateway", "sagemaker"))
+    state: dict[str, Any] = {"resources": leftovers(emu, set())}
+    functions = {}
+    for f in fn.list_functions()["Functions"]:
+        name = f["FunctionName"]
+        versions = fn.list_versions_by_function(FunctionName=name)["Versions"]
+        functions[name] = {
+            "aliases": {a["Name"]: a["FunctionVersion"] for a in fn.list_aliases(FunctionName=name)["Aliases"]},
+            "versions": {v["Version"]: v.get("Environment", {}).get("Variables", {}) for v in versions},
+        }
+    state["functions"] = functions
+    state["stages"] = {
+        a["name"]: {s["stageName"]: {"deployment": s.get("deploymentId"), "variables": s.get("variables", {})}
+                    for s in gw.get_stages(restApiId=a["id"])["item"]}
+        for a in gw.get_rest_apis()["items"]
+    }  # fmt: skip
+    state["endpoints"] = [
+        sm.describe_endpoint(EndpointName=e["EndpointName"]) for e in sm.list_endpoints()["Endpoints"]
+    ]
+    groups = [g["ModelPackageGroupName"] for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]]
+    state["model_packages"] = {}
+    for g in groups:
+        listed = sm.list_model_packages(ModelPackageGroupName=g)["ModelPackageSummaryList"]
+        state["model_packages"][g] = [(p["ModelPackageVersion"], p["ModelApprovalStatus"]) for p in listed]
+    state["buckets"] = {
+        b["Name"]: [o["Key"] for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])][:200]
+        for b in s3.list_buckets()["Buckets"]
+    }
+    return state
