@@ -1,9 +1,10 @@
-"""`mlops approve|reject|promote|smoke|rollback|status`: the release lifecycle over either backend."""
+"""`mlops approve|reject|promote|smoke|rollback|repair|status`: the release lifecycle over either backend."""
 
 from __future__ import annotations
 
 import getpass
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,20 +12,35 @@ import typer
 
 from mlops.cli_common import console, fail, print_json
 
-BackendOpt = Annotated[str, typer.Option("--backend", envvar="MLOPS_BACKEND", help="local or aws")]
-StageOpt = Annotated[str | None, typer.Option("--stage", envvar="MLOPS_STAGE", help="aws: staging or production")]
+
+class BackendName(StrEnum):
+    local = "local"
+    aws = "aws"
+
+
+class StageName(StrEnum):
+    staging = "staging"
+    production = "production"
+    local = "local"
+
+
+BackendOpt = Annotated[BackendName, typer.Option("--backend", envvar="MLOPS_BACKEND", help="Where to run")]
+StageOpt = Annotated[
+    StageName | None,
+    typer.Option("--stage", envvar="MLOPS_STAGE", help="aws: staging (default) or production; local: local"),
+]
 
 
 def _who(by: str | None) -> str:
     return by or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
 
 
-def _backend(name: str, stage: str | None):
+def _backend(name: BackendName | str, stage: StageName | str | None):
     from mlops.backends.base import BackendError
     from mlops.backends.factory import get_backend
 
     try:
-        return get_backend(name, stage)
+        return get_backend(getattr(name, "value", name), getattr(stage, "value", stage))
     except BackendError as exc:
         fail(str(exc))
 
@@ -42,7 +58,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def approve(
         version: str,
-        backend: BackendOpt = "local",
+        backend: BackendOpt = BackendName.local,
         stage: StageOpt = None,
         by: Annotated[str | None, typer.Option(help="Who approves (default: GITHUB_ACTOR or user)")] = None,
         reason: Annotated[str, typer.Option(help="Why")] = "approved for release",
@@ -53,7 +69,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def reject(
         version: str,
-        backend: BackendOpt = "local",
+        backend: BackendOpt = BackendName.local,
         stage: StageOpt = None,
         by: Annotated[str | None, typer.Option(help="Who rejects")] = None,
         reason: Annotated[str, typer.Option(help="Why")] = "rejected",
@@ -63,8 +79,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def promote(
-        version: Annotated[str | None, typer.Argument(help="Default: newest Approved version not live")] = None,
-        backend: BackendOpt = "local",
+        version: Annotated[
+            str | None, typer.Argument(help="Default: the newest Approved version (no-op when it is live)")
+        ] = None,
+        backend: BackendOpt = BackendName.local,
         stage: StageOpt = None,
         by: Annotated[str | None, typer.Option(help="Who promotes")] = None,
         photos: Annotated[
@@ -72,7 +90,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         p95_budget_ms: Annotated[float | None, typer.Option(help="Smoke latency budget")] = None,
     ) -> None:
-        """Switch endpoint, alias and stage to a version, smoke-test, roll back on failure."""
+        """Switch endpoint, alias and stage to a version, smoke-test, bake, roll back on failure."""
         from mlops.backends.base import BackendError
         from mlops.release import PromotionFailed, PromotionRefused
         from mlops.release import promote as do_promote
@@ -85,6 +103,8 @@ def register(app: typer.Typer) -> None:
                 )
         except (PromotionRefused, PromotionFailed, BackendError, FileNotFoundError) as exc:
             fail(str(exc))
+        if release is None:
+            return
         console.print(
             f"[green]version {release.model_version} is live[/] (release {release.release_id}, "
             f"function version {release.lambda_version}, deployment {release.deployment_id})"
@@ -92,26 +112,47 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def rollback(
-        backend: BackendOpt = "local",
+        backend: BackendOpt = BackendName.local,
         stage: StageOpt = None,
         by: Annotated[str | None, typer.Option(help="Who rolls back")] = None,
     ) -> None:
-        """Return endpoint, alias and stage to the previous release."""
+        """Return endpoint, alias and stage to the previous release (or to the live one, if the stage drifted)."""
         from mlops.backends.base import BackendError
-        from mlops.release import PromotionRefused
+        from mlops.release import PromotionFailed, PromotionRefused
         from mlops.release import rollback as do_rollback
 
         b = _backend(backend, stage)
         try:
             with b.session():
                 target = do_rollback(b, _who(by), log=lambda m: console.print(f"  {m}"))
-        except (PromotionRefused, BackendError) as exc:
+        except (PromotionRefused, PromotionFailed, BackendError) as exc:
             fail(str(exc))
         console.print(f"[green]version {target.model_version} is live again[/] (release {target.release_id})")
 
     @app.command()
+    def repair(
+        backend: BackendOpt = BackendName.local,
+        stage: StageOpt = None,
+        by: Annotated[str | None, typer.Option(help="Who repairs")] = None,
+    ) -> None:
+        """Bring the stage back to its last good release when what it serves differs from the records."""
+        from mlops.backends.base import BackendError
+        from mlops.release import PromotionFailed
+        from mlops.release import repair as do_repair
+
+        b = _backend(backend, stage)
+        try:
+            with b.session():
+                target, found = do_repair(b, _who(by), log=lambda m: console.print(f"  {m}"))
+        except (PromotionFailed, BackendError) as exc:
+            fail(str(exc))
+        if found:
+            what = f"version {target.model_version} (release {target.release_id})" if target else "nothing"
+            console.print(f"[green]repaired[/]: the stage serves {what} again")
+
+    @app.command()
     def smoke(
-        backend: BackendOpt = "local",
+        backend: BackendOpt = BackendName.local,
         stage: StageOpt = None,
         api_url: Annotated[str | None, typer.Option(help="Default: the backend's API URL")] = None,
         photos: Annotated[
@@ -140,7 +181,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(
-        backend: BackendOpt = "local",
+        backend: BackendOpt = BackendName.local,
         stage: StageOpt = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
         markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table (job summaries)")] = False,
@@ -162,21 +203,23 @@ def register(app: typer.Typer) -> None:
             typer.echo("| | |\n|---|---|")
             for k, v in data.items():
                 if k != "processes":
-                    typer.echo(f"| {k} | {v} |")
+                    typer.echo(f"| {k} | {v or '—'} |")
         else:
             for k, v in data.items():
                 if k != "processes":
                     console.print(f"{k:>18}: {v}")
+        if data["drift"] or data["needs_repair"]:
+            err_line = f"the stage differs from its live release: run `mlops repair --backend {b.name}`"
+            console.print(f"[yellow]{err_line}[/]")
 
 
 def _set_status(version: str, backend: str, stage: str | None, by: str | None, reason: str, reject: bool) -> None:
     from mlops.backends.base import BackendError
-    from mlops.backends.local_registry import RegistryError
     from mlops.release import approve as do_approve
 
     b = _backend(backend, stage)
     try:
         mv = do_approve(b, version, _who(by), reason, reject=reject)
-    except (BackendError, RegistryError) as exc:
+    except BackendError as exc:
         fail(str(exc))
     console.print(f"version {mv.version}: [bold]{mv.status}[/] by {mv.approved_by or _who(by)} ({reason})")

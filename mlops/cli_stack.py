@@ -19,9 +19,9 @@ def bring_up() -> dict:
     url = backend.start_front()
     live = backend.live_release()
     if live:
-        backend.restore_endpoint(live.endpoint_config)
-        backend.move_alias(live.lambda_version)
-        backend.restore_stage(live.deployment_id)
+        from mlops.release import bring_up_release
+
+        bring_up_release(backend, live)
         serving, mode = live.model_version, "release"
     else:
         versions = backend.list_versions()
@@ -29,7 +29,7 @@ def bring_up() -> dict:
             return {"api_url": url, "model_version": None, "mode": "empty"}
         newest = versions[-1]
         preview = Release(release_id=f"preview-v{newest.version}", model_version=newest.version, stage="local")
-        preview.endpoint_config = backend.deploy_endpoint(newest, preview.release_id)
+        preview.endpoint_config = backend.deploy_endpoint(newest, preview)
         preview.lambda_version = backend.publish_function(preview)
         backend.move_alias(preview.lambda_version)
         backend.deploy_stage(preview)

@@ -1,8 +1,10 @@
-"""Promotion and rollback, written once above the backend seam.
+"""Promotion, rollback and repair, written once above the backend seam.
 
-promote: lock → pick an Approved version → switch endpoint, function alias and API stage →
-smoke-test through the public API → keep it, or restore all three to the previous release and
-fail with the reason. Every attempt is recorded as a release.
+promote: lock → choose what to release (model version + function code) → refuse what is not
+allowed → switch endpoint, function alias and API stage → smoke-test through the public API →
+watch the release for its bake time → keep it, or restore all three to the previous release.
+Every attempt is a release record; "already live" and "drift" are decided from what the
+platform serves, never from the records alone.
 """
 
 from __future__ import annotations
@@ -10,124 +12,168 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from mlops.backends.base import APPROVED, Backend, BackendError, Release
-from mlops.backends.local_registry import ModelVersion
+from mlops.backends.base import (
+    APPROVED,
+    FAILED,
+    IN_PROGRESS,
+    LIVE,
+    REJECTED,
+    ROLLBACK_FAILED,
+    ROLLED_BACK,
+    SUPERSEDED,
+    Backend,
+    BackendError,
+    ModelVersion,
+    Release,
+)
+from mlops.release_choice import PromotionRefused, pick_version, release_kind, require_qualified
+from mlops.release_state import (
+    REPAIR_HINT,
+    Interrupted,
+    RestoreFailed,
+    apply_state,
+    drift,
+    interruptible,
+    now_iso,
+    restore,
+    safe_served,
+)
+from mlops.release_watch import bake
 from mlops.smoke import SmokeConfig, SmokeResult, SmokeSetupError, run_smoke, smoke_photos
-
-
-class PromotionRefused(RuntimeError):
-    """The request cannot be carried out (not approved, nothing to promote, ...)."""
 
 
 class PromotionFailed(RuntimeError):
     """The candidate was switched in, failed, and was rolled back; the message says why."""
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+class RollbackFailed(PromotionFailed):
+    """The candidate failed and the stage could not be restored: `mlops repair` is needed."""
 
 
-def pick_version(backend: Backend, version: str | None) -> ModelVersion:
-    """The requested version (which must be Approved), or the newest Approved version not live."""
-    if version:
-        mv = backend.get_version(version)
-        if mv.status != APPROVED:
-            raise PromotionRefused(
-                f"model version {mv.version} is {mv.status}, not Approved: run `mlops approve {mv.version}` first"
-            )
-        return mv
-    live = backend.live_release()
-    approved = [v for v in backend.list_versions() if v.status == APPROVED]
-    candidates = [v for v in approved if not live or v.version != live.model_version]
-    if not candidates:
-        if live and approved:
-            raise PromotionRefused(f"nothing to promote: version {live.model_version} is live and newest approved")
-        raise PromotionRefused("no Approved model version: approve one with `mlops approve VERSION`")
-    return max(candidates, key=lambda v: int(v.version) if v.version.isdigit() else v.version)
+Log = Callable[[str], None]
 
 
 def approve(backend: Backend, version: str, who: str, reason: str, reject: bool = False) -> ModelVersion:
-    status = "Rejected" if reject else APPROVED
-    return backend.set_approval(version, status, who, reason)
+    return backend.set_approval(version, REJECTED if reject else APPROVED, who, reason)
 
 
-def _restore(backend: Backend, previous: Release | None, candidate: Release) -> None:
-    """Put endpoint, alias and stage back as the previous release had them."""
-    if previous is None:
-        return
-    if previous.endpoint_config:  # even when the deploy raised: the endpoint may still be moving to the candidate
-        backend.restore_endpoint(previous.endpoint_config)
-    if candidate.lambda_version and previous.lambda_version:
-        backend.move_alias(previous.lambda_version)
-    if candidate.deployment_id and previous.deployment_id:
-        backend.restore_stage(previous.deployment_id)
+def _switch(backend: Backend, release: Release, mv: ModelVersion, previous: Release | None, log: Log) -> None:
+    """The one switching sequence: endpoint (only when the model changes), function version, alias, stage."""
+    if previous and previous.model_version == mv.version and previous.endpoint_config:
+        release.endpoint_config = previous.endpoint_config
+        log(f"model version {mv.version} unchanged: the endpoint stays on {release.endpoint_config}")
+    else:
+        log(f"deploying model version {mv.version} to the endpoint (blue/green)")
+        release.endpoint_config = backend.deploy_endpoint(mv, release)
+    release.lambda_version = backend.publish_function(release)
+    log(f"moving alias live to function version {release.lambda_version}")
+    backend.move_alias(release.lambda_version)
+    release.deployment_id = backend.deploy_stage(release)
 
 
-def promote(
-    backend: Backend, version: str | None, who: str, smoke: SmokeConfig, log: Callable[[str], None] = print
-) -> Release:
-    """Promote a version; returns the live release or raises PromotionRefused / PromotionFailed."""
+def _mark_abandoned(backend: Backend) -> None:
+    """Releases left in_progress by a holder that is gone (its lock was taken over) are failed."""
+    for r in backend.list_releases():
+        if r.status == IN_PROGRESS and r.stage == backend.stage:
+            r.status, r.reason, r.finished = FAILED, "its promotion stopped without finishing", now_iso()
+            backend.save_release(r)
+
+
+def _undo(backend: Backend, previous: Release | None, release: Release, reason: str, log: Log) -> None:
+    """Restore the previous release (or nothing, after a first release); record how it ended."""
+    log(f"rolling back: {reason}")
+    try:
+        restore(backend, previous, log)
+    except RestoreFailed as exc:
+        release.status, release.finished = ROLLBACK_FAILED, now_iso()
+        release.reason = f"{reason}; the restore failed: {exc}"
+        release.observed = safe_served(backend)
+        backend.save_release(release)
+        raise RollbackFailed(
+            f"release of version {release.model_version} failed ({reason}) and the rollback failed too ({exc}); "
+            f"the stage serves {release.observed}: run `{REPAIR_HINT} --backend {backend.name} --stage {backend.stage}`"
+        ) from None
+    release.status, release.reason, release.finished = ROLLED_BACK, reason, now_iso()
+    backend.save_release(release)
+    backend.retire(release)
+
+
+def promote(backend: Backend, version: str | None, who: str, smoke: SmokeConfig, log: Log = print) -> Release | None:
+    """Release a version (and the current function code); returns the live release, None when nothing was to do.
+
+    Raises PromotionRefused (nothing moved), PromotionFailed (rolled back) or RollbackFailed."""
     with backend.lock(f"promote by {who}"):
-        mv = pick_version(backend, version)
+        _mark_abandoned(backend)
         previous = backend.live_release()
-        if previous and previous.model_version == mv.version:
-            log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
+        code_id = backend.function_code_id()
+        mv, note = pick_version(backend, version, previous, code_id)
+        if mv is None:
+            log(note)
+            return None
+        if previous and previous.model_version == mv.version and previous.code_id in ("", code_id):
+            moved = drift(backend, previous)
+            if not moved:
+                log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
+                return previous
+            log(f"version {mv.version} is recorded live but the stage drifted ({moved}): restoring it")
+            restore(backend, previous, log)
             return previous
+        require_qualified(backend, mv, code_id)
         try:  # before anything moves: a promotion that cannot be smoke-tested must not start
             photos = smoke_photos(smoke)
         except SmokeSetupError as exc:
             raise PromotionRefused(str(exc)) from exc
+        if note:
+            log(note)
         release = Release(
             release_id=time.strftime("r%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
             model_version=mv.version,
             stage=backend.stage,
             who=who,
-            started=_now(),
+            started=now_iso(),
             previous_release_id=previous.release_id if previous else "",
+            code_id=code_id,
+            kind=release_kind(previous, mv, code_id) + (" (downgrade)" if note else ""),
         )
         backend.save_release(release)
-        try:
-            log(f"deploying model version {mv.version} to the endpoint (blue/green)")
-            release.endpoint_config = backend.deploy_endpoint(mv, release.release_id)
-            release.lambda_version = backend.publish_function(release)
-            log(f"moving alias live to function version {release.lambda_version}")
-            backend.move_alias(release.lambda_version)
-            release.deployment_id = backend.deploy_stage(release)
-            log(f"stage deployment {release.deployment_id}; smoke-testing {backend.api_url()}")
-            result: SmokeResult = run_smoke(backend.api_url(), smoke, photos)
-            release.smoke = result.to_dict()
-            if not result.passed:
-                raise PromotionFailed(f"smoke tests failed: {'; '.join(result.failures)}")
-        except (Exception, KeyboardInterrupt) as exc:  # whatever stopped it, the previous release comes back
-            known = isinstance(exc, PromotionFailed | BackendError)
-            reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
-            log(f"rolling back: {reason}")
-            _restore(backend, previous, release)
-            release.status, release.reason, release.finished = "rolled_back", reason, _now()
-            backend.save_release(release)
-            backend.retire(release)
-            target = f"version {previous.model_version}" if previous else "the previous state"
-            raise PromotionFailed(f"release of version {mv.version} rolled back to {target}: {reason}") from exc
-        release.status, release.finished = "live", _now()
+        with interruptible():
+            try:
+                _switch(backend, release, mv, previous, log)
+                switched_at = time.time()
+                log(f"stage deployment {release.deployment_id}; smoke-testing {backend.api_url()}")
+                result: SmokeResult = run_smoke(backend.api_url(), smoke, photos)
+                release.smoke = result.to_dict()
+                if not result.passed:
+                    raise PromotionFailed(f"smoke tests failed: {'; '.join(result.failures)}")
+                release.bake = bake(backend, release, switched_at, log)
+                if release.bake["breaches"]:
+                    raise PromotionFailed(f"breach during the bake: {'; '.join(release.bake['breaches'])}")
+            except (Exception, KeyboardInterrupt, SystemExit, Interrupted) as exc:  # the previous release comes back
+                known = isinstance(exc, PromotionFailed | BackendError | Interrupted)
+                reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
+                _undo(backend, previous, release, reason, log)
+                target = f"version {previous.model_version}" if previous else "nothing serving (first release)"
+                raise PromotionFailed(f"release of version {mv.version} rolled back to {target}: {reason}") from exc
+        release.status, release.finished = LIVE, now_iso()
         backend.save_release(release)
         if previous:
-            previous.status = "superseded"
+            previous.status = SUPERSEDED
             backend.save_release(previous)
         return release
 
 
-def rollback(
-    backend: Backend, who: str, smoke: SmokeConfig | None = None, log: Callable[[str], None] = print
-) -> Release:
-    """Return to the release before the live one (endpoint config, alias and stage as recorded)."""
+def rollback(backend: Backend, who: str, smoke: SmokeConfig | None = None, log: Log = print) -> Release:
+    """Return to the release before the live one; when the stage drifted from its live release, restore that."""
     with backend.lock(f"rollback by {who}"):
+        _mark_abandoned(backend)
         live = backend.live_release()
         if live is None:
             raise PromotionRefused("nothing is live: there is nothing to roll back")
-        by_id = {r.release_id: r for r in backend.list_releases()}
-        target = by_id.get(live.previous_release_id)
+        if drift(backend, live):
+            log(f"the stage drifted from live release {live.release_id}: restoring it")
+            return _repair_to(backend, live, who, log)
+        target = {r.release_id: r for r in backend.list_releases()}.get(live.previous_release_id)
         if target is None:
             raise PromotionRefused(f"release {live.release_id} has no previous release to return to")
         try:
@@ -135,32 +181,77 @@ def rollback(
         except SmokeSetupError as exc:
             raise PromotionRefused(str(exc)) from exc
         log(f"rolling back from version {live.model_version} to version {target.model_version}")
-        backend.restore_endpoint(target.endpoint_config)
-        backend.move_alias(target.lambda_version)
-        backend.restore_stage(target.deployment_id)
+        with interruptible():
+            try:
+                restore(backend, target, log)
+            except (RestoreFailed, Interrupted) as exc:
+                live.observed = safe_served(backend)
+                backend.save_release(live)
+                raise RollbackFailed(
+                    f"rollback to version {target.model_version} failed ({exc}); the stage serves {live.observed}: "
+                    f"run `{REPAIR_HINT} --backend {backend.name} --stage {backend.stage}`"
+                ) from None
         if smoke is not None:
-            result = run_smoke(backend.api_url(), smoke, photos)
-            target.smoke = result.to_dict()
-        live.status, live.reason, live.finished = "rolled_back", f"rolled back by {who}", _now()
-        target.status = "live"
+            target.smoke = run_smoke(backend.api_url(), smoke, photos).to_dict()
+        live.status, live.reason, live.finished = ROLLED_BACK, f"rolled back by {who}", now_iso()
+        target.status = LIVE
         backend.save_release(live)
         backend.save_release(target)
         backend.retire(live)
         return target
 
 
+def _repair_to(backend: Backend, target: Release | None, who: str, log: Log) -> Release | None:
+    with interruptible():
+        try:
+            restore(backend, target, log)
+        except (RestoreFailed, Interrupted) as exc:
+            raise RollbackFailed(f"repair failed: {exc}; run `{REPAIR_HINT}` again when the platform settles") from None
+    for r in backend.list_releases():
+        if r.status == ROLLBACK_FAILED and r.stage == backend.stage:
+            r.status, r.reason = ROLLED_BACK, f"{r.reason}; repaired by {who} at {now_iso()}"
+            backend.save_release(r)
+            backend.retire(r)
+    return target
+
+
+def repair(backend: Backend, who: str, log: Log = print) -> tuple[Release | None, dict]:
+    """Bring the stage back to its last good release whenever what it serves differs; returns (target, drift)."""
+    with backend.lock(f"repair by {who}"):
+        _mark_abandoned(backend)
+        live = backend.live_release()
+        found = drift(backend, live)
+        pending = [r for r in backend.list_releases() if r.status == ROLLBACK_FAILED and r.stage == backend.stage]
+        if not found and not pending:
+            log("the stage serves its live release: nothing to repair")
+            return live, {}
+        what = f"release {live.release_id} (version {live.model_version})" if live else "nothing (no release is live)"
+        log(f"restoring the stage to {what}; drift: {found or 'none'}")
+        return _repair_to(backend, live, who, log), found
+
+
+def bring_up_release(backend: Backend, live: Release) -> None:
+    """Serve a recorded release again (the local stack after `mlops up`): the same steps as a restore."""
+    apply_state(backend, live, force=True)
+
+
 def status(backend: Backend) -> dict:
-    """What is live: model version, endpoint config, function version, stage deployment, API URL."""
+    """What is live and what the stage actually serves; any difference is listed under `drift`."""
     live = backend.live_release()
+    served = backend.served()
+    failed = [r.release_id for r in backend.list_releases() if r.status == ROLLBACK_FAILED and r.stage == backend.stage]
     return {
         "backend": backend.name,
         "stage": backend.stage,
         "api_url": backend.api_url(),
         "model_version": live.model_version if live else None,
         "release_id": live.release_id if live else None,
-        "endpoint_config": backend.current_endpoint_config() or None,
-        "lambda_version": backend.current_function_version() or None,
-        "stage_deployment": backend.current_deployment() or None,
+        "code_id": live.code_id if live else None,
+        "endpoint_config": served["endpoint_config"] or None,
+        "lambda_version": served["function_version"] or None,
+        "stage_deployment": served["stage_deployment"] or None,
         "promoted_by": live.who if live else None,
         "promoted_at": live.finished if live else None,
+        "drift": drift(backend, live, served),
+        "needs_repair": failed,
     }

@@ -36,7 +36,8 @@ CONFIG_VARS = (
     "ENDPOINT_VARIANT_NAME", "MODEL_PACKAGE_GROUP_NAME", "FUNCTION_NAME", "FUNCTION_ALIAS", "REST_API_ID",
     "REST_API_NAME", "STAGE_NAME", "RELEASE_TABLE", "SAGEMAKER_ROLE_ARN", "LOCK_TTL_SECONDS", "API_URL",
     "AWS_ACCOUNT_ID", "ARTIFACT_BUCKET", "GITHUB_SHA", "MLOPS_STAGE", "MLOPS_BACKEND", "API_KEY", "API_KEY_ID",
-    "IMAGE_TAG", "ENDPOINT_POLL_SECONDS",
+    "IMAGE_TAG", "ENDPOINT_POLL_SECONDS", "RELEASE_ALARM_NAMES", "RELEASE_BAKE_SECONDS", "LOCK_WAIT_SECONDS",
+    "MLOPS_BAKE_SECONDS", "MLOPS_LOCK_WAIT_SECONDS", "MLOPS_RESTORE_ATTEMPTS", "MLOPS_RESTORE_BACKOFF_SECONDS",
 )  # fmt: skip
 
 
@@ -50,6 +51,9 @@ def aws_env(monkeypatch: Any, outputs_dir: str = "/nonexistent/infra-outputs") -
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("ENDPOINT_POLL_SECONDS", "0")
+    monkeypatch.setenv("MLOPS_BAKE_SECONDS", "0")  # one reading of the alarms; tests that bake set their own
+    monkeypatch.setenv("MLOPS_RESTORE_BACKOFF_SECONDS", "0")
+    monkeypatch.setenv("LOCK_WAIT_SECONDS", "0")  # a busy lock fails at once; the waiting test sets its own
 
 
 _session: list[boto3.Session] = []
@@ -190,9 +194,29 @@ def make_stack(accuracies: tuple[float | None, ...] = (0.95, 0.97)) -> Stack:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+    for name in backend.cfg.alarm_names + backend.cfg.release_alarm_names:  # infra/alarms.tf, state OK
+        c("cloudwatch").put_metric_alarm(
+            AlarmName=name, MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=60,
+            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )  # fmt: skip
+        c("cloudwatch").set_alarm_state(AlarmName=name, StateValue="OK", StateReason="quiet")
+    push_image(backend, IMAGE)
     invocations = FunctionInvocations()
     c("lambda").invoke = invocations  # the instance attribute shadows the client's method
     return Stack(backend, api, initial, invocations, EndpointUpdates(c("sagemaker")))
+
+
+def push_image(backend: AwsBackend, image: str) -> str:
+    """An image in moto's ECR under `image`'s repository and tag (what `make image-push` leaves); its digest."""
+    ecr = backend.clients.get("ecr")
+    repo, tag = image.split("/", 1)[1].rsplit(":", 1)
+    if repo not in [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]:
+        ecr.create_repository(repositoryName=repo)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"digest": "sha256:" + "0" * 64}, "layers": [], "tag": tag,
+    })  # fmt: skip
+    return ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=tag)["image"]["imageId"]["imageDigest"]
 
 
 def approve_all(backend: AwsBackend) -> None:

@@ -131,10 +131,21 @@ def test_promote_then_rollback_command(stack, data_dir):
     assert code == 200 and body["model_version"] == "1"
 
 
-def test_second_promotion_refused_while_locked(stack):
+def test_second_promotion_waits_for_the_first_then_gives_up(stack):
+    import threading
+
     from filelock import FileLock
 
     lock = FileLock(str(Path(stack["home"]) / "promote.lock"))
     with lock:
-        out = mlops("promote", env=stack["env"])
-    assert out.returncode != 0 and "another promotion is in progress" in out.stderr
+        out = mlops("promote", env={**stack["env"], "MLOPS_LOCK_WAIT_SECONDS": "1"})
+    assert out.returncode != 0 and "another promotion is in progress" in out.stderr and "waited 1 s" in out.stderr
+
+    lock.acquire()
+    releaser = threading.Timer(2.0, lock.release)
+    releaser.start()
+    started = time.monotonic()
+    out = mlops("promote", "1", env={**stack["env"], "MLOPS_LOCK_WAIT_SECONDS": "60"})
+    releaser.join()
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - started >= 2.0 and "already live" in out.stdout

@@ -11,10 +11,11 @@ from functools import partial
 from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call
 from mlops.backends.aws_endpoint import EndpointHost
 from mlops.backends.aws_front import ApiFront
+from mlops.backends.aws_image import pin_image
 from mlops.backends.aws_records import ReleaseTable
 from mlops.backends.aws_registry import SageMakerRegistry
-from mlops.backends.base import Backend, BackendError, Release
-from mlops.backends.local_registry import ModelVersion
+from mlops.backends.aws_watch import alarm_breaches
+from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class AwsBackend(Backend):
         self, stage: str = "staging", clients: AwsClients | None = None, env: Mapping[str, str] | None = None
     ) -> None:
         self.stage = stage
+        self._env = env
         self.cfg = AwsConfig.from_env(stage, env)
         self.clients = clients or AwsClients(self.cfg.region)
         self.registry = SageMakerRegistry(self.clients, self.cfg.model_package_group)
@@ -46,15 +48,19 @@ class AwsBackend(Backend):
         return self._role_arn
 
     # --- model host ----------------------------------------------------------------------------------
-    def deploy_endpoint(self, version: ModelVersion, release_id: str) -> str:
+    def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
         container = self.registry.container(version.version)
-        return self.host.deploy(container, version.version, release_id)
+        release.image = pin_image(self.clients, container["Image"], release.release_id)
+        return self.host.deploy({**container, "Image": release.image}, version.version, release.release_id)
 
     def restore_endpoint(self, endpoint_config: str) -> None:
         self.host.restore(endpoint_config)
 
     def current_endpoint_config(self) -> str:
         return self.host.current_config()
+
+    def remove_endpoint(self) -> None:
+        self.host.remove()
 
     # --- API front -----------------------------------------------------------------------------------
     def publish_function(self, release: Release) -> str:
@@ -75,6 +81,9 @@ class AwsBackend(Backend):
     def current_deployment(self) -> str:
         return self.front.current_deployment()
 
+    def function_code_id(self) -> str:
+        return self.front.code_sha256()
+
     def api_url(self) -> str:
         return self.front.api_url()
 
@@ -85,8 +94,22 @@ class AwsBackend(Backend):
     def list_releases(self) -> list[Release]:
         return self.records.all()
 
+    def releases_of(self, stage: str) -> list[Release]:
+        """Another stage's records, from that stage's table (read-only)."""
+        if stage == self.stage:
+            return self.list_releases()
+        other = AwsConfig.from_env(stage, self._env)
+        return ReleaseTable(self.clients, other.release_table, stage, other.lock_ttl_seconds).all()
+
     def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
-        return self.records.lock(owner)
+        return self.records.lock(owner, wait_s=self.cfg.lock_wait_seconds)
+
+    # --- the bake's signals ----------------------------------------------------------------------------
+    def bake_seconds(self) -> float:
+        return self.cfg.release_bake_seconds
+
+    def watch(self, release: Release, since: float) -> list[str]:
+        return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names)
 
     # --- housekeeping ------------------------------------------------------------------------------
     def retire(self, release: Release) -> None:

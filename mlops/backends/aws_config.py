@@ -98,6 +98,7 @@ class AwsConfig:
     stage_name: str
     release_table: str
     alarm_names: tuple[str, ...]
+    release_alarm_names: tuple[str, ...]
     auto_rollback: bool
     role_arn: str
     endpoint_mode: str
@@ -111,6 +112,8 @@ class AwsConfig:
     endpoint_wait_seconds: int
     poll_seconds: float
     lock_ttl_seconds: int
+    lock_wait_seconds: int
+    release_bake_seconds: int
     api_url: str
     api_key_id: str
     artifact_bucket: str
@@ -130,6 +133,9 @@ class AwsConfig:
             raise BackendError(f"ENDPOINT_MODE={mode!r}: choose one of {', '.join(MODES)}")
         alarms = _names(get.text("ENDPOINT_ALARM_NAMES")) or tuple(
             f"{prefix}-{k}" for k in ("endpoint-5xx", "endpoint-4xx", "endpoint-latency")
+        )
+        release_alarms = _names(get.text("RELEASE_ALARM_NAMES")) or tuple(
+            f"{prefix}-{k}" for k in ("lambda-errors", "lambda-throttles", "lambda-duration", "api-5xx")
         )
         bake = get.int("ENDPOINT_BAKE_SECONDS", 300 if mode == "instance" else 0, 0, 3600)
         termination = get.int("ENDPOINT_TERMINATION_WAIT_SECONDS", 0, 0, 3600)
@@ -155,6 +161,7 @@ class AwsConfig:
             stage_name=get.text("STAGE_NAME", stage),
             release_table=get.text("RELEASE_TABLE", f"{prefix}-releases"),
             alarm_names=alarms,
+            release_alarm_names=release_alarms,
             auto_rollback=get.text("ENDPOINT_AUTO_ROLLBACK", "true").lower() not in ("0", "false", "no"),
             role_arn=get.text("SAGEMAKER_ROLE_ARN"),
             endpoint_mode=mode,
@@ -167,7 +174,9 @@ class AwsConfig:
             max_execution_seconds=max_execution,
             endpoint_wait_seconds=get.int("ENDPOINT_WAIT_SECONDS", 3600, 1, 28800),
             poll_seconds=max(0.0, poll),
-            lock_ttl_seconds=get.int("LOCK_TTL_SECONDS", 7200, 1, 86400),
+            lock_ttl_seconds=get.int("LOCK_TTL_SECONDS", 120, 10, 86400),
+            lock_wait_seconds=get.int("LOCK_WAIT_SECONDS", 1800, 0, 86400),
+            release_bake_seconds=get.int("RELEASE_BAKE_SECONDS", 600 if stage == "production" else 300, 0, 86400),
             api_url=get.text("API_URL").rstrip("/"),
             api_key_id=get.text("API_KEY_ID"),
             artifact_bucket=get.text("ARTIFACT_BUCKET"),

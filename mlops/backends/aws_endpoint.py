@@ -189,8 +189,17 @@ class EndpointHost:
         stays = f"; the endpoint stays on {on}" if status == "InService" and on else ""
         raise BackendError(f"endpoint {self.cfg.endpoint_name} did not switch to {endpoint_config}: {reason}{stays}")
 
-    def _delete_failed(self) -> None:
-        with aws_call(f"deleting failed endpoint {self.cfg.endpoint_name}"):
+    def remove(self) -> None:
+        """Delete the endpoint (its configs and models stay): nothing serves until the next release."""
+        current = self.describe()
+        if current is None:
+            return
+        if current["EndpointStatus"] in BUSY:
+            self._settle()
+        self._delete_failed("deleting endpoint")
+
+    def _delete_failed(self, what: str = "deleting failed endpoint") -> None:
+        with aws_call(f"{what} {self.cfg.endpoint_name}"):
             self.sm.delete_endpoint(EndpointName=self.cfg.endpoint_name)
         deadline = self.clock() + self.cfg.endpoint_wait_seconds
         while self.describe() is not None:

@@ -99,6 +99,11 @@ class ApiFront:
         self.pre_traffic_check(version, release)
         return version
 
+    def code_sha256(self) -> str:
+        """CodeSha256 of $LATEST: the code the next published version carries (set by `mlops lambda update-code`)."""
+        with aws_call(f"reading the configuration of function {self.cfg.function_name}"):
+            return str(self.fn.get_function_configuration(FunctionName=self.cfg.function_name).get("CodeSha256", ""))
+
     def pre_traffic_check(self, version: str, release: Release) -> None:
         """Invoke the new version with GET /health before the alias moves; raise unless it answers 200."""
         variables = {"lambdaAlias": self.cfg.function_alias, **self.stage_variables(release)}

@@ -2,13 +2,15 @@
 
 Key schema (infra/dynamodb.tf): pk/sk. A release is pk = "STAGE#<stage>", sk = "RELEASE#<id>";
 the lock is pk = "LOCK#<stage>", sk = "LOCK", taken with a conditional write and an expires_at
-deadline (also the table's TTL attribute), and released by a delete conditioned on its token.
+lease (also the table's TTL attribute) that its holder renews while alive, and released by a
+delete conditioned on its token.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,13 +33,22 @@ class ReleaseTable:
     """One stage's releases and its lock in the releases table."""
 
     def __init__(
-        self, clients: AwsClients, table: str, stage: str, lock_ttl_s: int, clock: Callable[[], float] = time.time
+        self,
+        clients: AwsClients,
+        table: str,
+        stage: str,
+        lock_ttl_s: int,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_s: float = 5.0,
     ) -> None:
         self.clients = clients
         self.table = table
         self.stage = stage
         self.lock_ttl_s = lock_ttl_s
         self.clock = clock
+        self.sleep = sleep
+        self.poll_s = poll_s
 
     @property
     def db(self) -> Any:
@@ -90,10 +101,8 @@ class ReleaseTable:
         expires = _iso(float(item.get("expires_at", {}).get("N", "0")))
         return f"{owner} (since {acquired}, expires {expires})"
 
-    @contextlib.contextmanager
-    def lock(self, owner: str) -> Iterator[None]:
-        """Hold the stage's promotion lock; LockBusyError at once when someone else holds a live one."""
-        token = uuid.uuid4().hex
+    def _take(self, owner: str, token: str) -> bool:
+        """One conditional write: True when the lock is ours (free, or its holder's lease ran out)."""
         now = self.clock()
         try:
             self.db.put_item(
@@ -110,16 +119,54 @@ class ReleaseTable:
             )
         except ClientError as exc:
             if error_code(exc) == CONDITION_FAILED:
-                raise LockBusyError(f"the {self.stage} release lock is held by {self._holder()}") from exc
+                return False
             raise BackendError(f"taking the {self.stage} release lock in {self.table}: {exc}") from exc
         except BotoCoreError as exc:
             raise BackendError(f"taking the {self.stage} release lock in {self.table}: {exc}") from exc
+        return True
+
+    def _renew(self, token: str) -> None:
+        """Extend our lease; a failure is left to the next beat (the lease outlives two missed beats)."""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.db.update_item(
+                TableName=self.table,
+                Key=self.lock_key,
+                UpdateExpression="SET expires_at = :exp",
+                ConditionExpression="lock_token = :token",
+                ExpressionAttributeValues={
+                    ":exp": {"N": str(int(self.clock()) + self.lock_ttl_s)},
+                    ":token": {"S": token},
+                },
+            )
+
+    @contextlib.contextmanager
+    def lock(self, owner: str, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold the stage's release lock: a lease renewed every third of LOCK_TTL_SECONDS while held.
+
+        A live holder is waited for, up to `wait_s`; a holder that died (hard kill, lost runner) stops
+        renewing, and its lock is taken over once its lease runs out."""
+        token = uuid.uuid4().hex
+        deadline = self.clock() + wait_s
+        while not self._take(owner, token):
+            if self.clock() >= deadline:
+                raise LockBusyError(f"the {self.stage} release lock is held by {self._holder()}")
+            self.sleep(max(0.0, min(self.poll_s, deadline - self.clock())))
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(token, stop), name="release-lock-lease", daemon=True)
+        beat.start()
         try:
             yield
         except BaseException:
+            stop.set()
             self._release(token, quiet=True)  # the body's error is the one to report
             raise
+        finally:
+            stop.set()
         self._release(token, quiet=False)
+
+    def _beat(self, token: str, stop: threading.Event) -> None:
+        while not stop.wait(max(1.0, self.lock_ttl_s / 3)):
+            self._renew(token)
 
     def _release(self, token: str, quiet: bool) -> None:
         try:

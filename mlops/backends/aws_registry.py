@@ -10,8 +10,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.backends.aws_config import AwsClients, aws_call
-from mlops.backends.base import BackendError
-from mlops.backends.local_registry import STATUSES, ModelVersion
+from mlops.backends.base import STATUSES, BackendError, ModelVersion
 
 ACCURACY_KEYS = ("accuracy", "test_accuracy")
 

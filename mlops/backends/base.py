@@ -12,19 +12,56 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from mlops.backends.local_registry import ModelVersion
-
+# Approval statuses of a model version, as SageMaker's ModelApprovalStatus names them.
+PENDING = "PendingManualApproval"
 APPROVED = "Approved"
 REJECTED = "Rejected"
-PENDING = "PendingManualApproval"
+STATUSES = (PENDING, APPROVED, REJECTED)
+
+# Release statuses. A release is `live` until superseded or rolled back; `rollback_failed` means the
+# restore did not complete and the stage may serve a mix: `mlops repair` brings it back.
+IN_PROGRESS, LIVE, SUPERSEDED, ROLLED_BACK, ROLLBACK_FAILED, FAILED = (
+    "in_progress",
+    "live",
+    "superseded",
+    "rolled_back",
+    "rollback_failed",
+    "failed",
+)
 
 
 class BackendError(RuntimeError):
     """A platform call failed; the message is safe to show to a user."""
 
 
+class RegistryError(BackendError):
+    """A registry request that cannot be met (unknown version, bad status...)."""
+
+
 class LockBusyError(BackendError):
     """Another promotion or rollback holds the lock."""
+
+
+@dataclass
+class ModelVersion:
+    """One registered model version, whichever registry holds it."""
+
+    version: str
+    status: str
+    accuracy: float | None
+    artifact_uri: str
+    created: str
+    run_id: str = ""
+    git_sha: str = ""
+    approved_by: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def number(self) -> int:
+        return int(self.version) if str(self.version).isdigit() else -1
 
 
 @dataclass
@@ -40,13 +77,30 @@ class Release:
     who: str = ""
     started: str = ""
     finished: str = ""
-    status: str = "in_progress"  # in_progress | live | superseded | rolled_back | failed
+    status: str = IN_PROGRESS  # in_progress | live | superseded | rolled_back | rollback_failed | failed
     reason: str = ""
     smoke: dict = field(default_factory=dict)
     previous_release_id: str = ""
+    code_id: str = ""  # identity of the function code (Lambda CodeSha256; locally a hash of lambda/)
+    image: str = ""  # the serving image, pinned by digest where the platform has one
+    kind: str = ""  # what changed against the previous release: model, code, model+code, first, repair
+    bake: dict = field(default_factory=dict)  # the watch after the smoke tests: seconds, signals, breaches
+    observed: dict = field(default_factory=dict)  # what the stage served when a restore failed
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def serves(self) -> dict[str, str]:
+        """What the stage serves while this release is live."""
+        return {
+            "endpoint_config": self.endpoint_config,
+            "function_version": self.lambda_version,
+            "stage_deployment": self.deployment_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Release:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 class ModelRegistry(Protocol):
@@ -91,6 +145,10 @@ class Backend(ABC):
     @abstractmethod
     def current_endpoint_config(self) -> str: ...
 
+    @abstractmethod
+    def remove_endpoint(self) -> None:
+        """Take the endpoint down (a failed first release must leave nothing serving its model)."""
+
     # --- API front (Lambda versions + alias `live`, API Gateway stage) ---------------------------
     @abstractmethod
     def publish_function(self, release: Release) -> str:
@@ -113,6 +171,10 @@ class Backend(ABC):
     def current_deployment(self) -> str: ...
 
     @abstractmethod
+    def function_code_id(self) -> str:
+        """The identity of the function code a new version would be published from (its SHA-256)."""
+
+    @abstractmethod
     def api_url(self) -> str: ...
 
     # --- release records and the promotion lock --------------------------------------------------
@@ -122,16 +184,38 @@ class Backend(ABC):
     @abstractmethod
     def list_releases(self) -> list[Release]: ...
 
+    def releases_of(self, stage: str) -> list[Release]:
+        """Another stage's release records (production reads staging's to know what passed there)."""
+        return [r for r in self.list_releases() if r.stage == stage]
+
     @abstractmethod
-    def lock(self, owner: str) -> contextlib.AbstractContextManager[None]: ...
+    def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
+        """The stage's release lock: waits for a holder that is alive (up to a timeout), takes over a dead one's."""
+
+    # --- the watch after the smoke tests -------------------------------------------------------
+    @abstractmethod
+    def bake_seconds(self) -> float:
+        """How long a release stays under watch after its smoke tests (per stage)."""
+
+    @abstractmethod
+    def watch(self, release: Release, since: float) -> list[str]:
+        """The release's health signals since `since` (epoch seconds): one line per breach, [] when healthy."""
 
     # --- housekeeping ----------------------------------------------------------------------------
     def retire(self, release: Release) -> None:  # noqa: B027 - optional hook
         """Free what a release no longer needs (locally: its processes). Default: nothing."""
 
     def live_release(self) -> Release | None:
-        live = [r for r in self.list_releases() if r.status == "live" and r.stage == self.stage]
+        live = [r for r in self.list_releases() if r.status == LIVE and r.stage == self.stage]
         return live[-1] if live else None
+
+    def served(self) -> dict[str, str]:
+        """What the endpoint, the alias and the stage actually serve now (read, not remembered)."""
+        return {
+            "endpoint_config": self.current_endpoint_config(),
+            "function_version": self.current_function_version(),
+            "stage_deployment": self.current_deployment(),
+        }
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:

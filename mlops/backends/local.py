@@ -4,6 +4,7 @@ execution environments behind alias `live`, and the local API front as the API G
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -14,8 +15,9 @@ from urllib.parse import unquote, urlparse
 import urllib3
 
 from mlops import config
-from mlops.backends.base import Backend, BackendError, Release
-from mlops.backends.local_registry import LocalRegistry, ModelVersion
+from mlops.backends.base import Backend, BackendError, ModelVersion, Release
+from mlops.backends.local_registry import LocalRegistry
+from mlops.backends.local_signals import breaches, read_signals
 from mlops.backends.local_store import ControlState, ReleaseStore, exclusive, write_json
 from mlops.local import processes as procs
 from mlops.local.lambda_runtime import INVOKE_PATH, READY_PATH
@@ -23,6 +25,8 @@ from mlops.local.lambda_runtime import INVOKE_PATH, READY_PATH
 ENDPOINT_NAME = "catdog-local"
 DEFAULT_HANDLER = "classify_api.handler.lambda_handler"
 DRAIN_SECONDS = 1.0
+BAKE_SECONDS = 5.0  # locally a release is watched for seconds (MLOPS_BAKE_SECONDS overrides)
+LOCK_WAIT_SECONDS = 600.0  # a second promotion waits this long for the first (MLOPS_LOCK_WAIT_SECONDS)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -66,8 +70,8 @@ class LocalBackend(Backend):
             raise BackendError(f"model server for version {cfg['model_version']} failed: {exc}") from exc
         return {**cfg, "port": port, "pid": proc.pid, "url": url}
 
-    def deploy_endpoint(self, version: ModelVersion, release_id: str) -> str:
-        name = f"{ENDPOINT_NAME}-v{version.version}-{release_id[-6:]}"
+    def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
+        name = f"{ENDPOINT_NAME}-v{version.version}-{release.release_id[-6:]}"
         parsed = urlparse(version.artifact_uri)
         artifact = unquote(parsed.path) if parsed.scheme == "file" else version.artifact_uri
         cfg = self._start_model_server(name, {"model_version": version.version, "artifact": artifact})
@@ -94,6 +98,15 @@ class LocalBackend(Backend):
 
     def current_endpoint_config(self) -> str:
         return self.state.read()["endpoint"].get("config", "")
+
+    def remove_endpoint(self) -> None:
+        """No config serves any more: the model server of the current one is stopped."""
+        with self.state.edit() as st:
+            cfg = st["endpoint_configs"].get(st["endpoint"].get("config", ""))
+            if cfg:
+                procs.stop(cfg.get("pid"))
+                cfg["pid"] = None
+            st["endpoint"] = {}
 
     # --- function versions and alias -----------------------------------------------------------
     def _start_function(self, version: str, fn: dict) -> dict:
@@ -198,6 +211,13 @@ class LocalBackend(Backend):
     def current_function_version(self) -> str:
         return self.state.read()["alias"].get("live", "")
 
+    def function_code_id(self) -> str:
+        """SHA-256 over the handler setting and the function's source files (what a zip would carry)."""
+        digest = hashlib.sha256(os.environ.get("LAMBDA_HANDLER", DEFAULT_HANDLER).encode())
+        for path in sorted((config.REPO_ROOT / "lambda" / "classify_api").rglob("*.py")):
+            digest.update(path.relative_to(config.REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
     # --- stage --------------------------------------------------------------------------------
     def deploy_stage(self, release: Release) -> str:
         deployment = "d" + uuid.uuid4().hex[:8]
@@ -248,7 +268,17 @@ class LocalBackend(Backend):
         return self.releases.all()
 
     def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
-        return exclusive(self.home / "promote.lock", owner)
+        """A file lock: the OS frees it when its holder dies, so a killed promotion never blocks the next."""
+        wait = float(os.environ.get("MLOPS_LOCK_WAIT_SECONDS") or LOCK_WAIT_SECONDS)
+        return exclusive(self.home / "promote.lock", owner, wait)
+
+    # --- the bake's signals ------------------------------------------------------------------------
+    def bake_seconds(self) -> float:
+        return BAKE_SECONDS
+
+    def watch(self, release: Release, since: float) -> list[str]:
+        logs = sorted(procs.logs_dir().glob(f"lambda-v{release.lambda_version}*.log"))
+        return breaches(read_signals(logs, since))
 
     def retire(self, release: Release) -> None:
         """Stop a release's processes once nothing routes to them (after a short drain)."""

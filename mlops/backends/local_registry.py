@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from mlops import config
+from mlops.backends.base import PENDING, STATUSES, ModelVersion, RegistryError
 
 APPROVAL_TAG = "approval_status"
-STATUSES = ("PendingManualApproval", "Approved", "Rejected")
-
-
-class RegistryError(RuntimeError):
-    """A registry request that cannot be met (unknown version, bad status...)."""
-
-
-@dataclass
-class ModelVersion:
-    version: str
-    status: str
-    accuracy: float | None
-    artifact_uri: str
-    created: str
-    run_id: str = ""
-    git_sha: str = ""
-    approved_by: str = ""
-    reason: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _client():
@@ -60,7 +39,7 @@ class LocalRegistry:
             source=artifact_uri,
             run_id=run_id,
             tags={
-                APPROVAL_TAG: STATUSES[0],
+                APPROVAL_TAG: PENDING,
                 "test_accuracy": f"{accuracy:.6f}",
                 "artifact_uri": artifact_uri,
                 "git_sha": git_sha,
@@ -105,7 +84,7 @@ class LocalRegistry:
         created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
         return ModelVersion(
             version=str(mv.version),
-            status=tags.get(APPROVAL_TAG, STATUSES[0]),
+            status=tags.get(APPROVAL_TAG, PENDING),
             accuracy=float(acc) if acc else None,
             artifact_uri=tags.get("artifact_uri", mv.source),
             created=created,

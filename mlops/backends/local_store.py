@@ -81,15 +81,17 @@ def write_json(path: Path, data: dict) -> None:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path, owner: str) -> Iterator[None]:
-    """The promotion lock: a second promotion fails at once instead of interleaving."""
-    lock = FileLock(str(path), timeout=0)
+def exclusive(path: Path, owner: str, wait_s: float = 0.0) -> Iterator[None]:
+    """The promotion lock: a second promotion waits up to `wait_s` for the first, then fails."""
+    lock = FileLock(str(path), timeout=wait_s)
     try:
         lock.acquire()
     except Timeout:
         holder = path.with_suffix(".owner")
         who = holder.read_text() if holder.is_file() else "another process"
-        raise LockBusyError(f"another promotion is in progress ({who}); try again when it ends") from None
+        raise LockBusyError(
+            f"another promotion is in progress ({who}); waited {wait_s:.0f} s, try again when it ends"
+        ) from None
     try:
         path.with_suffix(".owner").write_text(owner)
         yield

@@ -1,0 +1,36 @@
+"""The bake's signals on AWS: the release's CloudWatch alarms (infra/alarms.tf), read by name.
+
+Watched: the endpoint alarms (5xx, model errors as 4xx, latency) and the release alarms (function
+errors, throttles and duration, the API's 5xx). An alarm in state ALARM is a breach. An alarm that
+does not exist is a breach too: a release that cannot be watched is not kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops.backends.aws_config import AwsClients, aws_call
+
+PAGE = 100  # DescribeAlarms takes at most 100 names
+
+
+def alarm_breaches(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
+    """One line per watched alarm that is in ALARM or missing; [] when all are OK or INSUFFICIENT_DATA."""
+    cw: Any = clients.get("cloudwatch")
+    found: dict[str, dict] = {}
+    wanted = list(dict.fromkeys(names))
+    for i in range(0, len(wanted), PAGE):
+        with aws_call("reading the release's CloudWatch alarms"):
+            for page in cw.get_paginator("describe_alarms").paginate(
+                AlarmNames=wanted[i : i + PAGE], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+            ):
+                for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                    found[alarm["AlarmName"]] = alarm
+    out = []
+    for name in wanted:
+        alarm = found.get(name)
+        if alarm is None:
+            out.append(f"alarm {name} does not exist: the release cannot be watched")
+        elif alarm.get("StateValue") == "ALARM":
+            out.append(f"alarm {name} is in ALARM: {alarm.get('StateReason', '')[:200]}".rstrip(": "))
+    return out

@@ -1,0 +1,83 @@
+"""A local release's health signals, read from its function version's log: what the alarms watch on AWS.
+
+The handler writes one CloudWatch embedded-metric (EMF) line per invocation through Powertools;
+the local runtime writes one JSON line per unhandled error. From those lines, since a moment:
+function errors (unhandled, as Lambda's Errors metric), 5xx answers (EndpointErrors,
+InternalErrors: the API's 5XXError), and the p90 of PredictionLatency against the same budget
+as the `lambda-duration` alarm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVER_ERROR_METRICS = ("EndpointErrors", "InternalErrors")
+
+
+@dataclass
+class Signals:
+    invocations: int = 0
+    server_errors: int = 0
+    unhandled: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def p90_ms(self) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+def _values(raw: object) -> list[float]:
+    items = raw if isinstance(raw, list) else [raw]
+    return [float(v) for v in items if isinstance(v, int | float)]
+
+
+def read_signals(logs: list[Path], since: float) -> Signals:
+    """Fold the EMF and unhandled-error lines written at or after `since` (epoch seconds)."""
+    sig = Signals()
+    for path in logs:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            if "unhandled" in doc:
+                if float(doc.get("ts", 0)) >= since:
+                    sig.unhandled += 1
+                continue
+            meta = doc.get("_aws")
+            if not isinstance(meta, dict) or float(meta.get("Timestamp", 0)) / 1000.0 < since:
+                continue
+            names = {m.get("Name") for d in meta.get("CloudWatchMetrics", []) for m in d.get("Metrics", [])}
+            if "PredictionLatency" in names or names & set(SERVER_ERROR_METRICS) or "BadRequests" in names:
+                sig.invocations += 1
+            sig.server_errors += int(sum(sum(_values(doc.get(n, 0))) for n in SERVER_ERROR_METRICS if n in names))
+            if "PredictionLatency" in names:
+                sig.latencies_ms.extend(_values(doc.get("PredictionLatency")))
+    return sig
+
+
+def breaches(sig: Signals) -> list[str]:
+    """The alarm thresholds applied to the local signals (MLOPS_BAKE_MAX_ERRORS, MLOPS_BAKE_P90_MS)."""
+    max_errors = int(os.environ.get("MLOPS_BAKE_MAX_ERRORS") or 0)
+    p90_budget = float(os.environ.get("MLOPS_BAKE_P90_MS") or 3000)
+    found = []
+    if sig.unhandled > max_errors:
+        found.append(f"function errors: {sig.unhandled} unhandled of {sig.invocations + sig.unhandled} invocations")
+    if sig.server_errors > max_errors:
+        found.append(f"5xx answers: {sig.server_errors} of {sig.invocations} requests")
+    if len(sig.latencies_ms) >= 5 and sig.p90_ms() > p90_budget:
+        found.append(f"latency: p90 {sig.p90_ms():.0f} ms over the {p90_budget:.0f} ms budget")
+    return found

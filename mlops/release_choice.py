@@ -1,0 +1,100 @@
+"""What a promotion releases: the version choice, the content's kind, and the stage-to-stage gate.
+
+Used by mlops/release.py. A release is a model version plus the function code (its SHA-256).
+"""
+
+from __future__ import annotations
+
+from mlops.backends.base import (
+    APPROVED,
+    FAILED,
+    LIVE,
+    ROLLBACK_FAILED,
+    ROLLED_BACK,
+    SUPERSEDED,
+    Backend,
+    ModelVersion,
+    Release,
+)
+
+# A stage releases only what passed its smoke tests in the stage before it.
+QUALIFYING_STAGE = {"production": "staging"}
+
+
+class PromotionRefused(RuntimeError):
+    """The request cannot be carried out (not approved, not qualified, ...); nothing moved."""
+
+
+def pick_version(
+    backend: Backend, version: str | None, live: Release | None, code_id: str
+) -> tuple[ModelVersion | None, str]:
+    """The version to release and a note; (None, why) when there is nothing to do.
+
+    Named: it must be Approved (older than the live one is a downgrade, said so). Not named: the
+    newest Approved version, never one older than what is live, nor one this stage already rolled
+    back with the same function code (deploy-on-merge would retry it on every push)."""
+    live_no = int(live.model_version) if live and str(live.model_version).isdigit() else -1
+    if version:
+        mv = backend.get_version(version)
+        if mv.status != APPROVED:
+            raise PromotionRefused(
+                f"model version {mv.version} is {mv.status}, not Approved: run `mlops approve {mv.version}` first"
+            )
+        note = f"downgrade from version {live.model_version} to version {mv.version}" if mv.number < live_no else ""
+        return mv, note
+    approved = [v for v in backend.list_versions() if v.status == APPROVED]
+    if not approved:
+        return None, "no Approved model version: nothing to promote (approve one with `mlops approve VERSION`)"
+    newest = max(approved, key=lambda v: v.number)
+    if newest.number < live_no:
+        return None, (
+            f"version {live.model_version} is live and newer than the newest Approved version {newest.version}: "
+            f"nothing to do (name a version to downgrade)"
+        )
+    failed = _failed_here(backend, newest.version, code_id)
+    if failed and not (live and live.model_version == newest.version):
+        return None, (
+            f"version {newest.version} was rolled back in {backend.stage} with this function code "
+            f"(release {failed.release_id}: {failed.reason[:120]}): not retried on its own; name it to try again"
+        )
+    return newest, ""
+
+
+def _failed_here(backend: Backend, version: str, code_id: str) -> Release | None:
+    """The newest release of this stage that ended badly with this model version and function code."""
+    bad = [
+        r
+        for r in backend.list_releases()
+        if r.stage == backend.stage
+        and r.model_version == version
+        and r.code_id in ("", code_id)
+        and r.status in (ROLLED_BACK, ROLLBACK_FAILED, FAILED)
+    ]
+    return bad[-1] if bad else None
+
+
+def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
+    before = QUALIFYING_STAGE.get(backend.stage)
+    if not before:
+        return
+    passed = [
+        r
+        for r in backend.releases_of(before)
+        if r.model_version == mv.version
+        and r.code_id == code_id
+        and r.status in (LIVE, SUPERSEDED)
+        and r.smoke.get("passed")
+    ]
+    if not passed:
+        raise PromotionRefused(
+            f"version {mv.version} with function code {code_id[:12] or '?'} has not passed its smoke tests in "
+            f"{before}: promote it to {before} first"
+        )
+
+
+def release_kind(previous: Release | None, mv: ModelVersion, code_id: str) -> str:
+    if previous is None:
+        return "first"
+    model = previous.model_version != mv.version
+    code = bool(previous.code_id) and previous.code_id != code_id
+    return "model+code" if model and code else "model" if model else "code" if code else "repair"
