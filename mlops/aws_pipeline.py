@@ -8,7 +8,6 @@ import json
 import re
 import tarfile
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.backends.aws_registry import read_accuracy, split_s3_uri
 
-# What the training and evaluation containers install on top of the PyTorch image (pins from pyproject).
-TRAINING_PACKAGES = ("onnx", "onnxscript", "onnxruntime", "mlflow", "tqdm", "matplotlib")
+# What the training and evaluation containers install on top of the PyTorch image: generated from uv.lock
+# (`make requirements`), with hashes; the bundle ships these bytes unchanged as its requirements.txt.
+TRAINING_REQUIREMENTS = Path("training") / "requirements.txt"
 BUNDLE_DIRS = ("training", "serving")
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
@@ -29,14 +29,12 @@ GATE_MESSAGE = re.compile(
 )
 
 
-def training_requirements(pyproject: Path) -> str:
-    """requirements.txt of the code bundle: the TRAINING_PACKAGES pins of the `train` extra."""
-    pins = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["train"]
-    chosen = {re.split(r"[<>=!~\[; ]", pin, maxsplit=1)[0].lower(): pin for pin in pins}
-    missing = [p for p in TRAINING_PACKAGES if p not in chosen]
-    if missing:
-        raise ValueError(f"the train extra in {pyproject} does not pin {', '.join(missing)}")
-    return "".join(f"{chosen[p]}\n" for p in TRAINING_PACKAGES)
+def training_requirements(root: Path) -> bytes:
+    """requirements.txt of the code bundle: training/requirements.txt as `make requirements` wrote it."""
+    path = root / TRAINING_REQUIREMENTS
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: run `make requirements`")
+    return path.read_bytes()
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -59,7 +57,7 @@ def build_code_bundle(root: Path, output: Path) -> Path:
         gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        _add(tar, "requirements.txt", training_requirements(root / "pyproject.toml").encode())
+        _add(tar, "requirements.txt", training_requirements(root))
         for path in files:
             mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
             _add(tar, path.relative_to(root).as_posix(), path.read_bytes(), mode)

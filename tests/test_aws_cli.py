@@ -22,6 +22,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from mlops import cli_aws
+from mlops.config import REPO_ROOT as ROOT
 
 EXECUTION = f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/catdog-training/execution/abc123def456"
 JOB = f"arn:aws:sagemaker:{REGION}:123456789012:processing-job/pipelines-abc123def456-evaluate-x1"
@@ -276,21 +277,19 @@ def test_upsert_uploads_the_bundle_and_evaluate_script_then_upserts(monkeypatch,
         script = s3.get_object(Bucket=BUCKET, Key="code/abc123/evaluate.sh")["Body"].read()
     assert code == bundle.read_bytes() and script.startswith(b"#!/usr/bin/env bash")
     settings = captured["settings"]
-    assert settings.execution_role == f"arn:aws:iam::123456789012:role/{PREFIX}-sagemaker"
+    assert settings.execution_role == f"arn:aws:iam::123456789012:role/{PREFIX}-pipeline"
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
-        requirements = tar.extractfile("requirements.txt").read().decode().split()
+        requirements = tar.extractfile("requirements.txt").read()
+        shipped = tar.extractfile("training/requirements.txt").read()
     assert {"training/train.py", "training/evaluate.py", "serving/preprocess.py"} <= set(names)
     assert not any("__pycache__" in n for n in names)
-    assert [r.split("==")[0] for r in requirements] == [
-        "onnx",
-        "onnxscript",
-        "onnxruntime",
-        "mlflow",
-        "tqdm",
-        "matplotlib",
-    ]
-    assert all("==" in r for r in requirements)
+    # The jobs install exactly what `make requirements` generated from uv.lock: every pin with its hashes.
+    assert requirements == (ROOT / "training" / "requirements.txt").read_bytes() == shipped
+    pins = [line.split()[0] for line in requirements.decode().splitlines() if line and line[0].isalnum()]
+    assert {"onnx", "onnxruntime", "mlflow", "matplotlib"} <= {p.split("==")[0] for p in pins}
+    assert all("==" in p for p in pins) and "--hash=sha256:" in requirements.decode()
+    assert not any(p.split("==")[0] in ("torch", "torchvision") for p in pins)  # the PyTorch image has them
     again = tmp_path / "again.tar.gz"
     assert run("pipeline", "upsert", "--dry-run", "--git-sha", "abc123", "--bundle", str(again)).exit_code == 0
     assert again.read_bytes() == bundle.read_bytes()  # reproducible
