@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         (out / "home").mkdir(exist_ok=True)
         (out / "runner-temp").mkdir(exist_ok=True)
-        variables = {"TF_STATE_BUCKET": state_bucket, "AWS_REGION": REGION,
-                     "AWS_DEPLOY_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/catdog-github-deploy"}  # fmt: skip
+        role = f"arn:aws:iam::{ACCOUNT}:role/catdog-github"
+        variables = {"TF_STATE_BUCKET": state_bucket, "AWS_REGION": REGION, "AWS_DEPLOY_ROLE_ARN": f"{role}-deploy",
+                     "AWS_DEPLOY_STAGING_ROLE_ARN": f"{role}-deploy-staging", "AWS_RETRAIN_ROLE_ARN": f"{role}-retrain",
+                     "AWS_DEPLOY_PRODUCTION_ROLE_ARN": f"{role}-deploy-production"}  # fmt: skip
         context = {
             "github": {"sha": sha, "run_id": "1", "actor": "rehearsal", "repository": "example/catdog", "event": {}},
             "vars": variables,

@@ -58,6 +58,15 @@ class Flow:
         self.runner.maybe_stop()
         return ok
 
+    def doc_step(self, name: str, heading: str, extra: dict[str, str] | None = None) -> bool:
+        """Run the first bash block under `heading` of the deployment guide."""
+        try:
+            script, line = doc_block(self.ws, heading)
+        except StopIteration:
+            self.runner.record(name, DOCS, False, 0.0, f"no bash block under {heading!r}")
+            return False
+        return self.shell(name, f"{DOCS}:{line}", script, extra)
+
     def workflow(self, file: str, context: dict | None = None, expect_failure: str | None = None) -> bool:
         return self.runner.job(self.ws / WORKFLOWS / file, {**self.context, **(context or {})}, expect_failure)
 
@@ -228,15 +237,17 @@ class Flow:
 def run(flow: Flow) -> None:
     """The whole flow; each part runs even when an earlier one failed, so the table shows every step."""
     ws, f = flow.ws, flow
-    f.runner.action("Create the state bucket", doc_line(ws, "aws s3api create-bucket"), f.state_bucket)
-    for stage in ("staging", "production"):
-        if stage in f.settings.get("skip_apply", ()):
-            continue
-        f.shell(
-            f"First apply ({stage})", doc_line(ws, f"make infra-apply ENV={stage}"), f"make infra-apply ENV={stage}"
-        )
+    f.doc_step("Create the state bucket", "### 1. The state bucket")
+    # `make bootstrap-apply` asks for confirmation: the answer is given as Terraform's -auto-approve.
+    bootstrap = "### 3. The bootstrap stack, with administrator credentials (once)"
+    f.doc_step("Bootstrap stack", bootstrap, {"TF_CLI_ARGS_apply": "-auto-approve"})
+    f.runner.record("Subject template of GitHub's OIDC tokens", doc_line(ws, "gh api -X PUT"), True, 0.0,
+                    "stood in: no GitHub here (the emulator does not check tokens)")  # fmt: skip
+    f.workflow("deploy.yml")  # the first run applies staging
+    if "production" not in f.settings.get("skip_apply", ()):
+        where = doc_line(ws, "make infra-apply ENV=production")
+        f.shell("Apply production (operator)", where, "make infra-apply ENV=production")
     f.runner.action("Upload the training photos", "rehearsal (no documented step)", f.upload_photos)
-    f.workflow("deploy.yml")
     if f.settings.get("model_artifact"):
         f.runner.action("Register version 1 (prebuilt model)", "rehearsal", f.prebuilt_version)
     else:
@@ -267,9 +278,11 @@ def run(flow: Flow) -> None:
     f.runner.action(
         "Empty the buckets, deletion protection off", doc_line(ws, "Empty the buckets first"), f.empty_for_teardown
     )
-    script, line = doc_block(ws, "## Tearing down")
-    f.shell("Destroy both environments", f"{DOCS}:{line}", script, {"TF_CLI_ARGS_destroy": "-auto-approve"})
+    f.doc_step("Destroy both environments", "## Tearing down", {"TF_CLI_ARGS_destroy": "-auto-approve"})
     f.runner.action("Delete what releases created", doc_line(ws, "Delete the SageMaker endpoint"), f.release_resources)
+    where = doc_line(ws, "Destroy the bootstrap stack")
+    script = "make bootstrap-init\nterraform -chdir=infra/bootstrap destroy -var-file=env/bootstrap.tfvars"
+    f.shell("Destroy the bootstrap stack", where, script, {"TF_CLI_ARGS_destroy": "-auto-approve"})
     f.check("Nothing left behind", f.nothing_left)
 
 
