@@ -67,7 +67,7 @@ def _settings(cfg: Any, git_sha: str, offline: bool = False):
         region=cfg.region,
         environment=cfg.stage,
         account_id=account,
-        role_arn=role or f"arn:{partition}:iam::{account}:role/{cfg.prefix}-sagemaker",
+        role_arn=role or f"arn:{partition}:iam::{account}:role/{cfg.prefix}-pipeline",
         bucket=cfg.artifact_bucket,
         git_sha=git_sha,
     )

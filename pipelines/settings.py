@@ -59,7 +59,7 @@ class PipelineSettings:
 
     @property
     def execution_role(self) -> str:
-        return self.role_arn or f"arn:aws:iam::{self.account_id}:role/{self.prefix}-sagemaker"
+        return self.role_arn or f"arn:aws:iam::{self.account_id}:role/{self.prefix}-pipeline"
 
     @property
     def model_package_group(self) -> str:

@@ -34,7 +34,7 @@ CONFIG_VARS = (
     "ENDPOINT_MAX_EXECUTION_SECONDS", "ENDPOINT_WAIT_SECONDS", "ENDPOINT_MEMORY_MB", "ENDPOINT_MAX_CONCURRENCY",
     "ENDPOINT_INSTANCE_TYPE", "ENDPOINT_INSTANCE_COUNT", "ENDPOINT_AUTO_ROLLBACK", "ENDPOINT_NAME",
     "ENDPOINT_VARIANT_NAME", "MODEL_PACKAGE_GROUP_NAME", "FUNCTION_NAME", "FUNCTION_ALIAS", "REST_API_ID",
-    "REST_API_NAME", "STAGE_NAME", "RELEASE_TABLE", "SAGEMAKER_ROLE_ARN", "LOCK_TTL_SECONDS", "API_URL",
+    "REST_API_NAME", "STAGE_NAME", "RELEASE_TABLE", "SAGEMAKER_ROLE_ARN", "INFERENCE_ROLE_ARN", "LOCK_TTL_SECONDS", "API_URL",
     "AWS_ACCOUNT_ID", "ARTIFACT_BUCKET", "GITHUB_SHA", "MLOPS_STAGE", "MLOPS_BACKEND", "API_KEY", "API_KEY_ID",
     "IMAGE_TAG", "ENDPOINT_POLL_SECONDS", "RELEASE_ALARM_NAMES", "RELEASE_BAKE_SECONDS", "LOCK_WAIT_SECONDS",
     "MLOPS_BAKE_SECONDS", "MLOPS_LOCK_WAIT_SECONDS", "MLOPS_RESTORE_ATTEMPTS", "MLOPS_RESTORE_BACKOFF_SECONDS",
@@ -154,7 +154,7 @@ def make_stack(accuracies: tuple[float | None, ...] = (0.95, 0.97)) -> Stack:
     for accuracy in accuracies:
         add_model_version(backend, accuracy)
     trust = json.dumps({"Version": "2012-10-17", "Statement": []})
-    c("iam").create_role(RoleName=f"{PREFIX}-sagemaker", AssumeRolePolicyDocument=trust)
+    c("iam").create_role(RoleName=f"{PREFIX}-inference", AssumeRolePolicyDocument=trust)
     lambda_role = c("iam").create_role(RoleName=f"{PREFIX}-lambda", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     c("lambda").create_function(
         FunctionName=f"{PREFIX}-classify-api",

@@ -136,7 +136,7 @@ def test_second_promotion_waits_for_the_first_then_gives_up(stack):
 
     from filelock import FileLock
 
-    lock = FileLock(str(Path(stack["home"]) / "promote.lock"))
+    lock = FileLock(str(Path(stack["home"]) / "promote.lock"), thread_local=False)  # released by a timer thread
     with lock:
         out = mlops("promote", env={**stack["env"], "MLOPS_LOCK_WAIT_SECONDS": "1"})
     assert out.returncode != 0 and "another promotion is in progress" in out.stderr and "waited 1 s" in out.stderr

@@ -36,15 +36,16 @@ class AwsBackend(Backend):
         self.host = EndpointHost(self.clients, self.cfg, self.role_arn)
         self.front = ApiFront(self.clients, self.cfg)
         self.records = ReleaseTable(self.clients, self.cfg.release_table, stage, self.cfg.lock_ttl_seconds)
-        self._role_arn = self.cfg.role_arn
+        self._role_arn = self.cfg.inference_role_arn
 
     def role_arn(self) -> str:
-        """SAGEMAKER_ROLE_ARN, else the Terraform-named role (<prefix>-sagemaker) in the caller's account."""
+        """The endpoint models' execution role (read-only on model artifacts): INFERENCE_ROLE_ARN, the
+        Terraform output inference_role_arn, else the bootstrap stack's name <prefix>-inference."""
         if not self._role_arn:
             with aws_call("reading the caller identity"):
                 arn = self.clients.get("sts").get_caller_identity()["Arn"]
             partition, account = arn.split(":")[1], arn.split(":")[4]
-            self._role_arn = f"arn:{partition}:iam::{account}:role/{self.cfg.prefix}-sagemaker"
+            self._role_arn = f"arn:{partition}:iam::{account}:role/{self.cfg.prefix}-inference"
         return self._role_arn
 
     # --- model host ----------------------------------------------------------------------------------

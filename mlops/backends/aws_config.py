@@ -101,6 +101,7 @@ class AwsConfig:
     release_alarm_names: tuple[str, ...]
     auto_rollback: bool
     role_arn: str
+    inference_role_arn: str
     endpoint_mode: str
     memory_mb: int
     max_concurrency: int
@@ -164,6 +165,7 @@ class AwsConfig:
             release_alarm_names=release_alarms,
             auto_rollback=get.text("ENDPOINT_AUTO_ROLLBACK", "true").lower() not in ("0", "false", "no"),
             role_arn=get.text("SAGEMAKER_ROLE_ARN"),
+            inference_role_arn=get.text("INFERENCE_ROLE_ARN"),
             endpoint_mode=mode,
             memory_mb=get.int("ENDPOINT_MEMORY_MB", 2048, 1024, 6144),
             max_concurrency=get.int("ENDPOINT_MAX_CONCURRENCY", 5, 1, 200),

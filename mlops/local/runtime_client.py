@@ -93,7 +93,8 @@ def main(argv: list[str]) -> int:
             result = handler(json.loads(event_raw or b"{}"), context)
             body = json.dumps(result).encode()
         except Exception as exc:
-            print(json.dumps({"level": "ERROR", "requestId": request_id, "unhandled": str(exc)}), file=sys.stderr)
+            line = {"level": "ERROR", "ts": time.time(), "requestId": request_id, "unhandled": str(exc)}
+            print(json.dumps(line), file=sys.stderr, flush=True)  # the local bake counts these (function errors)
             _post(conn, f"/invocation/{request_id}/error", error_payload(exc), "Unhandled")
             continue
         _post(conn, f"/invocation/{request_id}/response", body)
