@@ -1,0 +1,94 @@
+"""Advice and tables from the cost model: the cheapest mode within a latency budget, text tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlops.cost import LAMBDA_SIZES_MB, VOLUMES, Assumptions, CostError, Figures, Plan, Prices, plans
+
+
+@dataclass(frozen=True)
+class Advice:
+    plan: Plan
+    monthly: float
+    p95_ms: float
+    rejected: list[tuple[str, float, float]]  # (label, monthly USD, p95 ms) of modes over the latency budget
+    reference: tuple[float, float]  # (monthly USD, p95 ms) of inference inside Lambda
+
+
+def advise(
+    f: Figures, prices: Prices, requests_per_month: int, p95_budget_ms: float, a: Assumptions | None = None
+) -> Advice:
+    """The cheapest deployable mode (any function memory) whose modelled p95 meets the budget."""
+    if requests_per_month <= 0:
+        raise CostError(f"--requests-per-month must be above 0, not {requests_per_month}")
+    if not p95_budget_ms > 0:
+        raise CostError(f"--p95-budget-ms must be above 0, not {p95_budget_ms}")
+    a = a or Assumptions()
+    n = requests_per_month
+    floor_mb = f.function_peak_mb * 1.25
+    best: tuple[float, float, Plan] | None = None
+    seen: dict[str, tuple[float, float]] = {}
+    reference = (0.0, 0.0)
+    for mb in (m for m in LAMBDA_SIZES_MB if m >= floor_mb):
+        for plan in plans(f, prices, Assumptions(**{**vars(a), "lambda_memory_mb": mb}), n):
+            if n > plan.max_volume:
+                continue
+            cost, p95 = plan.monthly(n), plan.latency(n)
+            if plan.name == "in-lambda":
+                reference = (cost, p95)
+                continue
+            if p95 <= p95_budget_ms:
+                if best is None or (cost, p95) < best[:2]:
+                    best = (cost, p95, plan)
+            elif plan.label not in seen or cost < seen[plan.label][0]:
+                seen[plan.label] = (cost, p95)
+    if best is None:
+        fastest = min(seen.values(), key=lambda v: v[1])[1] if seen else float("nan")
+        raise CostError(
+            f"no mode meets a p95 of {p95_budget_ms:g} ms at {n:,} requests a month (fastest: {fastest:.0f} ms)"
+        )
+    rejected = sorted((label, c, p) for label, (c, p) in seen.items())
+    return Advice(best[2], best[0], best[1], rejected, reference)
+
+
+def usd(x: float) -> str:
+    if x >= 100:
+        return f"${x:,.0f}"
+    if x >= 1:
+        return f"${x:,.2f}"
+    return f"${x:.4f}"
+
+
+def table(all_plans: list[Plan], volumes: tuple[int, ...] = VOLUMES) -> list[list[str]]:
+    """Rows: mode, then per volume 'monthly (per 1,000)', with the instance count where it scales."""
+    rows = [["mode", *(f"{v:,}/month" for v in volumes)]]
+    for p in all_plans:
+        cells = []
+        for v in volumes:
+            count = f" x{p.instances(v)}" if p.instance_type and not p.instance_count else ""
+            if v > p.max_volume:
+                cells.append("over capacity")
+                continue
+            cells.append(f"{usd(p.monthly(v))} ({usd(p.per_thousand(v))}/1k){count}")
+        rows.append([p.label, *cells])
+    return rows
+
+
+def render(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def figures_from(data: dict) -> Figures:
+    """Figures from a JSON object (build/bench-cost.json's "figures", or the committed reference)."""
+    names = Figures.__dataclass_fields__
+    missing = [k for k in names if k not in data]
+    if missing:
+        raise CostError(f"measured figures lack {', '.join(missing)}")
+    return Figures(**{k: data[k] for k in names})
