@@ -121,6 +121,10 @@ smoke: venv ## Smoke-test the live API
 rollback: venv ## Roll back to the previous release
 	API_PORT=$(API_PORT) MODEL_PORT=$(MODEL_PORT) $(MLOPS) rollback --backend $(BACKEND)
 
+.PHONY: repair
+repair: venv ## Bring the stage back to its live release when what it serves drifted from the records
+	API_PORT=$(API_PORT) MODEL_PORT=$(MODEL_PORT) $(MLOPS) repair --backend $(BACKEND)
+
 .PHONY: demo
 demo: venv ## The whole lifecycle locally: train, gate, approve, promote, smoke, a rolled-back bad release
 	API_PORT=$(API_PORT) MODEL_PORT=$(MODEL_PORT) $(MLOPS) demo
