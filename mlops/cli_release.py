@@ -86,21 +86,44 @@ def register(app: typer.Typer) -> None:
         stage: StageOpt = None,
         by: Annotated[str | None, typer.Option(help="Who promotes")] = None,
         photos: Annotated[
-            Path | None, typer.Option(envvar="SMOKE_PHOTOS_DIR", help="Smoke photos (cat/, dog/)")
+            Path | None, typer.Option(envvar="SMOKE_PHOTOS_DIR", help="Photos (cat/, dog/), not the version's set")
         ] = None,
         p95_budget_ms: Annotated[float | None, typer.Option(help="Smoke latency budget")] = None,
+        strategy: Annotated[
+            str | None,
+            typer.Option(
+                envvar="MLOPS_STRATEGY",
+                help="all-at-once | canary | linear | shadow (default: canary in production, else all-at-once)",
+            ),
+        ] = None,
+        canary_percent: Annotated[float, typer.Option(help="canary: share of requests to the candidate")] = 10.0,
+        linear_step_percent: Annotated[float, typer.Option(help="linear: share added at each step")] = 25.0,
+        step_seconds: Annotated[
+            float | None, typer.Option(help="Watch per step (default MLOPS_STEP_SECONDS, else the bake time)")
+        ] = None,
+        shadow_min_requests: Annotated[int, typer.Option(help="shadow: mirrored requests compared, at least")] = 50,
+        shadow_min_agreement: Annotated[float, typer.Option(help="shadow: share of identical labels")] = 0.97,
     ) -> None:
-        """Switch endpoint, alias and stage to a version, smoke-test, bake, roll back on failure."""
+        """Release a version: canary/linear/shadow phase, switch, smoke-test, bake; roll back on failure."""
         from mlops.backends.base import BackendError
         from mlops.release import PromotionFailed, PromotionRefused
         from mlops.release import promote as do_promote
+        from mlops.release_traffic import TrafficPlan
 
         b = _backend(backend, stage)
+        smoke = _smoke_config(photos, p95_budget_ms)
+        plan = TrafficPlan(
+            strategy=strategy,
+            canary_percent=canary_percent,
+            linear_step_percent=linear_step_percent,
+            step_seconds=step_seconds,
+            shadow_min_requests=shadow_min_requests,
+            shadow_min_agreement=shadow_min_agreement,
+            p95_budget_ms=smoke.p95_budget_ms,
+        )
         try:
             with b.session():
-                release = do_promote(
-                    b, version, _who(by), _smoke_config(photos, p95_budget_ms), log=lambda m: console.print(f"  {m}")
-                )
+                release = do_promote(b, version, _who(by), smoke, log=lambda m: console.print(f"  {m}"), plan=plan)
         except (PromotionRefused, PromotionFailed, BackendError, FileNotFoundError) as exc:
             fail(str(exc))
         if release is None:
@@ -156,19 +179,21 @@ def register(app: typer.Typer) -> None:
         stage: StageOpt = None,
         api_url: Annotated[str | None, typer.Option(help="Default: the backend's API URL")] = None,
         photos: Annotated[
-            Path | None, typer.Option(envvar="SMOKE_PHOTOS_DIR", help="Smoke photos (cat/, dog/)")
+            Path | None, typer.Option(envvar="SMOKE_PHOTOS_DIR", help="Photos (cat/, dog/), not the version's set")
         ] = None,
         p95_budget_ms: Annotated[float | None, typer.Option(help="Latency budget")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Smoke-test the public API: real photos, a bad request, p95 latency."""
-        from mlops.smoke import run_smoke
+        from mlops.backends.base import BackendError
+        from mlops.smoke import live_photos, run_smoke
 
         b = _backend(backend, stage)
+        cfg = _smoke_config(photos, p95_budget_ms)
         try:
             with b.session():
-                result = run_smoke(api_url or b.api_url(), _smoke_config(photos, p95_budget_ms))
-        except FileNotFoundError as exc:
+                result = run_smoke(api_url or b.api_url(), cfg, live_photos(cfg, b))
+        except (FileNotFoundError, BackendError) as exc:
             fail(str(exc))
         if as_json:
             print_json(result.to_dict())

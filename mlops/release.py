@@ -18,6 +18,7 @@ from mlops.backends.base import (
     FAILED,
     IN_PROGRESS,
     LIVE,
+    REFUSED,
     REJECTED,
     ROLLBACK_FAILED,
     ROLLED_BACK,
@@ -39,6 +40,7 @@ from mlops.release_state import (
     restore,
     safe_served,
 )
+from mlops.release_traffic import ShadowRefused, TrafficPlan, progressive
 from mlops.release_watch import bake
 from mlops.smoke import SmokeConfig, SmokeResult, SmokeSetupError, run_smoke, smoke_photos
 
@@ -96,13 +98,35 @@ def _undo(backend: Backend, previous: Release | None, release: Release, reason: 
         ) from None
     release.status, release.reason, release.finished = ROLLED_BACK, reason, now_iso()
     backend.save_release(release)
+    _drop_candidate(backend, release, log)
     backend.retire(release)
 
 
-def promote(backend: Backend, version: str | None, who: str, smoke: SmokeConfig, log: Log = print) -> Release | None:
+def _drop_candidate(backend: Backend, release: Release, log: Log) -> None:
+    """Remove the candidate's own model and function version once nothing routes to them (best effort)."""
+    if not release.candidate:
+        return
+    try:
+        backend.drop_candidate(release)
+    except BackendError as exc:
+        log(f"the candidate's resources are left in place: {exc}")
+
+
+def promote(
+    backend: Backend,
+    version: str | None,
+    who: str,
+    smoke: SmokeConfig,
+    log: Log = print,
+    plan: TrafficPlan | None = None,
+) -> Release | None:
     """Release a version (and the current function code); returns the live release, None when nothing was to do.
 
-    Raises PromotionRefused (nothing moved), PromotionFailed (rolled back) or RollbackFailed."""
+    The plan's strategy (all-at-once, canary, linear, shadow; default per stage) decides how the
+    candidate reaches its traffic before the final switch. Raises PromotionRefused (nothing moved;
+    ShadowRefused after a failed shadow test), PromotionFailed (rolled back) or RollbackFailed."""
+    plan = plan or TrafficPlan(p95_budget_ms=smoke.p95_budget_ms)
+    strategy = plan.resolve(backend)
     with backend.lock(f"promote by {who}"):
         _mark_abandoned(backend)
         previous = backend.live_release()
@@ -120,8 +144,8 @@ def promote(backend: Backend, version: str | None, who: str, smoke: SmokeConfig,
             restore(backend, previous, log)
             return previous
         require_qualified(backend, mv, code_id)
-        try:  # before anything moves: a promotion that cannot be smoke-tested must not start
-            photos = smoke_photos(smoke)
+        try:  # before anything moves: a candidate without its own (unaltered) smoke set is refused
+            photos = smoke_photos(smoke, backend, mv)
         except SmokeSetupError as exc:
             raise PromotionRefused(str(exc)) from exc
         if note:
@@ -135,10 +159,12 @@ def promote(backend: Backend, version: str | None, who: str, smoke: SmokeConfig,
             previous_release_id=previous.release_id if previous else "",
             code_id=code_id,
             kind=release_kind(previous, mv, code_id) + (" (downgrade)" if note else ""),
+            strategy=strategy,
         )
         backend.save_release(release)
         with interruptible():
             try:
+                progressive(backend, release, mv, previous, plan, log)
                 _switch(backend, release, mv, previous, log)
                 switched_at = time.time()
                 log(f"stage deployment {release.deployment_id}; smoke-testing {backend.api_url()}")
@@ -149,6 +175,9 @@ def promote(backend: Backend, version: str | None, who: str, smoke: SmokeConfig,
                 release.bake = bake(backend, release, switched_at, log)
                 if release.bake["breaches"]:
                     raise PromotionFailed(f"breach during the bake: {'; '.join(release.bake['breaches'])}")
+            except ShadowRefused as exc:  # the candidate never answered a client: the live release stays
+                _refused(backend, previous, release, str(exc), log)
+                raise
             except (Exception, KeyboardInterrupt, SystemExit, Interrupted) as exc:  # the previous release comes back
                 known = isinstance(exc, PromotionFailed | BackendError | Interrupted)
                 reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
@@ -160,7 +189,26 @@ def promote(backend: Backend, version: str | None, who: str, smoke: SmokeConfig,
         if previous:
             previous.status = SUPERSEDED
             backend.save_release(previous)
+        _drop_candidate(backend, release, log)
         return release
+
+
+def _refused(backend: Backend, previous: Release | None, release: Release, reason: str, log: Log) -> None:
+    """After a refused shadow test: the stage serves what it served (checked), the candidate goes."""
+    try:
+        restore(backend, previous, log)
+    except RestoreFailed as exc:
+        release.observed = safe_served(backend)
+        release.status, release.reason, release.finished = ROLLBACK_FAILED, f"{reason}; {exc}", now_iso()
+        backend.save_release(release)
+        raise RollbackFailed(
+            f"{reason}; the stage could not be checked back to its live release ({exc}): "
+            f"run `{REPAIR_HINT} --backend {backend.name} --stage {backend.stage}`"
+        ) from None
+    release.status, release.reason, release.finished = REFUSED, reason, now_iso()
+    backend.save_release(release)
+    _drop_candidate(backend, release, log)
+    backend.retire(release)
 
 
 def rollback(backend: Backend, who: str, smoke: SmokeConfig | None = None, log: Log = print) -> Release:
@@ -177,7 +225,7 @@ def rollback(backend: Backend, who: str, smoke: SmokeConfig | None = None, log: 
         if target is None:
             raise PromotionRefused(f"release {live.release_id} has no previous release to return to")
         try:
-            photos = smoke_photos(smoke) if smoke is not None else None
+            photos = smoke_photos(smoke, backend, backend.get_version(target.model_version)) if smoke else None
         except SmokeSetupError as exc:
             raise PromotionRefused(str(exc)) from exc
         log(f"rolling back from version {live.model_version} to version {target.model_version}")

@@ -9,6 +9,7 @@ from mlops.backends.base import (
     APPROVED,
     FAILED,
     LIVE,
+    REFUSED,
     ROLLBACK_FAILED,
     ROLLED_BACK,
     SUPERSEDED,
@@ -68,7 +69,7 @@ def _failed_here(backend: Backend, version: str, code_id: str) -> Release | None
         if r.stage == backend.stage
         and r.model_version == version
         and r.code_id in ("", code_id)
-        and r.status in (ROLLED_BACK, ROLLBACK_FAILED, FAILED)
+        and r.status in (ROLLED_BACK, ROLLBACK_FAILED, FAILED, REFUSED)
     ]
     return bad[-1] if bad else None
 

@@ -24,6 +24,30 @@ def bake_seconds(backend: Backend) -> float:
         raise BackendError(f"MLOPS_BAKE_SECONDS={raw!r} is not a number") from None
 
 
+def poll_seconds(seconds: float) -> float:
+    return max(0.5, float(os.environ.get("MLOPS_BAKE_POLL_SECONDS") or min(30.0, max(1.0, seconds / 5))))
+
+
+def watch_for(
+    seconds: float,
+    read: Callable[[], list[str]],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    enough: Callable[[], bool] = lambda: False,
+) -> tuple[int, list[str]]:
+    """Read signals every poll interval for `seconds` (at least once); stop at the first breach or when
+    `enough()` says so. Returns (readings, breaches)."""
+    poll = poll_seconds(seconds)
+    deadline = clock() + seconds
+    checks, breaches = 0, []
+    while True:
+        breaches = read()
+        checks += 1
+        if breaches or clock() >= deadline or enough():
+            return checks, breaches
+        sleep(min(poll, max(0.0, deadline - clock())))
+
+
 def bake(
     backend: Backend,
     release: Release,
@@ -34,18 +58,10 @@ def bake(
 ) -> dict:
     """Watch the release's signals for the bake time (at least one reading); stop at the first breach."""
     seconds = bake_seconds(backend)
-    poll = max(0.5, float(os.environ.get("MLOPS_BAKE_POLL_SECONDS") or min(30.0, max(1.0, seconds / 5))))
     started = clock()
-    deadline = started + seconds
     if seconds:
-        log(f"baking for {seconds:.0f} s: watching the release's signals every {poll:.0f} s")
-    checks, breaches = 0, []
-    while True:
-        breaches = backend.watch(release, since)
-        checks += 1
-        if breaches or clock() >= deadline:
-            break
-        sleep(min(poll, max(0.0, deadline - clock())))
+        log(f"baking for {seconds:.0f} s: watching the release's signals every {poll_seconds(seconds):.0f} s")
+    checks, breaches = watch_for(seconds, lambda: backend.watch(release, since), sleep, clock)
     if breaches:
         log(f"bake breached after {clock() - started:.0f} s: {'; '.join(breaches)}")
     elif seconds:

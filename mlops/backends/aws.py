@@ -7,13 +7,15 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from pathlib import Path
 
-from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call
+from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, resource_name
 from mlops.backends.aws_endpoint import EndpointHost
 from mlops.backends.aws_front import ApiFront
 from mlops.backends.aws_image import pin_image
 from mlops.backends.aws_records import ReleaseTable
 from mlops.backends.aws_registry import SageMakerRegistry
+from mlops.backends.aws_traffic import candidate_metrics
 from mlops.backends.aws_watch import alarm_breaches
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 
@@ -24,6 +26,7 @@ class AwsBackend(Backend):
     """One environment (staging or production) of the Terraform stack in infra/."""
 
     name = "aws"
+    mirrors = False  # shadow testing needs the function to mirror requests: not on AWS yet
 
     def __init__(
         self, stage: str = "staging", clients: AwsClients | None = None, env: Mapping[str, str] | None = None
@@ -34,6 +37,8 @@ class AwsBackend(Backend):
         self.clients = clients or AwsClients(self.cfg.region)
         self.registry = SageMakerRegistry(self.clients, self.cfg.model_package_group)
         self.host = EndpointHost(self.clients, self.cfg, self.role_arn)
+        candidate_name = resource_name(self.cfg.endpoint_name, "candidate")
+        self.candidate_host = EndpointHost(self.clients, self.cfg, self.role_arn, name=candidate_name)
         self.front = ApiFront(self.clients, self.cfg)
         self.records = ReleaseTable(self.clients, self.cfg.release_table, stage, self.cfg.lock_ttl_seconds)
         self._role_arn = self.cfg.inference_role_arn
@@ -49,10 +54,15 @@ class AwsBackend(Backend):
         return self._role_arn
 
     # --- model host ----------------------------------------------------------------------------------
-    def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
+    def _container(self, version: ModelVersion, release: Release) -> dict:
         container = self.registry.container(version.version)
-        release.image = pin_image(self.clients, container["Image"], release.release_id)
-        return self.host.deploy({**container, "Image": release.image}, version.version, release.release_id)
+        if not release.image:
+            release.image = pin_image(self.clients, container["Image"], release.release_id)
+        return {**container, "Image": release.image}
+
+    def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
+        ready = bool(release.candidate.get("own_model"))  # the candidate endpoint made model and config
+        return self.host.deploy(self._container(version, release), version.version, release.release_id, ready)
 
     def restore_endpoint(self, endpoint_config: str) -> None:
         self.host.restore(endpoint_config)
@@ -88,6 +98,9 @@ class AwsBackend(Backend):
     def api_url(self) -> str:
         return self.front.api_url()
 
+    def smoke_set(self, version: ModelVersion) -> Path:
+        return self.registry.fetch_smoke_set(version)
+
     # --- records and lock ----------------------------------------------------------------------------
     def save_release(self, release: Release) -> None:
         self.records.save(release)
@@ -111,6 +124,48 @@ class AwsBackend(Backend):
 
     def watch(self, release: Release, since: float) -> list[str]:
         return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names)
+
+    # --- progressive delivery: the candidate's own endpoint and function version ---------------------
+    def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:
+        """Same model: the candidate's function reaches the stage's endpoint. Otherwise its own endpoint
+        (`<endpoint>-candidate`) on the release's config, and a function version whose ENDPOINT_NAME names it."""
+        if same_model:
+            endpoint, config = self.cfg.endpoint_name, self.current_endpoint_config()
+        else:
+            endpoint = self.candidate_host.name
+            release.candidate = {"endpoint": endpoint, "own_model": True}
+            container = self._container(version, release)
+            config = self.candidate_host.deploy(container, version.version, release.release_id)
+        release.candidate = {"endpoint": endpoint, "endpoint_config": config, "own_model": not same_model}
+        candidate = self.front.publish(release, endpoint=endpoint)
+        release.candidate["function_version"] = candidate
+        release.lambda_version = ""  # the final switch publishes the release's own version
+        return candidate
+
+    def route(self, primary: str, candidate: str = "", weight: float = 0.0, mirror: str = "") -> None:
+        if mirror:
+            raise BackendError("the aws backend cannot mirror requests to a candidate")
+        if candidate:
+            self.front.forget_endpoint_variable()
+        self.front.route(primary, {candidate: weight} if candidate and weight > 0 else {})
+
+    def candidate_signals(self, release: Release, since: float) -> tuple[list[str], dict[str, int]]:
+        cand = str(release.candidate.get("function_version", ""))
+        primary = self.front.routed_versions() - {cand}
+        endpoint = str(release.candidate.get("endpoint", ""))
+        return candidate_metrics(self.clients, self.cfg, cand, min(primary, default=""), endpoint, since)
+
+    def shadow_pairs(self, release: Release, since: float) -> list[dict]:
+        return []
+
+    def drop_candidate(self, release: Release) -> None:
+        """Delete the candidate endpoint (its config is the release's: retire or the stage keeps it) and
+        the candidate's function version unless the alias routes to it."""
+        if release.candidate.get("own_model"):
+            self.candidate_host.remove()
+        version = str(release.candidate.get("function_version", ""))
+        if version and version != release.lambda_version:
+            log.info("release %s: %s", release.release_id, self.front.discard_version(version))
 
     # --- housekeeping ------------------------------------------------------------------------------
     def retire(self, release: Release) -> None:

@@ -1,4 +1,8 @@
-"""The SageMaker endpoint as the aws backend's model host: a model and endpoint config per release."""
+"""The SageMaker endpoint as the aws backend's model host: a model and endpoint config per release.
+
+One EndpointHost per endpoint: the stage's endpoint, and the candidate endpoint that a canary,
+linear or shadow release brings up beside it (named `<endpoint>-candidate`, on the same config).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ class EndpointHost:
         role_arn: Callable[[], str],
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "",
     ) -> None:
+        self.name = name or cfg.endpoint_name
         self.clients = clients
         self.cfg = cfg
         self.role_arn = role_arn
@@ -76,13 +82,13 @@ class EndpointHost:
     def describe(self) -> dict | None:
         """The endpoint's description, or None when it does not exist (yet)."""
         try:
-            return self.sm.describe_endpoint(EndpointName=self.cfg.endpoint_name)
+            return self.sm.describe_endpoint(EndpointName=self.name)
         except ClientError as exc:
             if "Could not find endpoint" in exc.response.get("Error", {}).get("Message", ""):
                 return None
-            raise BackendError(f"describing endpoint {self.cfg.endpoint_name}: {exc}") from exc
+            raise BackendError(f"describing endpoint {self.name}: {exc}") from exc
         except BotoCoreError as exc:
-            raise BackendError(f"describing endpoint {self.cfg.endpoint_name}: {exc}") from exc
+            raise BackendError(f"describing endpoint {self.name}: {exc}") from exc
 
     def current_config(self) -> str:
         desc = self.describe()
@@ -93,15 +99,21 @@ class EndpointHost:
         return resource_name(self.cfg.endpoint_name, f"v{version}", release_id)
 
     # --- switches --------------------------------------------------------------------------------
-    def deploy(self, container: dict, version: str, release_id: str) -> str:
-        """A model + endpoint config for the release, then create or blue/green-update the endpoint."""
+    def deploy(self, container: dict, version: str, release_id: str, config_ready: bool = False) -> str:
+        """A model + endpoint config for the release (unless `config_ready`: a candidate endpoint made
+        them), then create or blue/green-update the endpoint."""
         current = self.describe()
         if current is not None and current["EndpointStatus"] in BUSY:
             raise BackendError(
-                f"endpoint {self.cfg.endpoint_name} is {current['EndpointStatus']}: wait until it settles, then retry"
+                f"endpoint {self.name} is {current['EndpointStatus']}: wait until it settles, then retry"
             )
         name = self.config_name(version, release_id)
         tags = [{"Key": "release", "Value": release_id}, {"Key": "model_version", "Value": str(version)}]
+        if not config_ready:
+            self._create_config(name, container, version, release_id, tags)
+        return self._deploy_rest(name, current, tags)
+
+    def _create_config(self, name: str, container: dict, version: str, release_id: str, tags: list[dict]) -> None:
         with aws_call(f"creating model {name}"):
             self.sm.create_model(
                 ModelName=name,
@@ -115,17 +127,19 @@ class EndpointHost:
             )
         with aws_call(f"creating endpoint config {name}"):
             self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[self.variant(name)], Tags=tags)
+
+    def _deploy_rest(self, name: str, current: dict | None, tags: list[dict]) -> str:
         if current is not None and current["EndpointStatus"] == "Failed":
             # A Failed endpoint (its creation failed) cannot be updated, only deleted and created again.
             self._delete_failed()
             current = None
         if current is None:
-            with aws_call(f"creating endpoint {self.cfg.endpoint_name}"):
-                self.sm.create_endpoint(EndpointName=self.cfg.endpoint_name, EndpointConfigName=name, Tags=tags)
+            with aws_call(f"creating endpoint {self.name}"):
+                self.sm.create_endpoint(EndpointName=self.name, EndpointConfigName=name, Tags=tags)
         else:
-            with aws_call(f"updating endpoint {self.cfg.endpoint_name} to {name}"):
+            with aws_call(f"updating endpoint {self.name} to {name}"):
                 self.sm.update_endpoint(
-                    EndpointName=self.cfg.endpoint_name,
+                    EndpointName=self.name,
                     EndpointConfigName=name,
                     DeploymentConfig=self.deployment_config(),
                 )
@@ -139,13 +153,13 @@ class EndpointHost:
         SageMaker would then roll the restore itself back."""
         current = self.describe()
         if current is None:
-            raise BackendError(f"endpoint {self.cfg.endpoint_name} does not exist: nothing to restore")
+            raise BackendError(f"endpoint {self.name} does not exist: nothing to restore")
         if current["EndpointStatus"] in BUSY:
             current = self._settle()
         if current["EndpointStatus"] == "InService" and current.get("EndpointConfigName") == endpoint_config:
             return
-        with aws_call(f"restoring endpoint {self.cfg.endpoint_name} to {endpoint_config}"):
-            self.sm.update_endpoint(EndpointName=self.cfg.endpoint_name, EndpointConfigName=endpoint_config)
+        with aws_call(f"restoring endpoint {self.name} to {endpoint_config}"):
+            self.sm.update_endpoint(EndpointName=self.name, EndpointConfigName=endpoint_config)
         self.wait_for(endpoint_config)
 
     def discard(self, endpoint_config: str) -> str:
@@ -155,7 +169,7 @@ class EndpointHost:
         release keeps its config, the target of `mlops rollback`."""
         current = self.describe()
         if current is not None and current["EndpointStatus"] in BUSY:
-            return f"kept {endpoint_config}: endpoint {self.cfg.endpoint_name} is {current['EndpointStatus']}"
+            return f"kept {endpoint_config}: endpoint {self.name} is {current['EndpointStatus']}"
         if current is not None and current.get("EndpointConfigName") == endpoint_config:
             return f"kept {endpoint_config}: the endpoint is on it"
         with aws_call(f"deleting endpoint config {endpoint_config}"):
@@ -169,13 +183,12 @@ class EndpointHost:
         while True:
             desc = self.describe()
             if desc is None:
-                raise BackendError(f"endpoint {self.cfg.endpoint_name} disappeared")
+                raise BackendError(f"endpoint {self.name} disappeared")
             if desc["EndpointStatus"] not in BUSY:
                 return desc
             if self.clock() >= deadline:
                 raise BackendError(
-                    f"endpoint {self.cfg.endpoint_name} is still {desc['EndpointStatus']} after "
-                    f"{self.cfg.endpoint_wait_seconds} s"
+                    f"endpoint {self.name} is still {desc['EndpointStatus']} after {self.cfg.endpoint_wait_seconds} s"
                 )
             self.sleep(self.cfg.poll_seconds)
 
@@ -187,7 +200,7 @@ class EndpointHost:
             return
         reason = desc.get("FailureReason") or f"the endpoint is {status} on {on or 'no config'}"
         stays = f"; the endpoint stays on {on}" if status == "InService" and on else ""
-        raise BackendError(f"endpoint {self.cfg.endpoint_name} did not switch to {endpoint_config}: {reason}{stays}")
+        raise BackendError(f"endpoint {self.name} did not switch to {endpoint_config}: {reason}{stays}")
 
     def remove(self) -> None:
         """Delete the endpoint (its configs and models stay): nothing serves until the next release."""
@@ -199,12 +212,12 @@ class EndpointHost:
         self._delete_failed("deleting endpoint")
 
     def _delete_failed(self, what: str = "deleting failed endpoint") -> None:
-        with aws_call(f"{what} {self.cfg.endpoint_name}"):
-            self.sm.delete_endpoint(EndpointName=self.cfg.endpoint_name)
+        with aws_call(f"{what} {self.name}"):
+            self.sm.delete_endpoint(EndpointName=self.name)
         deadline = self.clock() + self.cfg.endpoint_wait_seconds
         while self.describe() is not None:
             if self.clock() >= deadline:
-                raise BackendError(f"endpoint {self.cfg.endpoint_name} is still being deleted")
+                raise BackendError(f"endpoint {self.name} is still being deleted")
             self.sleep(self.cfg.poll_seconds)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError, WaiterError
 
 from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, error_code
-from mlops.backends.base import BackendError, Release
+from mlops.backends.base import BackendError, Release, alias_text
 
 # Deployment descriptions carry the stage variables they were made with, so a restore can put them back.
 DESCRIPTION_KEY = "stageVariables"
@@ -73,8 +73,9 @@ class ApiFront:
         except WaiterError as exc:
             raise BackendError(f"function {self.cfg.function_name} update did not complete: {exc}") from exc
 
-    def publish(self, release: Release) -> str:
-        """Name the release in the function's environment, publish a version, and invoke it once."""
+    def publish(self, release: Release, endpoint: str = "") -> str:
+        """Name the release and the endpoint it reaches (default: the stage's) in the function's
+        environment, publish a version, and invoke it once."""
         name = self.cfg.function_name
         self._wait_updated()
         with aws_call(f"reading the configuration of function {name}"):
@@ -83,7 +84,7 @@ class ApiFront:
         variables.update(
             MODEL_RELEASE=release.release_id,
             MODEL_VERSION=str(release.model_version),
-            ENDPOINT_NAME=self.cfg.endpoint_name,
+            ENDPOINT_NAME=endpoint or self.cfg.endpoint_name,
         )
         with aws_call(f"updating the configuration of function {name}"):
             self.fn.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
@@ -129,19 +130,39 @@ class ApiFront:
             raise BackendError(f"{where}: GET /health answered {status}")
 
     def move_alias(self, version: str) -> None:
-        with aws_call(f"moving alias {self.cfg.function_alias} to version {version}"):
+        self.route(version, {})
+
+    def route(self, version: str, weights: dict[str, float]) -> None:
+        """Alias `live` on `version`, plus `weights` (version -> share of requests) on others."""
+        what = f"moving alias {self.cfg.function_alias} to version {version}"
+        what += "".join(f" and {w:.0%} to version {v}" for v, w in weights.items())
+        with aws_call(what):
             self.fn.update_alias(
                 FunctionName=self.cfg.function_name,
                 Name=self.cfg.function_alias,
                 FunctionVersion=str(version),
-                RoutingConfig={"AdditionalVersionWeights": {}},
+                RoutingConfig={"AdditionalVersionWeights": {str(v): float(w) for v, w in weights.items()}},
+            )
+
+    def forget_endpoint_variable(self) -> None:
+        """Remove the stage variable `endpointName`, which the handler prefers to its own ENDPOINT_NAME:
+        while two function versions share the stage, each must reach the endpoint its environment names."""
+        with aws_call(f"reading stage {self.cfg.stage_name}"):
+            stage = self.apigw.get_stage(restApiId=self.rest_api_id, stageName=self.cfg.stage_name)
+        if "endpointName" not in (stage.get("variables") or {}):
+            return
+        with aws_call(f"removing stage variable endpointName from stage {self.cfg.stage_name}"):
+            self.apigw.update_stage(
+                restApiId=self.rest_api_id,
+                stageName=self.cfg.stage_name,
+                patchOperations=[{"op": "remove", "path": "/variables/endpointName"}],
             )
 
     def discard_version(self, version: str) -> str:
         """Delete a published function version that the alias does not point to; returns what was done."""
         if not version or version == "$LATEST":
             return "no function version to delete"
-        if self.current_version() == str(version):
+        if str(version) in self.routed_versions():
             return f"kept function version {version}: alias {self.cfg.function_alias} points to it"
         with aws_call(f"deleting function version {version}"):
             try:
@@ -151,14 +172,24 @@ class ApiFront:
                     raise
         return f"deleted function version {version}"
 
-    def current_version(self) -> str:
+    def _alias(self) -> dict:
+        """{"live": version, "weights": {version: share}}; {} when the alias does not exist."""
         try:
             alias = self.fn.get_alias(FunctionName=self.cfg.function_name, Name=self.cfg.function_alias)
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
-                return ""
+                return {}
             raise BackendError(f"reading alias {self.cfg.function_alias}: {exc}") from exc
-        return str(alias["FunctionVersion"])
+        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        return {"live": str(alias["FunctionVersion"]), "weights": {str(k): float(v) for k, v in weights.items()}}
+
+    def current_version(self) -> str:
+        """The alias's version, with its weighted candidate when it has one (e.g. `3+4@10%`)."""
+        return alias_text(self._alias())
+
+    def routed_versions(self) -> set[str]:
+        alias = self._alias()
+        return {alias["live"], *alias["weights"]} if alias else set()
 
     # --- API stage -------------------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 # Approval statuses of a model version, as SageMaker's ModelApprovalStatus names them.
@@ -20,13 +21,15 @@ STATUSES = (PENDING, APPROVED, REJECTED)
 
 # Release statuses. A release is `live` until superseded or rolled back; `rollback_failed` means the
 # restore did not complete and the stage may serve a mix: `mlops repair` brings it back.
-IN_PROGRESS, LIVE, SUPERSEDED, ROLLED_BACK, ROLLBACK_FAILED, FAILED = (
+# `refused`: a shadow test refused the candidate before any client was served by it.
+IN_PROGRESS, LIVE, SUPERSEDED, ROLLED_BACK, ROLLBACK_FAILED, FAILED, REFUSED = (
     "in_progress",
     "live",
     "superseded",
     "rolled_back",
     "rollback_failed",
     "failed",
+    "refused",
 )
 
 
@@ -55,6 +58,8 @@ class ModelVersion:
     git_sha: str = ""
     approved_by: str = ""
     reason: str = ""
+    smoke_set: str = ""  # where its smoke set is (s3:// or file:// folder), as registered by the pipeline
+    smoke_sha256: str = ""  # SHA-256 of that set's manifest.json, as registered
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +91,9 @@ class Release:
     kind: str = ""  # what changed against the previous release: model, code, model+code, first, repair
     bake: dict = field(default_factory=dict)  # the watch after the smoke tests: seconds, signals, breaches
     observed: dict = field(default_factory=dict)  # what the stage served when a restore failed
+    strategy: str = ""  # all-at-once | canary | linear | shadow
+    candidate: dict = field(default_factory=dict)  # the candidate beside the live release: function version, model
+    traffic: dict = field(default_factory=dict)  # the progressive phase: steps, shares served, shadow comparison
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +109,16 @@ class Release:
     @classmethod
     def from_dict(cls, data: dict) -> Release:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def alias_text(alias: dict) -> str:
+    """`3`, `3+4@10%` (weighted routing) or `3+shadow 4` (mirroring): what drift compares."""
+    text = str(alias.get("live", "") or "")
+    for version, weight in alias.get("weights", {}).items():
+        text += f"+{version}@{weight * 100:g}%"
+    if alias.get("mirror"):
+        text += f"+shadow {alias['mirror']}"
+    return text
 
 
 class ModelRegistry(Protocol):
@@ -119,6 +137,7 @@ class Backend(ABC):
     name: str
     stage: str
     registry: ModelRegistry
+    mirrors = True  # can send a copy of live requests to a candidate (shadow testing)
 
     # --- model registry -------------------------------------------------------------------------
     def list_versions(self) -> list[ModelVersion]:
@@ -177,6 +196,13 @@ class Backend(ABC):
     @abstractmethod
     def api_url(self) -> str: ...
 
+    @abstractmethod
+    def smoke_set(self, version: ModelVersion) -> Path:
+        """A local folder with the version's registered smoke set (manifest.json and photos), unverified.
+
+        BackendError when the registry names none or it cannot be fetched; nothing is downloaded
+        from anywhere but where the pipeline wrote it."""
+
     # --- release records and the promotion lock --------------------------------------------------
     @abstractmethod
     def save_release(self, release: Release) -> None: ...
@@ -200,6 +226,29 @@ class Backend(ABC):
     @abstractmethod
     def watch(self, release: Release, since: float) -> list[str]:
         """The release's health signals since `since` (epoch seconds): one line per breach, [] when healthy."""
+
+    # --- progressive delivery: a candidate beside the live release ------------------------------
+    @abstractmethod
+    def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:
+        """Bring up the candidate beside the live release: its own model (unless `same_model`) and a
+        function version that reaches only that model; record them in release.candidate; return the version."""
+
+    @abstractmethod
+    def route(self, primary: str, candidate: str = "", weight: float = 0.0, mirror: str = "") -> None:
+        """The alias's routing: `primary` gets 1 - weight of requests, `candidate` gets `weight`; with
+        `mirror`, every request answered by `primary` is also sent, asynchronously, to that version."""
+
+    @abstractmethod
+    def candidate_signals(self, release: Release, since: float) -> tuple[list[str], dict[str, int]]:
+        """The candidate's own health since `since`: (breach lines, {"candidate": n, "primary": n} requests)."""
+
+    @abstractmethod
+    def shadow_pairs(self, release: Release, since: float) -> list[dict]:
+        """Mirrored requests since `since`: {"live": {label, ms, status}, "candidate": {label, ms, status}}."""
+
+    @abstractmethod
+    def drop_candidate(self, release: Release) -> None:
+        """Remove what stage_candidate brought up and the release no longer uses (never what serves)."""
 
     # --- housekeeping ----------------------------------------------------------------------------
     def retire(self, release: Release) -> None:  # noqa: B027 - optional hook

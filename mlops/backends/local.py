@@ -15,9 +15,9 @@ from urllib.parse import unquote, urlparse
 import urllib3
 
 from mlops import config
-from mlops.backends.base import Backend, BackendError, ModelVersion, Release
-from mlops.backends.local_registry import LocalRegistry
-from mlops.backends.local_signals import breaches, read_signals
+from mlops.backends.base import Backend, BackendError, ModelVersion, Release, alias_text
+from mlops.backends.local_registry import LocalRegistry, smoke_folder
+from mlops.backends.local_signals import breaches, read_shadow_log, read_signals
 from mlops.backends.local_store import ControlState, ReleaseStore, exclusive, write_json
 from mlops.local import processes as procs
 from mlops.local.lambda_runtime import INVOKE_PATH, READY_PATH
@@ -43,6 +43,7 @@ class LocalBackend(Backend):
         self.state = ControlState(self.home / "local" / "control.json")
         self.releases = ReleaseStore(self.home / "releases.db")
         self.routing_path = self.home / "local" / "routing.json"
+        self.shadow_log = procs.logs_dir() / "shadow.jsonl"
         self.api_port = _env_int("API_PORT", 8000)
         self._registry: LocalRegistry | None = None
 
@@ -70,8 +71,24 @@ class LocalBackend(Backend):
             raise BackendError(f"model server for version {cfg['model_version']} failed: {exc}") from exc
         return {**cfg, "port": port, "pid": proc.pid, "url": url}
 
+    def _config_name(self, version: ModelVersion, release: Release) -> str:
+        return f"{ENDPOINT_NAME}-v{version.version}-{release.release_id[-6:]}"
+
+    def _start_config(self, version: ModelVersion, release: Release) -> str:
+        """A model server for the release's endpoint config (not yet what the endpoint serves)."""
+        name = self._config_name(version, release)
+        parsed = urlparse(version.artifact_uri)
+        artifact = unquote(parsed.path) if parsed.scheme == "file" else version.artifact_uri
+        cfg = self._start_model_server(name, {"model_version": version.version, "artifact": artifact})
+        with self.state.edit() as st:
+            st["endpoint_configs"][name] = cfg
+        return name
+
     def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
-        name = f"{ENDPOINT_NAME}-v{version.version}-{release.release_id[-6:]}"
+        name = self._config_name(version, release)
+        if name in self.state.read()["endpoint_configs"]:  # the candidate's own model server, already up
+            self.restore_endpoint(name)
+            return name
         parsed = urlparse(version.artifact_uri)
         artifact = unquote(parsed.path) if parsed.scheme == "file" else version.artifact_uri
         cfg = self._start_model_server(name, {"model_version": version.version, "artifact": artifact})
@@ -159,6 +176,15 @@ class LocalBackend(Backend):
             raise BackendError(f"GET /health answered {status}")
 
     def publish_function(self, release: Release) -> str:
+        endpoint_config = self.state.read()["endpoint"].get("config", "")
+        cand = release.candidate
+        if cand.get("endpoint_config") == endpoint_config and cand.get("function_version"):
+            # the candidate's version already reaches this model: the same function, checked before traffic
+            self._ensure_function(cand["function_version"])
+            return str(cand["function_version"])
+        return self._publish(release, endpoint_config)
+
+    def _publish(self, release: Release, endpoint_config: str) -> str:
         environment = {
             "ENDPOINT_NAME": ENDPOINT_NAME,
             "MODEL_RELEASE": release.release_id,
@@ -174,7 +200,6 @@ class LocalBackend(Backend):
         with self.state.edit() as st:
             version = str(st["next_function_version"])
             st["next_function_version"] += 1
-            endpoint_config = st["endpoint"].get("config", "")
         fn = self._start_function(
             version,
             {
@@ -209,7 +234,62 @@ class LocalBackend(Backend):
         self._write_routing()
 
     def current_function_version(self) -> str:
-        return self.state.read()["alias"].get("live", "")
+        """The alias's version, with its weighted or mirrored candidate when it has one (e.g. `3+4@10%`)."""
+        return alias_text(self.state.read()["alias"])
+
+    # --- progressive delivery ---------------------------------------------------------------------
+    def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:
+        config = self.current_endpoint_config() if same_model else self._start_config(version, release)
+        release.candidate = {"endpoint_config": config, "own_model": not same_model}
+        fn = self._publish(release, config)
+        release.candidate["function_version"] = fn
+        return fn
+
+    def route(self, primary: str, candidate: str = "", weight: float = 0.0, mirror: str = "") -> None:
+        for v in {primary, candidate, mirror} - {""}:
+            self._ensure_function(v)
+        alias: dict = {"live": primary}
+        if candidate and weight > 0:
+            alias["weights"] = {candidate: round(weight, 4)}
+        if mirror:
+            alias["mirror"] = mirror
+        with self.state.edit() as st:
+            st["alias"] = alias
+        self._write_routing()
+
+    def _version_logs(self, version: str) -> list[Path]:
+        return sorted(procs.logs_dir().glob(f"lambda-v{version}.log")) if version else []
+
+    def candidate_signals(self, release: Release, since: float) -> tuple[list[str], dict[str, int]]:
+        cand = str(release.candidate.get("function_version", ""))
+        primary = self.state.read()["alias"].get("live", "")
+        own = read_signals(self._version_logs(cand), since)
+        other = read_signals(self._version_logs(primary), since) if primary != cand else None
+        served = {"candidate": own.invocations + own.unhandled}
+        served["primary"] = other.invocations + other.unhandled if other else 0
+        return [f"candidate {b}" for b in breaches(own)], served
+
+    def shadow_pairs(self, release: Release, since: float) -> list[dict]:
+        cand = str(release.candidate.get("function_version", ""))
+        return [p for p in read_shadow_log(self.shadow_log, since) if p.get("candidate_version") == cand]
+
+    def drop_candidate(self, release: Release) -> None:
+        """Stop the candidate's function version and model server unless something routes to them."""
+        cand = release.candidate
+        st = self.state.read()
+        routed = {st["alias"].get("live"), *st["alias"].get("weights", {}), st["alias"].get("mirror")}
+        configs_in_use = {st["endpoint"].get("config")} | {
+            st["functions"].get(v or "", {}).get("endpoint_config") for v in routed
+        }
+        with self.state.edit() as s:
+            fn = s["functions"].get(str(cand.get("function_version", "")))
+            if fn and cand.get("function_version") not in routed:
+                procs.stop(fn.get("pid"))
+                fn["pid"] = None
+            cfg = s["endpoint_configs"].get(cand.get("endpoint_config", ""))
+            if cfg and cand.get("own_model") and cand.get("endpoint_config") not in configs_in_use:
+                procs.stop(cfg.get("pid"))
+                cfg["pid"] = None
 
     def function_code_id(self) -> str:
         """SHA-256 over the handler setting and the function's source files (what a zip would carry)."""
@@ -243,22 +323,32 @@ class LocalBackend(Backend):
         return self.state.read()["stage"].get("deployment", "")
 
     def _write_routing(self) -> None:
+        """routing.json for the front: the alias's version, its weighted candidate and its mirror."""
         st = self.state.read()
-        live = st["alias"].get("live")
+        alias = st["alias"]
+        live = alias.get("live")
         fn = st["functions"].get(live or "", {})
         deployment = st["stage"].get("deployment", "")
-        write_json(
-            self.routing_path,
-            {
-                "function_version": live,
-                "function_url": fn.get("url"),
-                "deployment_id": deployment,
-                "stage_variables": st["deployments"].get(deployment, {}).get("stage_variables", {}),
-            },
-        )
+        routing: dict = {
+            "function_version": live,
+            "function_url": fn.get("url"),
+            "deployment_id": deployment,
+            "stage_variables": st["deployments"].get(deployment, {}).get("stage_variables", {}),
+        }
+        for version, weight in alias.get("weights", {}).items():
+            url = st["functions"].get(version, {}).get("url")
+            routing["candidate"] = {"function_version": version, "function_url": url, "weight": weight}
+        if alias.get("mirror"):
+            url = st["functions"].get(alias["mirror"], {}).get("url")
+            routing["mirror"] = {"function_version": alias["mirror"], "function_url": url}
+            routing["shadow_log"] = str(self.shadow_log)
+        write_json(self.routing_path, routing)
 
     def api_url(self) -> str:
         return f"http://{procs.HOST}:{self.api_port}"
+
+    def smoke_set(self, version: ModelVersion) -> Path:
+        return smoke_folder(version)
 
     # --- records, lock, processes ------------------------------------------------------------------
     def save_release(self, release: Release) -> None:
@@ -277,8 +367,8 @@ class LocalBackend(Backend):
         return BAKE_SECONDS
 
     def watch(self, release: Release, since: float) -> list[str]:
-        logs = sorted(procs.logs_dir().glob(f"lambda-v{release.lambda_version}*.log"))
-        return breaches(read_signals(logs, since))
+        version = release.lambda_version or str(release.candidate.get("function_version", ""))
+        return breaches(read_signals(self._version_logs(version), since))
 
     def retire(self, release: Release) -> None:
         """Stop a release's processes once nothing routes to them (after a short drain)."""

@@ -1,4 +1,5 @@
-"""A local release's health signals, read from its function version's log: what the alarms watch on AWS.
+"""A local release's health signals, read from its function version's log: what the alarms watch on AWS;
+and the shadow log the local front writes while it mirrors requests to a candidate.
 
 The handler writes one CloudWatch embedded-metric (EMF) line per invocation through Powertools;
 the local runtime writes one JSON line per unhandled error. From those lines, since a moment:
@@ -81,3 +82,20 @@ def breaches(sig: Signals) -> list[str]:
     if len(sig.latencies_ms) >= 5 and sig.p90_ms() > p90_budget:
         found.append(f"latency: p90 {sig.p90_ms():.0f} ms over the {p90_budget:.0f} ms budget")
     return found
+
+
+def read_shadow_log(path: Path, since: float) -> list[dict]:
+    """The local front's shadow log since `since`: one line per mirrored request with both answers."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    pairs = []
+    for line in lines:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and float(doc.get("ts", 0)) >= since and "live" in doc and "candidate" in doc:
+            pairs.append(doc)
+    return pairs

@@ -4,7 +4,10 @@ Routing (which function version is behind alias `live`, the stage's deployment a
 and optionally its API key and throttle) is read from routing.json, which the local backend
 rewrites atomically on every switch; in-flight requests finish where they started. The stage's
 own answers (unknown route, API key, throttle, payload limit) come from mlops.local.gateway.
-`/` serves the web page.
+While a release shifts traffic, the alias's weight decides per request which function version
+answers it (gateway.Splitter); while a candidate is shadow-tested, each answered POST /predict is
+also sent, after the client has its answer, to the candidate, and both answers are logged
+(gateway.Mirror). `/` serves the web page.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -66,6 +70,8 @@ def make_server(
     pool = urllib3.PoolManager(
         maxsize=64, retries=False, timeout=urllib3.Timeout(connect=2.0, read=INTEGRATION_TIMEOUT)
     )
+    splitter = gw.Splitter()
+    mirror = gw.Mirror(lambda url, event: call_function(pool, url, event))
 
     class Front(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -138,7 +144,7 @@ def make_server(
             if refusal is not None:
                 self._answer(refusal, request_id)
                 return
-            target = route.get("function_url")
+            target, version = splitter.pick(route)
             if not target:
                 self._answer(gw.NO_FUNCTION, request_id)
                 return
@@ -152,44 +158,49 @@ def make_server(
             event = gw.build_event(
                 self.command, self.path, headers, multi, body, route, self.client_address[0], request_id
             )
-            self._invoke(target, event, request_id)
-
-        def _invoke(self, target: str, event: dict, request_id: str) -> None:
-            try:
-                resp = pool.request(
-                    "POST",
-                    target + INVOKE_PATH,
-                    body=json.dumps(event).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-            except urllib3.exceptions.ReadTimeoutError:
-                self._answer(gw.TIMED_OUT, request_id)
-                return
-            except urllib3.exceptions.HTTPError:
-                self._answer(gw.INVOKE_FAILED, request_id)
-                return
-            if resp.status != 200:  # Lambda refused the invocation (throttled, payload too large)
-                self._answer(gw.INVOKE_FAILED, request_id)
-                return
-            if resp.headers.get("X-Amz-Function-Error"):
-                self._answer(gw.BAD_INTEGRATION, request_id)
-                return
-            try:
-                result = json.loads(resp.data)
-                status = int(result.get("statusCode", 200))
-                out_headers = dict(result.get("headers") or {})
-                for k, values in (result.get("multiValueHeaders") or {}).items():
-                    out_headers[k] = ", ".join(values)
-                raw = result.get("body") or ""
-                data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
-            except (ValueError, TypeError, AttributeError):
-                self._answer(gw.BAD_INTEGRATION, request_id)
-                return
+            started = time.perf_counter()
+            status, data, out_headers = call_function(pool, target, event)
             self._reply(status, data, out_headers, request_id)
+            if (self.command, resource) == ("POST", "/predict"):
+                self.wfile.flush()  # the client has its answer before anything is mirrored
+                live = {"version": version, "status": status, "body": data, "ms": (time.perf_counter() - started) * 1e3}
+                mirror.send(route, event, live)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
     return Server((host, port), Front)
+
+
+def call_function(pool: urllib3.PoolManager, target: str, event: dict) -> tuple[int, bytes, dict[str, str]]:
+    """Invoke a function version with a proxy event: its answer, or API Gateway's when the integration fails."""
+
+    def gateway(answer: gw.Answer) -> tuple[int, bytes, dict[str, str]]:
+        status, body, error_type = answer
+        return status, json.dumps(body).encode(), {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
+
+    try:
+        resp = pool.request(
+            "POST", target + INVOKE_PATH, body=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
+        )
+    except urllib3.exceptions.ReadTimeoutError:
+        return gateway(gw.TIMED_OUT)
+    except urllib3.exceptions.HTTPError:
+        return gateway(gw.INVOKE_FAILED)
+    if resp.status != 200:  # Lambda refused the invocation (throttled, payload too large)
+        return gateway(gw.INVOKE_FAILED)
+    if resp.headers.get("X-Amz-Function-Error"):
+        return gateway(gw.BAD_INTEGRATION)
+    try:
+        result = json.loads(resp.data)
+        status = int(result.get("statusCode", 200))
+        out_headers = dict(result.get("headers") or {})
+        for k, values in (result.get("multiValueHeaders") or {}).items():
+            out_headers[k] = ", ".join(values)
+        raw = result.get("body") or ""
+        data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+    except (ValueError, TypeError, AttributeError):
+        return gateway(gw.BAD_INTEGRATION)
+    return status, data, out_headers
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""What the local stage answers by itself, as API Gateway's REST API does before any function runs.
+"""What the local stage answers by itself, as API Gateway's REST API does before any function runs,
+and which function version a request goes to (the alias's weighted routing, and shadow mirroring).
 
 The routes and their API-key requirement mirror infra/apigw.tf; the answers (403 for a missing
 key or an unknown route, 429 past the usage plan's rate and burst, 413 past the 10 MB payload
@@ -8,10 +9,14 @@ limit, 500/502/504 for a failed integration) carry API Gateway's bodies and head
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
@@ -105,6 +110,81 @@ class Gate:
                 self._bucket = TokenBucket(rate, burst) if rate is not None and burst is not None else None
                 self._limits = limits
             return self._bucket
+
+
+class Splitter:
+    """The alias's weighted routing, decided once per request: a running share sends every request to
+    one version only, and over any run of n requests the candidate gets n × weight of them (± 1)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._share = 0.0
+
+    def pick(self, routing: dict) -> tuple[str, str]:
+        """(function URL, function version) for the next request."""
+        primary = (routing.get("function_url") or "", str(routing.get("function_version") or ""))
+        cand = routing.get("candidate") or {}
+        weight = float(cand.get("weight") or 0.0)
+        if not cand.get("function_url") or weight <= 0:
+            return primary
+        with self._lock:
+            key = (cand.get("function_version"), weight)
+            if key != self._key:
+                self._key, self._share = key, 0.0
+            self._share += weight
+            if self._share < 1.0 - 1e-9:
+                return primary
+            self._share -= 1.0
+        return cand["function_url"], str(cand.get("function_version") or "")
+
+
+def _summary(status: int, body: bytes, ms: float) -> dict:
+    label = None
+    if status == 200:
+        try:
+            label = json.loads(body).get("label")
+        except (ValueError, AttributeError):
+            label = None
+    return {"status": status, "label": label, "ms": round(ms, 1)}
+
+
+class Mirror:
+    """Shadow testing: a copy of an answered request goes to the candidate in the background; both
+    answers are appended to the shadow log. The candidate's answer never reaches a client; when the
+    candidate falls behind (more than `backlog` copies waiting), copies are dropped, never queued."""
+
+    def __init__(self, invoke: Callable[[str, dict], tuple[int, bytes, dict]], backlog: int = 16) -> None:
+        self.invoke = invoke
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mirror")
+        self._slots = threading.BoundedSemaphore(backlog)
+        self._write = threading.Lock()
+
+    def send(self, routing: dict, event: dict, live: dict) -> bool:
+        target = routing.get("mirror") or {}
+        if not target.get("function_url") or not routing.get("shadow_log"):
+            return False
+        if not self._slots.acquire(blocking=False):
+            return False
+        self._pool.submit(self._run, target, Path(routing["shadow_log"]), event, live)
+        return True
+
+    def _run(self, target: dict, log: Path, event: dict, live: dict) -> None:
+        try:
+            started = time.perf_counter()
+            status, body, _ = self.invoke(target["function_url"], event)
+            line = {
+                "ts": time.time(),
+                "request_id": event.get("requestContext", {}).get("requestId"),
+                "live_version": live.get("version"),
+                "candidate_version": str(target.get("function_version") or ""),
+                "live": _summary(live["status"], live["body"], live["ms"]),
+                "candidate": _summary(status, body, (time.perf_counter() - started) * 1000.0),
+            }
+            with self._write, log.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+        finally:
+            self._slots.release()
 
 
 def new_request_id() -> str:
