@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli_common import console, fail, print_json
+from mlops.cli_common import console, err, fail, print_json
 
 
 class BackendName(StrEnum):
@@ -234,8 +234,7 @@ def register(app: typer.Typer) -> None:
                 if k != "processes":
                     console.print(f"{k:>18}: {v}")
         if data["drift"] or data["needs_repair"]:
-            err_line = f"the stage differs from its live release: run `mlops repair --backend {b.name}`"
-            console.print(f"[yellow]{err_line}[/]")
+            err.print(f"[yellow]the stage differs from its live release: run `mlops repair --backend {b.name}`[/]")
 
 
 def _set_status(version: str, backend: str, stage: str | None, by: str | None, reason: str, reject: bool) -> None:
