@@ -172,8 +172,12 @@ bench-serve: venv ## Benchmark: compute vs eager PyTorch, API latency, throughpu
 	$(BIN)/python -m bench.bench_serve $(if $(ARTIFACT),--artifact $(ARTIFACT)) $(if $(API_URL),--api-url $(API_URL)) \
 	  --out build/bench-serve.json --plot build/bench-serve.png
 
+.PHONY: bench-cost
+bench-cost: venv ## Benchmark: cost per 1,000 inferences and per month of each serving mode, from bench-serve's figures
+	$(BIN)/python -m bench.bench_cost --serve-json build/bench-serve.json --out build/bench-cost.json --plot build/bench-cost.png
+
 .PHONY: bench
-bench: bench-train bench-serve ## All benchmarks
+bench: bench-train bench-serve bench-cost ## All benchmarks
 
 .PHONY: aws-rehearsal
 aws-rehearsal: venv lambda-zip ## The documented AWS flow: the workflows' run steps against an AWS emulator on loopback

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlops import cli_aws, cli_release, cli_stack, cli_web
+from mlops import cli_aws, cli_cost, cli_release, cli_stack, cli_web
 from mlops.cli_pipeline import pipeline_app, registry_app
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ cli_stack.register(app)
 cli_release.register(app)
 cli_stack.register_demo(app)
 cli_web.register(app)
+cli_cost.register(app)
 
 if __name__ == "__main__":
     app()
