@@ -131,9 +131,11 @@ def test_shadow_refuses_a_labels_swapped_candidate_and_no_client_sees_its_answer
     rec = record(stack, version)
     shadow = rec.traffic["shadow"]
     assert rec.status == "refused" and shadow["passed"] is False
-    assert shadow["compared"] >= 15 and shadow["agreement"] == 0.0 and shadow["confusion"] == {
-        "cat→dog": shadow["compared"]
-    }
+    assert (
+        shadow["compared"] >= 15
+        and shadow["agreement"] == 0.0
+        and shadow["confusion"] == {"cat→dog": shadow["compared"]}
+    )
     assert shadow["candidate_errors"] == 0 and shadow["live_p95_ms"] > 0 and shadow["candidate_p95_ms"] > 0
 
 
