@@ -1,4 +1,6 @@
-"""Post-deploy smoke tests through the public API: real photos, a bad request, a latency budget."""
+"""Post-deploy smoke tests through the public API: real photos, a bad request, a latency budget.
+
+The photos are the candidate's own smoke set (training/smoke_set.py), unless a folder is given."""
 
 from __future__ import annotations
 
@@ -11,12 +13,15 @@ from pathlib import Path
 
 import urllib3
 
+from mlops.backends.base import Backend, BackendError, ModelVersion
+from training.smoke_set import SmokeSetError, read_smoke_set
+
 LABELS = ("cat", "dog")
 
 
 @dataclass
 class SmokeConfig:
-    photos_dir: Path | None = None  # a folder with cat/ and dog/ (e.g. DATA_DIR/test); None = resolve
+    photos_dir: Path | None = None  # a folder with cat/ and dog/ (e.g. DATA_DIR/test); None = the version's set
     photos_per_class: int = 5
     min_confidence: float = 0.6
     min_correct_fraction: float = 0.8
@@ -41,28 +46,52 @@ class SmokeResult:
 
 
 class SmokeSetupError(FileNotFoundError):
-    """The smoke tests cannot run at all (no photos): nothing should be switched."""
+    """The smoke tests cannot run at all (no photos, or not the registered ones): nothing should be switched."""
 
 
-def smoke_photos(cfg: SmokeConfig) -> list[tuple[Path, str]]:
-    """The labelled photos the smoke tests send; raises SmokeSetupError (one line) when there are none."""
-    root = cfg.photos_dir
-    if root is None:
-        from training.data import DataUnavailableError, resolve_data_dir
-
-        try:
-            root = resolve_data_dir() / "test"
-        except DataUnavailableError as exc:
-            raise SmokeSetupError(f"no smoke-test photos: {exc}") from exc
+def folder_photos(root: Path, per_class: int) -> list[tuple[Path, str]]:
+    """Photos from a folder with cat/ and dog/ (SMOKE_PHOTOS_DIR or --photos), per_class of each."""
     if not all((root / label).is_dir() for label in LABELS):
         raise SmokeSetupError(f"no smoke-test photos: {root} needs {'/ and '.join(LABELS)}/ folders")
     photos = []
     for label in LABELS:
         files = sorted(p for p in (root / label).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-        photos.extend((p, label) for p in files[: cfg.photos_per_class])
+        photos.extend((p, label) for p in files[:per_class])
     if not photos:
         raise SmokeSetupError(f"no smoke-test photos under {root}/{{cat,dog}}")
     return photos
+
+
+def smoke_photos(
+    cfg: SmokeConfig, backend: Backend | None = None, version: ModelVersion | None = None
+) -> list[tuple[Path, str]]:
+    """The labelled photos the smoke tests send; SmokeSetupError (one line) when they cannot be had.
+
+    cfg.photos_dir (SMOKE_PHOTOS_DIR, --photos) when set; otherwise the version's own smoke set, as
+    the pipeline registered it beside the model, fetched through the backend and checked against the
+    manifest's registered SHA-256. Nothing is downloaded from anywhere else."""
+    if cfg.photos_dir is not None:
+        return folder_photos(cfg.photos_dir, cfg.photos_per_class)
+    if backend is None or version is None:
+        raise SmokeSetupError("no smoke-test photos: name a model version, or pass --photos / SMOKE_PHOTOS_DIR")
+    try:
+        return read_smoke_set(backend.smoke_set(version), version.smoke_sha256, LABELS)
+    except (BackendError, SmokeSetError) as exc:
+        raise SmokeSetupError(f"the smoke set of model version {version.version} cannot be used: {exc}") from None
+
+
+def live_photos(cfg: SmokeConfig, backend: Backend) -> list[tuple[Path, str]]:
+    """The photos for smoke-testing what is live now: the override, else the live version's own set."""
+    if cfg.photos_dir is not None:
+        return smoke_photos(cfg)
+    live = backend.live_release()
+    if live is None:
+        raise SmokeSetupError("no smoke-test photos: nothing is live; pass --photos / SMOKE_PHOTOS_DIR")
+    try:
+        version = backend.get_version(live.model_version)
+    except BackendError as exc:
+        raise SmokeSetupError(f"no smoke-test photos: {exc}") from None
+    return smoke_photos(cfg, backend, version)
 
 
 def _percentile(values: list[float], q: float) -> float:

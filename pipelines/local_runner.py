@@ -36,8 +36,9 @@ class Workspace:
     tracking_uri: str
     artifact_root: str
     code_root: Path  # on PYTHONPATH of the Train and Evaluate steps
-    # register(run_id, artifact_uri, accuracy, git_sha) -> the new version (with a `.version`), as PENDING
-    register: Callable[[str, str, float, str], Any]
+    # register(run_id, artifact_uri, accuracy, git_sha, smoke_set) -> the new version (with a `.version`), as
+    # PENDING; smoke_set = {"uri": the run folder's smoke set, "manifest_sha256": ...} (training/smoke_set.py)
+    register: Callable[[str, str, float, str, dict | None], Any]
 
 
 @dataclass
@@ -160,6 +161,8 @@ def run_pipeline(
         store.mkdir(parents=True, exist_ok=True)
         shutil.copy2(packed, store / "model.tar.gz")
         artifact_uri = (store / "model.tar.gz").as_uri()
-        version = workspace.register(run_id, artifact_uri, accuracy, git_sha())
+        smoke = evaluation.get("smoke_set")  # written by training/evaluate.py beside evaluation.json
+        smoke_ref = {"uri": (eval_dir / smoke["path"]).as_uri(), "manifest_sha256": smoke["manifest_sha256"]}
+        version = workspace.register(run_id, artifact_uri, accuracy, git_sha(), smoke_ref)
         mlflow.set_tags({"model_version": version.version, "approval_status": PENDING})
     return RunResult(run_id, accuracy, threshold, version.version, store / "model.tar.gz", evaluation, seconds)

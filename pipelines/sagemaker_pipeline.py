@@ -201,9 +201,13 @@ def register_step() -> dict[str, Any]:
                     }
                 }
             },
+            # The smoke set evaluation wrote beside evaluation.json (training/smoke_set.py) and its manifest's
+            # SHA-256: promotion smoke-tests with exactly these photos, and refuses a set that differs.
             "CustomerMetadataProperties": {
                 "git_sha": param("GitSha"),
                 "mlflow_run_id": json_get("Evaluate", "Evaluation", "model.mlflow_run_id"),
+                "smoke_set": join([evaluation_uri, json_get("Evaluate", "Evaluation", "smoke_set.path")], on="/"),
+                "smoke_manifest_sha256": json_get("Evaluate", "Evaluation", "smoke_set.manifest_sha256"),
             },
         },
     }

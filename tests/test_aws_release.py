@@ -40,7 +40,7 @@ def smoke(monkeypatch, *results: bool) -> list[str]:
         return SmokeResult(ok, failures, 10 if ok else 3, 10, 80.0, 120.0, {"health": 200})
 
     monkeypatch.setattr(release_mod, "run_smoke", fake)
-    monkeypatch.setattr(release_mod, "smoke_photos", lambda cfg: [(Path("cat.1.jpg"), "cat")])
+    monkeypatch.setattr(release_mod, "smoke_photos", lambda cfg, *_: [(Path("cat.1.jpg"), "cat")])
     return urls
 
 

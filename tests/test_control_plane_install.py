@@ -156,3 +156,36 @@ def test_aws_commands_run_against_moto(venv: Path, stack: dict) -> None:
     assert publish.returncode == 0, publish.stdout + publish.stderr
     page = stack["s3"].get_object(Bucket="catdog-staging-web", Key="index.html")["Body"].read().decode()
     assert f'"{"k" * 24}"' in page
+
+
+def test_promote_reads_the_candidates_smoke_set_with_boto3_alone(venv: Path, stack: dict, data_dir: Path) -> None:
+    """No training code, no data set: the set beside the model is fetched and checked; a bad one is refused."""
+    from test_smoke_set import register_with_set
+
+    sm, s3 = stack["sm"], stack["s3"]
+    approve = mlops(venv, stack, "approve", "1", *AWS, "--by", "ci", "--reason", "ok")
+    assert approve.returncode == 0, approve.stdout + approve.stderr
+    # Version 1 was registered without a smoke set: refused in one line, at the smoke step, before anything moves.
+    refused = mlops(venv, stack, "promote", "1", *AWS)
+    said = (refused.stdout + refused.stderr).strip()
+    assert refused.returncode == 1 and len(said.splitlines()) == 1, said
+    assert "the smoke set of model version 1 cannot be used: model version 1 names no smoke set" in said
+    assert "Traceback" not in said and "ModuleNotFoundError" not in said
+
+    v3 = register_with_set(s3, sm, stack["cwd"] / "exec-3", data_dir, 3, start=20)
+    arn = next(
+        p["ModelPackageArn"]
+        for p in sm.list_model_packages(ModelPackageGroupName=aws_support.GROUP)["ModelPackageSummaryList"]
+        if p["ModelPackageArn"].endswith("/3")
+    )
+    # Approved with its properties restated: moto's UpdateModelPackage drops the ones a request leaves out.
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved", CustomerMetadataProperties=v3["props"])
+    key = f"{v3['prefix']}/smoke/cat/{v3['photos'][0].name}"
+    s3.put_object(Bucket=aws_support.BUCKET, Key=key, Body=b"\xff\xd8 swapped after registration")
+    altered = mlops(venv, stack, "promote", "3", *AWS)
+    said = (altered.stdout + altered.stderr).strip()
+    assert altered.returncode == 1 and len(said.splitlines()) == 1, said
+    assert f"smoke photo cat/{v3['photos'][0].name}" in said and "was altered" in said
+    assert "Traceback" not in said and "ModuleNotFoundError" not in said
+    status = json.loads(mlops(venv, stack, "status", *AWS, "--json").stdout)
+    assert status["release_id"] is None and status["lambda_version"] == "1"  # nothing moved

@@ -41,7 +41,8 @@ a = p.parse_args()
 with tarfile.open(pathlib.Path(a.model) / "model.tar.gz") as tar:
     meta = json.load(tar.extractfile("metadata.json"))
 accuracy = float((pathlib.Path(a.test) / "accuracy.txt").read_text())
-doc = {"metrics": {"accuracy": {"value": accuracy}}, "model": {"mlflow_run_id": "run-" + meta["git_sha"]}}
+doc = {"metrics": {"accuracy": {"value": accuracy}}, "model": {"mlflow_run_id": "run-" + meta["git_sha"]},
+       "smoke_set": {"path": "smoke", "manifest_sha256": "ab" * 32}}
 pathlib.Path(a.output, "evaluation.json").write_text(json.dumps(doc))
 """
 
@@ -113,7 +114,12 @@ def test_passing_execution_trains_evaluates_and_registers(pipeline: Emulator) ->
     sm, s3 = pipeline.client("sagemaker"), pipeline.client("s3")
     package = sm.describe_model_package(ModelPackageName=steps[3]["Metadata"]["RegisterModel"]["Arn"])
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
-    assert package["CustomerMetadataProperties"] == {"git_sha": "abc123", "mlflow_run_id": "run-abc123"}
+    props = package["CustomerMetadataProperties"]
+    assert {k: props[k] for k in ("git_sha", "mlflow_run_id", "smoke_manifest_sha256")} == {
+        "git_sha": "abc123",
+        "mlflow_run_id": "run-abc123",
+        "smoke_manifest_sha256": "ab" * 32,
+    }
     data_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     bucket, _, key = data_url.removeprefix("s3://").partition("/")
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
@@ -123,6 +129,7 @@ def test_passing_execution_trains_evaluates_and_registers(pipeline: Emulator) ->
     uri = job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
     b, _, k = uri.removeprefix("s3://").partition("/")
     evaluation = json.loads(s3.get_object(Bucket=b, Key=k + "/evaluation.json")["Body"].read())
+    assert props["smoke_set"] == uri.rstrip("/") + "/smoke"  # the smoke set beside the evaluation
     assert evaluation["metrics"]["accuracy"]["value"] == 0.95
 
 

@@ -109,7 +109,12 @@ def test_registration_is_always_pending_manual_approval(definition):
     assert "ModelApprovalStatus" not in json.dumps(definition["Parameters"])
     assert args["ModelPackageGroupName"] == {"Get": "Parameters.ModelPackageGroupName"}
     assert "ModelQuality" in args["ModelMetrics"]
-    assert set(args["CustomerMetadataProperties"]) == {"git_sha", "mlflow_run_id"}
+    props = args["CustomerMetadataProperties"]
+    assert set(props) == {"git_sha", "mlflow_run_id", "smoke_set", "smoke_manifest_sha256"}
+    # The smoke set is named beside the evaluation it came from, with its manifest's SHA-256 from evaluation.json.
+    assert props["smoke_manifest_sha256"]["Std:JsonGet"]["Path"] == "smoke_set.manifest_sha256"
+    evaluation_uri = {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}
+    assert props["smoke_set"]["Std:Join"]["Values"][0] == evaluation_uri
 
 
 def test_parameter_defaults(definition):

@@ -3,7 +3,8 @@
 Contract (same in a SageMaker processing job and locally):
   --model   /opt/ml/processing/model        model.tar.gz (or an unpacked model folder)
   --test    /opt/ml/processing/test         test/{cat,dog} photos (or {cat,dog} directly)
-  --output  /opt/ml/processing/evaluation   evaluation.json + confusion_matrix.png written here
+  --output  /opt/ml/processing/evaluation   evaluation.json + confusion_matrix.png written here, and the
+                                            smoke set (smoke/: photos + manifest, training/smoke_set.py)
 
 The model is run exactly as the endpoint runs it: ONNX Runtime on the serving model, with the
 serving preprocessing.
@@ -26,6 +27,7 @@ from serving.preprocess import ImageDecodeError, preprocess_bytes
 from training import tracking
 from training.data import DataUnavailableError, list_images, subsample
 from training.metrics import model_quality
+from training.smoke_set import MAX_PHOTO_BYTES, MIN_CONFIDENCE, PHOTOS_PER_CLASS, SUFFIXES, write_smoke_set
 
 EVALUATION_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -38,11 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", default="/opt/ml/processing/evaluation")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-images-per-class", type=int, default=0, help="0 = every test photo")
+    p.add_argument("--smoke-photos-per-class", type=int, default=PHOTOS_PER_CLASS, help="Smoke set size per class")
     return p.parse_args(argv)
 
 
 def predict_folder(predictor: Predictor, samples: list[tuple[Path, int]], batch_size: int) -> np.ndarray:
-    preds = []
+    """[N, num_classes] probabilities, as the endpoint computes them."""
+    probs = []
     for start in tqdm(range(0, len(samples), batch_size), desc="evaluate", unit="batch"):
         batch = []
         for path, _ in samples[start : start + batch_size]:
@@ -50,8 +54,23 @@ def predict_folder(predictor: Predictor, samples: list[tuple[Path, int]], batch_
                 batch.append(preprocess_bytes(path.read_bytes(), predictor.prep))
             except ImageDecodeError as exc:
                 raise DataUnavailableError(f"unreadable test photo {path}: {exc}") from exc
-        preds.append(predictor.probabilities(np.stack(batch)).argmax(axis=1))
-    return np.concatenate(preds)
+        probs.append(predictor.probabilities(np.stack(batch)))
+    return np.concatenate(probs)
+
+
+def smoke_picks(
+    samples: list[tuple[Path, int]], probs: np.ndarray, labels: list[str], per_class: int
+) -> list[tuple[Path, str, float]]:
+    """Up to per_class JPEG photos of each label that the model classifies right with confidence."""
+    picks: list[tuple[Path, str, float]] = []
+    taken = dict.fromkeys(range(len(labels)), 0)
+    for (path, truth), p in zip(samples, probs, strict=True):
+        confident = int(p.argmax()) == truth and float(p[truth]) >= MIN_CONFIDENCE
+        small = path.suffix.lower() in SUFFIXES and path.stat().st_size <= MAX_PHOTO_BYTES
+        if confident and small and taken[truth] < per_class:
+            picks.append((path, labels[truth], float(p[truth])))
+            taken[truth] += 1
+    return picks
 
 
 def plot_confusion(matrix: dict, path: Path, title: str) -> None:
@@ -87,12 +106,15 @@ def evaluate(args: argparse.Namespace) -> dict:
     predictor = Predictor(artifact)
     test_root = Path(args.test) / "test" if (Path(args.test) / "test").is_dir() else Path(args.test)
     samples = subsample(list_images(test_root, tuple(artifact.labels)), args.max_images_per_class, seed=0)
-    y_pred = predict_folder(predictor, samples, args.batch_size)
+    probs = predict_folder(predictor, samples, args.batch_size)
+    y_pred = probs.argmax(axis=1)
     y_true = np.array([label for _, label in samples])
     report = model_quality(y_true, y_pred, artifact.labels)
     report["model"] = {k: artifact.metadata.get(k) for k in ("version", "serving_model", "git_sha", "input_size")}
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    picks = smoke_picks(samples, probs, list(artifact.labels), args.smoke_photos_per_class)
+    report["smoke_set"] = write_smoke_set(out, picks, report["model"])
     (out / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n")
     accuracy = report["metrics"]["accuracy"]["value"]
     plot_confusion(report["metrics"]["confusion_matrix"], out / CONFUSION_PNG, f"test accuracy {accuracy:.4f}")

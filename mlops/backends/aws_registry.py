@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import weakref
 from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
@@ -11,8 +15,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.backends.aws_config import AwsClients, aws_call
 from mlops.backends.base import STATUSES, BackendError, ModelVersion
+from training.smoke_set import MANIFEST
 
 ACCURACY_KEYS = ("accuracy", "test_accuracy")
+# CustomerMetadataProperties the pipeline's Register step writes (pipelines/sagemaker_pipeline.py).
+SMOKE_SET_KEY, SMOKE_SHA_KEY = "smoke_set", "smoke_manifest_sha256"
+MAX_SMOKE_OBJECT_BYTES = 4 * 1024 * 1024
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -120,7 +128,56 @@ class SageMakerRegistry:
             git_sha=props.get("git_sha", ""),
             approved_by=who if reason else "",
             reason=reason or who,
+            smoke_set=props.get(SMOKE_SET_KEY, ""),
+            smoke_sha256=props.get(SMOKE_SHA_KEY, ""),
         )
+
+    def fetch_smoke_set(self, version: ModelVersion) -> Path:
+        """Download the version's smoke set (its manifest, then the photos it names) into a temporary folder.
+
+        Only GetObject under the registered prefix; the folder is removed with this registry. Whether
+        the files are the registered ones is checked by the caller (training/smoke_set.py)."""
+        if not version.smoke_set:
+            raise BackendError(
+                f"model version {version.version} names no smoke set in the registry (register it again with "
+                "the pipeline, or pass --photos / SMOKE_PHOTOS_DIR)"
+            )
+        try:
+            bucket, prefix = split_s3_uri(version.smoke_set.rstrip("/"))
+        except ValueError as exc:
+            raise BackendError(f"model version {version.version}: {exc}") from None
+        dest = Path(tempfile.mkdtemp(prefix=f"catdog-smoke-v{version.version}-"))
+        weakref.finalize(self, shutil.rmtree, dest, True)
+        manifest = self._get_smoke_object(bucket, f"{prefix}/{MANIFEST}", version)
+        if manifest is None:
+            raise BackendError(f"model version {version.version}: no {MANIFEST} at {version.smoke_set}")
+        (dest / MANIFEST).write_bytes(manifest)
+        try:
+            names = [str(p["file"]) for p in json.loads(manifest)["photos"]]
+        except (ValueError, KeyError, TypeError):
+            names = []  # the manifest check refuses it
+        for name in names:
+            rel = PurePosixPath(name)
+            if rel.is_absolute() or ".." in rel.parts:
+                continue  # never written outside dest; the manifest check refuses it
+            data = self._get_smoke_object(bucket, f"{prefix}/{rel}", version)
+            if data is not None:  # a missing photo is reported by the manifest check
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                (dest / rel).write_bytes(data)
+        return dest
+
+    def _get_smoke_object(self, bucket: str, key: str, version: ModelVersion) -> bytes | None:
+        try:
+            obj = self.clients.get("s3").get_object(Bucket=bucket, Key=key)
+            if obj.get("ContentLength", 0) > MAX_SMOKE_OBJECT_BYTES:
+                raise BackendError(f"model version {version.version}: s3://{bucket}/{key} is too large for a smoke set")
+            return obj["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise BackendError(f"reading the smoke set of model version {version.version}: {exc}") from None
+        except BotoCoreError as exc:
+            raise BackendError(f"reading the smoke set of model version {version.version}: {exc}") from None
 
 
 def _model_data(container: dict) -> str:

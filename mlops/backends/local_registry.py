@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from mlops import config
 from mlops.backends.base import PENDING, STATUSES, ModelVersion, RegistryError
 
 APPROVAL_TAG = "approval_status"
+SMOKE_SET_TAG, SMOKE_SHA_TAG = "smoke_set", "smoke_manifest_sha256"
 
 
 def _client():
@@ -25,8 +28,12 @@ class LocalRegistry:
         self.name = name
         self.client = _client()
 
-    def register(self, run_id: str, artifact_uri: str, accuracy: float, git_sha: str) -> ModelVersion:
-        """One call creates the version with all its tags, so a version is never half-registered."""
+    def register(
+        self, run_id: str, artifact_uri: str, accuracy: float, git_sha: str, smoke_set: dict | None = None
+    ) -> ModelVersion:
+        """One call creates the version with all its tags, so a version is never half-registered.
+
+        smoke_set: {"uri": the run folder's smoke set (file://), "manifest_sha256": ...} from the evaluation."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -43,6 +50,7 @@ class LocalRegistry:
                 "test_accuracy": f"{accuracy:.6f}",
                 "artifact_uri": artifact_uri,
                 "git_sha": git_sha,
+                **({SMOKE_SET_TAG: smoke_set["uri"], SMOKE_SHA_TAG: smoke_set["manifest_sha256"]} if smoke_set else {}),
             },
             description=f"test accuracy {accuracy:.4f}",
         )
@@ -92,4 +100,17 @@ class LocalRegistry:
             git_sha=tags.get("git_sha", ""),
             approved_by=tags.get("approved_by", ""),
             reason=tags.get("approval_reason", ""),
+            smoke_set=tags.get(SMOKE_SET_TAG, ""),
+            smoke_sha256=tags.get(SMOKE_SHA_TAG, ""),
         )
+
+
+def smoke_folder(version: ModelVersion) -> Path:
+    """The run folder's smoke set that the version's tags name (no copy: it is read where it is)."""
+    parsed = urlparse(version.smoke_set)
+    if parsed.scheme != "file" or not parsed.path:
+        raise RegistryError(
+            f"model version {version.version} names no smoke set (register it with `mlops pipeline run`, "
+            "or pass --photos / SMOKE_PHOTOS_DIR)"
+        )
+    return Path(unquote(parsed.path))
