@@ -111,6 +111,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     y_true = np.array([label for _, label in samples])
     report = model_quality(y_true, y_pred, artifact.labels)
     report["model"] = {k: artifact.metadata.get(k) for k in ("version", "serving_model", "git_sha", "input_size")}
+    # The registry records the training run (SageMaker requires a non-empty value: "untracked" without MLflow).
+    report["model"]["mlflow_run_id"] = artifact.metadata.get("mlflow_run_id") or "untracked"
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     picks = smoke_picks(samples, probs, list(artifact.labels), args.smoke_photos_per_class)
