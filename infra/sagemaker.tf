@@ -1,8 +1,7 @@
 # The model registry: the pipeline registers versions here as PendingManualApproval.
 # The endpoint itself is created and updated by promotion, not by Terraform.
 resource "aws_sagemaker_model_package_group" "models" {
-  # The emulator cannot delete model package groups, so emulated runs leave the group out.
-  count                           = local.owns_registry && !var.emulator ? 1 : 0
+  count                           = local.owns_registry ? 1 : 0
   model_package_group_name        = local.model_package_group_name
   model_package_group_description = "Cat vs dog MobileNetV2 classifier (${var.project})"
 }

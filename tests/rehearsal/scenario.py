@@ -36,7 +36,7 @@ def doc_line(workspace: Path, text: str) -> str:
 def doc_block(workspace: Path, heading: str) -> tuple[str, int]:
     """The first ```bash block after `heading` in the deployment guide, and its line number."""
     lines = (workspace / DOCS).read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == heading)
+    start = next(i for i, line in enumerate(lines) if line.strip() == heading or line.startswith(heading))
     begin = next(i for i in range(start, len(lines)) if lines[i].startswith("```bash"))
     end = next(i for i in range(begin + 1, len(lines)) if lines[i].startswith("```"))
     return "\n".join(lines[begin + 1 : end]), begin + 2
@@ -208,7 +208,7 @@ class Flow:
         return f"emptied {len(names)} buckets; deletion protection off"
 
     def release_resources(self) -> str:
-        """Delete what releases created (endpoints, configs, models) and the pipeline, as the guide says."""
+        """Delete what releases and the pipeline created (endpoints, configs, models, packages), as the guide says."""
         sm, done = self.emu.client("sagemaker"), []
         for e in sm.list_endpoints()["Endpoints"]:
             sm.delete_endpoint(EndpointName=e["EndpointName"])
@@ -219,7 +219,13 @@ class Flow:
             sm.delete_model(ModelName=m["ModelName"])
         for p in sm.list_pipelines()["PipelineSummaries"]:
             sm.delete_pipeline(PipelineName=p["PipelineName"])
-        return f"deleted endpoints {done}, their configs and models, the pipeline"
+        packages = 0
+        for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]:
+            listed = sm.list_model_packages(ModelPackageGroupName=g["ModelPackageGroupName"])
+            for package in listed["ModelPackageSummaryList"]:
+                sm.delete_model_package(ModelPackageName=package["ModelPackageArn"])
+                packages += 1
+        return f"deleted endpoints {done}, their configs and models, the pipeline, {packages} model packages"
 
     def nothing_left(self) -> str:
         left = checks.leftovers(self.emu, {self.settings["state_bucket"]})
@@ -275,14 +281,13 @@ def run(flow: Flow) -> None:
     f.serving("production", "3")
     f.workflow("deploy.yml")
     f.serving("staging", "3")
+    f.runner.action("Delete what releases created", doc_line(ws, "Delete first what releases"), f.release_resources)
     f.runner.action(
-        "Empty the buckets, deletion protection off", doc_line(ws, "Empty the buckets first"), f.empty_for_teardown
+        "Empty the buckets, deletion protection off", doc_line(ws, "Empty the buckets"), f.empty_for_teardown
     )
-    f.doc_step("Destroy both environments", "## Tearing down", {"TF_CLI_ARGS_destroy": "-auto-approve"})
-    f.runner.action("Delete what releases created", doc_line(ws, "Delete the SageMaker endpoint"), f.release_resources)
-    where = doc_line(ws, "Destroy the bootstrap stack")
-    script = "make bootstrap-init\nterraform -chdir=infra/bootstrap destroy -var-file=env/bootstrap.tfvars"
-    f.shell("Destroy the bootstrap stack", where, script, {"TF_CLI_ARGS_destroy": "-auto-approve"})
+    destroy = {"TF_CLI_ARGS_destroy": "-auto-approve"}
+    f.doc_step("Destroy both environments", "## Tearing down", destroy)
+    f.doc_step("Destroy the bootstrap stack", "Destroy the bootstrap stack last", destroy)
     f.check("Nothing left behind", f.nothing_left)
 
 
