@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from mlops.cli_common import console, err, fail, print_json
+from mlops.cli_common import BackendName, BackendOpt, StageOpt, console, err, fail, open_backend, print_json
 from pipelines.settings import DEFAULT_THRESHOLD, PENDING, THRESHOLD_FLOOR
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ def run(
         "run_id": result.run_id,
         "artifact": str(result.artifact),
         "seconds": round(time.perf_counter() - started, 1),
+        **evaluation_report(result),
     }
     if as_json:
         print_json(summary)
@@ -113,25 +114,49 @@ def run(
             f"[green]registered version {result.version}[/] (test accuracy {result.accuracy:.4f} ≥ "
             f"{result.threshold:.2f}, {PENDING}) in {summary['seconds']} s"
         )
+        for key in ("reliability_plot", "contact_sheet"):
+            if key in summary:
+                console.print(f"{key.replace('_', ' ')}: {summary[key]}")
+
+
+def evaluation_report(result) -> dict:
+    """Calibration and the paths of the evaluation's reliability plot and contact sheet (training/report.py)."""
+    report = result.evaluation.get("report")
+    if not report or result.evaluation_dir is None:
+        return {}
+    return {
+        "expected_calibration_error": report["expected_calibration_error"],
+        "reliability_plot": str(result.evaluation_dir / report["reliability_plot"]),
+        "contact_sheet": str(result.evaluation_dir / report["contact_sheet"]),
+    }
 
 
 @registry_app.command("list")
-def registry_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """List the registered model versions."""
-    from mlops.backends.local_registry import LocalRegistry
+def registry_list(
+    backend: BackendOpt = BackendName.local,
+    stage: StageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List the registered model versions: number, status, accuracy, created, who approved (or rejected)."""
+    from mlops.backends.base import BackendError
 
-    versions = LocalRegistry().list_versions()
-    rows = [{k: v.to_dict()[k] for k in ("version", "status", "accuracy", "artifact_uri", "created")} for v in versions]
+    try:
+        versions = open_backend(backend, stage).list_versions()
+    except BackendError as exc:
+        fail(str(exc))
+    keys = ("version", "status", "accuracy", "created", "approved_by", "artifact_uri")
+    rows = [{k: v.to_dict()[k] for k in keys} for v in versions]
     if as_json:
         print_json(rows)
         return
-    table = Table("version", "status", "accuracy", "created", "artifact")
+    table = Table("version", "status", "accuracy", "created", "approved by", "artifact")
     for r in rows:
         table.add_row(
             r["version"],
             r["status"],
             f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-",
             r["created"],
+            r["approved_by"] or "-",
             r["artifact_uri"],
         )
     console.print(table)

@@ -50,6 +50,7 @@ class RunResult:
     artifact: Path
     evaluation: dict
     seconds: dict[str, float] = field(default_factory=dict)
+    evaluation_dir: Path | None = None  # evaluation.json and the report's PNGs (training/report.py)
 
 
 def json_path(document: dict, path: str) -> float:
@@ -165,4 +166,6 @@ def run_pipeline(
         smoke_ref = {"uri": (eval_dir / smoke["path"]).as_uri(), "manifest_sha256": smoke["manifest_sha256"]}
         version = workspace.register(run_id, artifact_uri, accuracy, git_sha(), smoke_ref)
         mlflow.set_tags({"model_version": version.version, "approval_status": PENDING})
-    return RunResult(run_id, accuracy, threshold, version.version, store / "model.tar.gz", evaluation, seconds)
+    return RunResult(
+        run_id, accuracy, threshold, version.version, store / "model.tar.gz", evaluation, seconds, eval_dir
+    )

@@ -5,6 +5,7 @@ Contract (same in a SageMaker processing job and locally):
   --test    /opt/ml/processing/test         test/{cat,dog} photos (or {cat,dog} directly)
   --output  /opt/ml/processing/evaluation   evaluation.json + confusion_matrix.png written here, and the
                                             smoke set (smoke/: photos + manifest, training/smoke_set.py)
+                                            reliability.png + confidently_wrong.png (training/report.py)
 
 The model is run exactly as the endpoint runs it: ONNX Runtime on the serving model, with the
 serving preprocessing.
@@ -27,6 +28,7 @@ from serving.preprocess import ImageDecodeError, preprocess_bytes
 from training import tracking
 from training.data import DataUnavailableError, list_images, subsample
 from training.metrics import model_quality
+from training.report import write_report
 from training.smoke_set import MAX_PHOTO_BYTES, MIN_CONFIDENCE, PHOTOS_PER_CLASS, SUFFIXES, write_smoke_set
 
 EVALUATION_FILE = "evaluation.json"
@@ -117,11 +119,18 @@ def evaluate(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     picks = smoke_picks(samples, probs, list(artifact.labels), args.smoke_photos_per_class)
     report["smoke_set"] = write_smoke_set(out, picks, report["model"])
+    report["report"] = write_report(out, samples, probs, list(artifact.labels))
+    report["metrics"]["expected_calibration_error"] = {"value": report["report"]["expected_calibration_error"]}
     (out / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n")
     accuracy = report["metrics"]["accuracy"]["value"]
     plot_confusion(report["metrics"]["confusion_matrix"], out / CONFUSION_PNG, f"test accuracy {accuracy:.4f}")
     run = tracking.active_run()
     run.log_metrics({"test_accuracy": accuracy, "test_f1": report["metrics"]["f1"]["value"]})
+    per_class = report["metrics"]["per_class"]
+    run.log_metrics({f"test_{k}_{label}": v[k] for label, v in per_class.items() for k in ("precision", "recall")})
+    run.log_metrics({"test_ece": report["metrics"]["expected_calibration_error"]["value"]})
+    for name in (report["report"]["reliability_plot"], report["report"]["contact_sheet"]):
+        run.log_artifact(out / name, "evaluation")
     run.log_artifact(out / EVALUATION_FILE, "evaluation")
     run.log_artifact(out / CONFUSION_PNG, "evaluation")
     return report

@@ -55,3 +55,27 @@ def model_quality(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> 
             "f1": {"value": pos["f1"], "standard_deviation": 0.0},
         },
     }
+
+
+def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
+    """Expected calibration error of the top-class confidence, and the reliability diagram's bins.
+
+    Confidences fall into `bins` equal-width bins over [0, 1] (a confidence of exactly 1 goes in the
+    last); ECE = sum over bins of (share of photos in the bin) x |accuracy - mean confidence|.
+    """
+    if len(y_true) == 0:
+        raise ValueError("no predictions to calibrate")
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true.astype(int)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mask = index == b
+        n = int(mask.sum())
+        row = {"low": b / bins, "high": (b + 1) / bins, "count": n, "confidence": None, "accuracy": None}
+        if n:
+            row["confidence"] = float(confidence[mask].mean())
+            row["accuracy"] = float(correct[mask].mean())
+            ece += n / len(y_true) * abs(row["accuracy"] - row["confidence"])
+        table.append(row)
+    return {"expected_calibration_error": float(ece), "bins": table}
