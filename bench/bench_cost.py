@@ -91,6 +91,8 @@ def server_peak_mb(model: str, photos: list[bytes]) -> float:
 def measure(serve: dict, model: str, files: list[Path], n: int) -> tuple[dict, list[str]]:
     """The cost model's figures: bench-serve's latency, CPU and cold start; memory and the in-Lambda run here."""
     e2e, cpu = serve["end_to_end"], serve["end_to_end"]["c8"]["cpu"]["ms_per_request"]
+    if "model_server" not in cpu:
+        raise SystemExit("error: bench-serve measured no model server CPU (a remote API?): run it against `make up`")
     caveats = []
     if e2e["target"] != "api":
         caveats.append("bench-serve ran against the model server alone (no `make up`): function and API CPU are 0")
