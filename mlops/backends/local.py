@@ -17,8 +17,9 @@ import urllib3
 from mlops import config
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release, alias_text
 from mlops.backends.local_registry import LocalRegistry, smoke_folder
-from mlops.backends.local_signals import breaches, read_shadow_log, read_signals
+from mlops.backends.local_signals import breaches, read_signals
 from mlops.backends.local_store import ControlState, ReleaseStore, exclusive, write_json
+from mlops.backends.local_traffic import LocalTraffic, version_logs
 from mlops.local import processes as procs
 from mlops.local.lambda_runtime import INVOKE_PATH, READY_PATH
 
@@ -33,7 +34,7 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalTraffic, Backend):
     name = "local"
 
     def __init__(self, stage: str = "local") -> None:
@@ -237,60 +238,6 @@ class LocalBackend(Backend):
         """The alias's version, with its weighted or mirrored candidate when it has one (e.g. `3+4@10%`)."""
         return alias_text(self.state.read()["alias"])
 
-    # --- progressive delivery ---------------------------------------------------------------------
-    def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:
-        config = self.current_endpoint_config() if same_model else self._start_config(version, release)
-        release.candidate = {"endpoint_config": config, "own_model": not same_model}
-        fn = self._publish(release, config)
-        release.candidate["function_version"] = fn
-        return fn
-
-    def route(self, primary: str, candidate: str = "", weight: float = 0.0, mirror: str = "") -> None:
-        for v in {primary, candidate, mirror} - {""}:
-            self._ensure_function(v)
-        alias: dict = {"live": primary}
-        if candidate and weight > 0:
-            alias["weights"] = {candidate: round(weight, 4)}
-        if mirror:
-            alias["mirror"] = mirror
-        with self.state.edit() as st:
-            st["alias"] = alias
-        self._write_routing()
-
-    def _version_logs(self, version: str) -> list[Path]:
-        return sorted(procs.logs_dir().glob(f"lambda-v{version}.log")) if version else []
-
-    def candidate_signals(self, release: Release, since: float) -> tuple[list[str], dict[str, int]]:
-        cand = str(release.candidate.get("function_version", ""))
-        primary = self.state.read()["alias"].get("live", "")
-        own = read_signals(self._version_logs(cand), since)
-        other = read_signals(self._version_logs(primary), since) if primary != cand else None
-        served = {"candidate": own.invocations + own.unhandled}
-        served["primary"] = other.invocations + other.unhandled if other else 0
-        return [f"candidate {b}" for b in breaches(own)], served
-
-    def shadow_pairs(self, release: Release, since: float) -> list[dict]:
-        cand = str(release.candidate.get("function_version", ""))
-        return [p for p in read_shadow_log(self.shadow_log, since) if p.get("candidate_version") == cand]
-
-    def drop_candidate(self, release: Release) -> None:
-        """Stop the candidate's function version and model server unless something routes to them."""
-        cand = release.candidate
-        st = self.state.read()
-        routed = {st["alias"].get("live"), *st["alias"].get("weights", {}), st["alias"].get("mirror")}
-        configs_in_use = {st["endpoint"].get("config")} | {
-            st["functions"].get(v or "", {}).get("endpoint_config") for v in routed
-        }
-        with self.state.edit() as s:
-            fn = s["functions"].get(str(cand.get("function_version", "")))
-            if fn and cand.get("function_version") not in routed:
-                procs.stop(fn.get("pid"))
-                fn["pid"] = None
-            cfg = s["endpoint_configs"].get(cand.get("endpoint_config", ""))
-            if cfg and cand.get("own_model") and cand.get("endpoint_config") not in configs_in_use:
-                procs.stop(cfg.get("pid"))
-                cfg["pid"] = None
-
     def function_code_id(self) -> str:
         """SHA-256 over the handler setting and the function's source files (what a zip would carry)."""
         digest = hashlib.sha256(os.environ.get("LAMBDA_HANDLER", DEFAULT_HANDLER).encode())
@@ -368,7 +315,7 @@ class LocalBackend(Backend):
 
     def watch(self, release: Release, since: float) -> list[str]:
         version = release.lambda_version or str(release.candidate.get("function_version", ""))
-        return breaches(read_signals(self._version_logs(version), since))
+        return breaches(read_signals(version_logs(version), since))
 
     def retire(self, release: Release) -> None:
         """Stop a release's processes once nothing routes to them (after a short drain)."""
