@@ -89,8 +89,8 @@ definition: venv ## Write the SageMaker Pipeline definition JSON (offline) to bu
 	$(MLOPS) pipeline definition --output build/pipeline.json
 
 .PHONY: registry
-registry: venv ## List the registered model versions
-	$(MLOPS) registry list
+registry: venv ## List the registered model versions (BACKEND=aws: the SageMaker registry)
+	$(MLOPS) registry list --backend $(BACKEND)
 
 .PHONY: up
 up: venv ## Start the local stack (API front, function version, model server)

@@ -9,12 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from mlops.cli_common import console, fail
+from mlops.cli_common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
 
 lambda_app = typer.Typer(help="The API function's code on AWS.", no_args_is_help=True)
 
-EnvOpt = Annotated[str, typer.Option("--stage", "--env", envvar="MLOPS_STAGE", help="staging or production")]
-BackendOpt = Annotated[str, typer.Option("--backend", envvar="MLOPS_BACKEND", help="aws (these commands need AWS)")]
 GitShaOpt = Annotated[str, typer.Option(envvar="GITHUB_SHA", help="Commit the code bundle and run belong to")]
 MAX_ZIP_BYTES = 50 * 1024 * 1024  # the direct-upload limit of UpdateFunctionCode
 
@@ -30,8 +28,8 @@ def _config(stage: str) -> Any:
         fail(str(exc))
 
 
-def _require_aws(backend: str, command: str) -> None:
-    if backend.lower() != "aws":
+def _require_aws(backend: BackendName, command: str) -> None:
+    if backend != BackendName.aws:
         fail(f"`mlops {command}` works on AWS only: pass --backend aws (locally: `mlops pipeline run`)")
 
 
@@ -78,8 +76,8 @@ def register_pipeline(pipeline_app: typer.Typer) -> None:
 
     @pipeline_app.command("upsert")
     def upsert(
-        backend: BackendOpt = "aws",
-        stage: EnvOpt = "staging",
+        backend: AwsBackendOpt = BackendName.aws,
+        stage: AwsStageOpt = AwsStageName.staging,
         git_sha: GitShaOpt = "unknown",
         image_tag: Annotated[
             str | None, typer.Option(envvar="IMAGE_TAG", help="Serving image tag (the commit; default --git-sha)")
@@ -118,8 +116,8 @@ def register_pipeline(pipeline_app: typer.Typer) -> None:
 
     @pipeline_app.command("start")
     def start(
-        backend: BackendOpt = "aws",
-        stage: EnvOpt = "staging",
+        backend: AwsBackendOpt = BackendName.aws,
+        stage: AwsStageOpt = AwsStageName.staging,
         git_sha: Annotated[str | None, typer.Option(envvar="GITHUB_SHA", help="GitSha parameter")] = None,
         threshold: Annotated[float | None, typer.Option(help="AccuracyThreshold parameter")] = None,
         input_uri: Annotated[str | None, typer.Option(help="InputDataUri parameter (s3://…)")] = None,
@@ -195,8 +193,8 @@ def update_code(
     zip_path: Annotated[Path, typer.Option("--zip", help="The Lambda package (make lambda-zip)")] = Path(
         "build/lambda.zip"
     ),
-    stage: EnvOpt = "staging",
-    backend: BackendOpt = "aws",
+    stage: AwsStageOpt = AwsStageName.staging,
+    backend: AwsBackendOpt = BackendName.aws,
 ) -> None:
     """Replace the function's code ($LATEST); promotion publishes a version and moves the alias."""
     _require_aws(backend, "lambda update-code")

@@ -4,45 +4,17 @@ from __future__ import annotations
 
 import getpass
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mlops.cli_common import console, err, fail, print_json
-
-
-class BackendName(StrEnum):
-    local = "local"
-    aws = "aws"
-
-
-class StageName(StrEnum):
-    staging = "staging"
-    production = "production"
-    local = "local"
-
-
-BackendOpt = Annotated[BackendName, typer.Option("--backend", envvar="MLOPS_BACKEND", help="Where to run")]
-StageOpt = Annotated[
-    StageName | None,
-    typer.Option("--stage", envvar="MLOPS_STAGE", help="aws: staging (default) or production; local: local"),
-]
+from mlops.cli_common import BackendName, BackendOpt, StageOpt, console, err, fail, print_json
+from mlops.cli_common import open_backend as _backend
 
 
 def _who(by: str | None) -> str:
     return by or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
-
-
-def _backend(name: BackendName | str, stage: StageName | str | None):
-    from mlops.backends.base import BackendError
-    from mlops.backends.factory import get_backend
-
-    try:
-        return get_backend(getattr(name, "value", name), getattr(stage, "value", stage))
-    except BackendError as exc:
-        fail(str(exc))
 
 
 def _smoke_config(photos: Path | None, budget: float | None):

@@ -8,11 +8,9 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli_common import console, fail
+from mlops.cli_common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
 
 web_app = typer.Typer(help="The web page: pick a photo, see cat or dog.", no_args_is_help=True)
-
-StageOpt = Annotated[str, typer.Option("--stage", "--env", envvar="MLOPS_STAGE", help="staging or production")]
 
 
 @web_app.command("build")
@@ -35,12 +33,12 @@ def build(
 
 @web_app.command("publish")
 def publish(
-    stage: StageOpt = "staging",
-    backend: Annotated[str, typer.Option("--backend", envvar="MLOPS_BACKEND", help="aws")] = "aws",
+    stage: AwsStageOpt = AwsStageName.staging,
+    backend: AwsBackendOpt = BackendName.aws,
     bucket: Annotated[str, typer.Option(envvar="WEB_BUCKET", help="Default: Terraform output web_bucket")] = "",
 ) -> None:
     """Upload the page for the stage's API to its S3 bucket (and refresh the CloudFront copy)."""
-    if backend.lower() != "aws":
+    if backend != BackendName.aws:
         fail("`mlops web publish` works on AWS only: pass --backend aws (locally the API front serves the page at /)")
     from botocore.exceptions import BotoCoreError, ClientError
 

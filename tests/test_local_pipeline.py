@@ -48,7 +48,7 @@ def test_gate_passes_and_registers_pending(env):
     assert result["threshold"] == 0.90 and result["status"] == "PendingManualApproval"
     assert result["accuracy"] >= 0.90
     (version,) = registry(env)
-    assert set(version) == {"version", "status", "accuracy", "artifact_uri", "created"}
+    assert set(version) == {"version", "status", "accuracy", "artifact_uri", "created", "approved_by"}
     assert version["version"] == result["version"] == "1"
     assert version["status"] == "PendingManualApproval"
     assert version["accuracy"] == pytest.approx(result["accuracy"], abs=1e-6)
@@ -59,6 +59,21 @@ def test_gate_passes_and_registers_pending(env):
     assert evaluation["metrics"]["accuracy"]["value"] == pytest.approx(result["accuracy"])
     assert evaluation["metrics"]["test_images"] == 60
     assert (run_dir / "evaluation" / "confusion_matrix.png").stat().st_size > 1000
+    # The smoke set travels with the model: beside evaluation.json, named by the registered version's tags.
+    from mlops.backends.local import LocalBackend
+    from mlops.smoke import SmokeConfig, smoke_photos
+
+    smoke = evaluation["smoke_set"]
+    assert smoke["path"] == "smoke" and smoke["labels"] == ["cat", "dog"] and 2 <= smoke["photos"] <= 10
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", env["MLOPS_HOME"])
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        backend = LocalBackend()
+        mv = backend.get_version("1")
+        assert mv.smoke_set == (run_dir / "evaluation" / "smoke").as_uri()
+        photos = smoke_photos(SmokeConfig(), backend, mv)
+    assert len(photos) == smoke["photos"] and {label for _, label in photos} == {"cat", "dog"}
+    assert all(p.parent.parent == run_dir / "evaluation" / "smoke" and p.parent.name == label for p, label in photos)
 
 
 def test_mlflow_run_tracked(env):
