@@ -195,7 +195,7 @@ data "aws_iam_policy_document" "function" {
   statement {
     sid       = "InvokeEndpoint"
     actions   = ["sagemaker:InvokeEndpoint"]
-    resources = ["${local.arn}:sagemaker:${local.regional}:endpoint/${var.project}-${each.key}-classifier"]
+    resources = ["${local.arn}:sagemaker:${local.regional}:endpoint/${var.project}-${each.key}-classifier", "${local.arn}:sagemaker:${local.regional}:endpoint/${var.project}-${each.key}-classifier-candidate"]
   }
 
   statement {
