@@ -86,7 +86,7 @@ def run_demo(
     summary: dict = {}
     t0 = time.perf_counter()
     with stage("1. Local stack: API front"):
-        from mlops.cli_stack import bring_up
+        from mlops.stack import bring_up
 
         info = bring_up()
         live_now = f"serving model version {info['model_version']}" if info["model_version"] else "no model yet"
