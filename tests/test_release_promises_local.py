@@ -181,3 +181,23 @@ def test_function_code_alone_is_released(stack, data_dir):
     code, body = post(stack["api"], cat_photo(data_dir))
     assert code == 200 and body["model_version"] == before["model_version"]
     assert os.environ.get("LAMBDA_HANDLER") is None
+
+
+def test_production_takes_only_what_passed_staging(stack, monkeypatch):
+    from mlops.backends.base import Release
+    from mlops.backends.local import LocalBackend
+    from mlops.release import PromotionRefused
+    from mlops.release import promote as do_promote
+    from mlops.smoke import SmokeConfig
+
+    monkeypatch.setenv("MLOPS_HOME", stack["env"]["MLOPS_HOME"])
+    production = LocalBackend("production")
+    smoke = SmokeConfig(photos_dir=Path(stack["env"]["SMOKE_PHOTOS_DIR"]))
+    with pytest.raises(PromotionRefused, match="has not passed its smoke tests in staging"):
+        do_promote(production, "3", "tester", smoke, log=lambda m: None)
+    staged = Release("r-staging-1", "3", "staging", status="rolled_back", code_id=production.function_code_id())
+    staged.smoke = {"passed": True}
+    production.save_release(staged)  # smoke passed, then rolled back (the bake breached): still not qualified
+    with pytest.raises(PromotionRefused, match="has not passed"):
+        do_promote(production, "3", "tester", smoke, log=lambda m: None)
+    assert [r.stage for r in production.list_releases() if r.stage == "production"] == []
