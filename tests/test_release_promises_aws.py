@@ -234,9 +234,12 @@ def test_a_second_promotion_waits_for_a_live_holder(stack: Stack) -> None:
     started = time.monotonic()
     with waiter.records.lock("promote by bob", wait_s=10):
         assert time.monotonic() - started >= 0.9
-    with pytest.raises(LockBusyError, match="held by promote by carol"), holder.lock("promote by carol"):
-        with waiter.records.lock("promote by dave", wait_s=0.3):
-            pass
+    with (
+        pytest.raises(LockBusyError, match="held by promote by carol"),
+        holder.lock("promote by carol"),
+        waiter.records.lock("promote by dave", wait_s=0.3),
+    ):
+        pass
 
 
 def test_a_live_holder_renews_its_lease_and_a_dead_one_is_taken_over(stack: Stack) -> None:
