@@ -106,6 +106,30 @@ data "aws_iam_policy_document" "release" {
     }
   }
 
+  # Smoke photos travel with the model: promotion reads the candidate's smoke set, which the
+  # evaluation wrote beside evaluation.json in the registry's bucket (SSE-KMS with its key).
+  statement {
+    sid       = "ReadSmokeSets"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.arn}:s3:::${local.registry_prefix}-artifacts-${var.account_id}/evaluation/*"]
+  }
+
+  statement {
+    sid       = "DecryptSmokeSetsThroughS3"
+    actions   = ["kms:Decrypt"]
+    resources = [local.keys]
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "kms:ResourceAliases"
+      values   = ["alias/${local.registry_prefix}"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+  }
+
   statement {
     sid       = "UseOwnKey"
     actions   = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"]
