@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,74 @@ def classify(api_url: str, photos: list[tuple[Path, str]]) -> list[dict]:
     return rows
 
 
+@contextmanager
+def steady_client(api_url: str, photo: Path) -> Iterator[dict]:
+    """Clients keep sending a photo while a release shifts traffic; counts answers by model version."""
+    counts: dict = {"answers": {}, "failed": 0}
+    halt = threading.Event()
+
+    def loop() -> None:
+        http = urllib3.PoolManager(timeout=10.0, retries=False)
+        while not halt.is_set():
+            resp = http.request(
+                "POST", api_url + "/predict", body=photo.read_bytes(), headers={"Content-Type": "image/jpeg"}
+            )
+            if resp.status == 200:
+                version = json.loads(resp.data).get("model_version")
+                counts["answers"][version] = counts["answers"].get(version, 0) + 1
+            else:
+                counts["failed"] += 1
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        halt.set()
+        thread.join(timeout=15)
+
+
+def progressive_demo(backend, result, broken: Path, photo: Path, smoke, log) -> dict:
+    """One canary release of a good candidate and one shadow refusal of a labels-swapped one."""
+    from mlops.release import approve, promote
+    from mlops.release_traffic import ShadowRefused, TrafficPlan
+
+    out: dict = {}
+    with stage("7. Canary: 10 % of requests to a new version, watched, then all of it"):
+        good = backend.registry.register(result.run_id, result.artifact.as_uri(), result.accuracy, "demo-canary")
+        approve(backend, good.version, REVIEWER, "demo: canary release")
+        with steady_client(backend.api_url(), photo) as seen:
+            release = promote(backend, good.version, "demo", smoke, log=log, plan=TrafficPlan(strategy="canary"))
+        step = release.traffic["steps"][0]
+        console.print(
+            f"  canary step: {step['served']['candidate']} of {sum(step['served'].values())} requests "
+            f"({step['share']:.1%}) served by version {good.version}; no breach; now live"
+        )
+        console.print(f"  client answers by model version: {seen['answers']}, failed: {seen['failed']}")
+        out["canary"] = {"version": good.version, "step": step, "client": seen}
+    with stage("8. Shadow: a labels-swapped candidate gets a copy of live requests and is refused"):
+        bad = backend.registry.register(result.run_id, broken.as_uri(), result.accuracy, "demo-shadow")
+        approve(backend, bad.version, REVIEWER, "demo: deliberately broken candidate")
+        plan = TrafficPlan(strategy="shadow", shadow_min_requests=20, p95_budget_ms=smoke.p95_budget_ms)
+        with steady_client(backend.api_url(), photo) as seen:
+            try:
+                promote(backend, bad.version, "demo", smoke, log=log, plan=plan)
+                raise RuntimeError("the labels-swapped candidate passed its shadow test")
+            except ShadowRefused as exc:
+                console.print(f"  [yellow]{exc}[/]")
+        record = next(r for r in reversed(backend.list_releases()) if r.model_version == bad.version)
+        shadow = record.traffic["shadow"]
+        console.print(
+            f"  agreement {shadow['agreement']:.1%} over {shadow['compared']} mirrored requests; "
+            f"live×candidate {shadow['confusion']}; p95 live {shadow['live_p95_ms']} ms, "
+            f"candidate {shadow['candidate_p95_ms']} ms"
+        )
+        console.print(f"  client answers by model version: {seen['answers']}, failed: {seen['failed']}")
+        out["shadow"] = {"version": bad.version, **shadow, "client": seen}
+    return out
+
+
 def run_demo(
     data_dir: Path, threshold: float, train_per_class: int, eval_per_class: int, finetune_epochs: int | None
 ) -> dict:
@@ -131,6 +200,7 @@ def run_demo(
         summary["rolled_back_version"] = bad.version
         console.print("  the good version still answers:")
         summary["after_rollback"] = classify(backend.api_url(), photos[:1] + photos[-1:])
+    summary.update(progressive_demo(backend, result, broken, photos[0][0], smoke, lambda m: console.print(f"  {m}")))
     live = status(backend)
     summary["live"] = live
     summary["seconds"] = round(time.perf_counter() - t0, 1)

@@ -48,6 +48,9 @@ def test_reduced_demo_runs_the_whole_lifecycle(tmp_path, data_dir, weights):
         assert all(a["status"] == 200 and a["model_version"] == "1" for a in answers)
         assert sum(a["label"] == a["truth"] for a in answers) >= len(answers) - 1
         live = status(env)
-        assert live["model_version"] == "1" and live["api_url"].startswith("http://127.0.0.1:")
+        assert live["model_version"] == summary["canary"]["version"] == "3"  # released by canary
+        assert live["api_url"].startswith("http://127.0.0.1:")
+        assert "7. Canary" in text and summary["canary"]["client"]["failed"] == 0
+        assert "8. Shadow" in text and summary["shadow"]["agreement"] < 0.97 and "agreement" in text
     finally:
         mlops("down", env=env)
