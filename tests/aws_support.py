@@ -202,9 +202,23 @@ def make_stack(accuracies: tuple[float | None, ...] = (0.95, 0.97)) -> Stack:
         )  # fmt: skip
         c("cloudwatch").set_alarm_state(AlarmName=name, StateValue="OK", StateReason="quiet")
     push_image(backend, IMAGE)
+    keep_metadata_on_update(c("sagemaker"))
     invocations = FunctionInvocations()
     c("lambda").invoke = invocations  # the instance attribute shadows the client's method
     return Stack(backend, api, initial, invocations, EndpointUpdates(c("sagemaker")))
+
+
+def keep_metadata_on_update(sm: Any) -> None:
+    """moto 5.2.5 gap: its UpdateModelPackage replaces CustomerMetadataProperties with the request's (None when
+    absent); SageMaker keeps them. The request is given the package's current properties when it has none."""
+
+    def add_current(params: dict, **_: Any) -> None:
+        if "CustomerMetadataProperties" not in params:
+            current = sm.describe_model_package(ModelPackageName=params["ModelPackageArn"])
+            if current.get("CustomerMetadataProperties"):
+                params["CustomerMetadataProperties"] = current["CustomerMetadataProperties"]
+
+    sm.meta.events.register("provide-client-params.sagemaker.UpdateModelPackage", add_current)
 
 
 def push_image(backend: AwsBackend, image: str) -> str:

@@ -175,26 +175,12 @@ def register_with_set(s3: Any, sm: Any, out: Path, data_dir: Path, n: int, start
     return {"prefix": prefix, "photos": photos, "props": props}
 
 
-def keep_metadata_on_update(sm: Any) -> None:
-    """moto 5.2.5 gap: its UpdateModelPackage replaces CustomerMetadataProperties with the request's (None when
-    absent); SageMaker keeps them. The request is given the package's current properties when it has none."""
-
-    def add_current(params: dict, **_: Any) -> None:
-        if "CustomerMetadataProperties" not in params:
-            current = sm.describe_model_package(ModelPackageName=params["ModelPackageArn"])
-            if current.get("CustomerMetadataProperties"):
-                params["CustomerMetadataProperties"] = current["CustomerMetadataProperties"]
-
-    sm.meta.events.register("provide-client-params.sagemaker.UpdateModelPackage", add_current)
-
-
 @pytest.fixture
 def aws(monkeypatch, tmp_path: Path, data_dir: Path) -> Iterator[tuple[Stack, dict, dict]]:
     aws_env(monkeypatch)
     monkeypatch.delenv("SMOKE_PHOTOS_DIR", raising=False)
     with mock_aws():
         stack = make_stack((0.95,))  # version 1: registered before smoke sets travelled with models
-        keep_metadata_on_update(stack.client("sagemaker"))
         s3, sm = stack.client("s3"), stack.client("sagemaker")
         v2 = register_with_set(s3, sm, tmp_path / "exec-2", data_dir, 2, start=0)
         v3 = register_with_set(s3, sm, tmp_path / "exec-3", data_dir, 3, start=10)
