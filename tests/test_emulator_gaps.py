@@ -61,24 +61,39 @@ def test_tls_only_bucket_policy_lets_https_through_and_denies_http(emu: Emulator
         context.request.active = context.request.secure = False
 
 
-def test_delete_model_package_group_answers_without_hanging(emu: Emulator) -> None:
+def test_model_registry_deletes_and_approvals_keep_metadata(emu: Emulator) -> None:
     sm = emu.client("sagemaker")
     sm.create_model_package_group(ModelPackageGroupName="empty-group")
     sm.delete_model_package_group(ModelPackageGroupName="empty-group")
     names = [g["ModelPackageGroupName"] for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]]
     assert "empty-group" not in names
     sm.create_model_package_group(ModelPackageGroupName="used-group")
-    sm.create_model_package(
+    arn = sm.create_model_package(
         ModelPackageGroupName="used-group",
         InferenceSpecification={
             "Containers": [{"Image": "img:1", "ModelDataUrl": "s3://b/k.tar.gz"}],
             "SupportedContentTypes": ["image/jpeg"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
-    )
+        CustomerMetadataProperties={"git_sha": "abc", "smoke_set": "s3://b/smoke"},
+    )["ModelPackageArn"]
     with pytest.raises(ClientError) as err:
         sm.delete_model_package_group(ModelPackageGroupName="used-group")
     assert err.value.response["Error"]["Code"] == "ConflictException"
+    # An approval keeps what the registration recorded (moto would drop the whole map).
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="ok")
+    props = sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    assert props == {"git_sha": "abc", "smoke_set": "s3://b/smoke"}
+    sm.update_model_package(ModelPackageArn=arn, CustomerMetadataPropertiesToRemove=["git_sha"])
+    assert sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"] == {
+        "smoke_set": "s3://b/smoke"
+    }
+    # The versions deleted first, the group goes.
+    sm.delete_model_package(ModelPackageName=arn)
+    with pytest.raises(ClientError):
+        sm.describe_model_package(ModelPackageName=arn)
+    sm.delete_model_package_group(ModelPackageGroupName="used-group")
+    assert not sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
 
 
 def test_lambda_invoke_runs_each_version_with_its_own_environment(emu: Emulator) -> None:

@@ -39,7 +39,7 @@ def moto_url() -> Iterator[str]:
     """A moto server on a free loopback port, with AWS managed IAM policies loaded."""
     previous = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # read when the IAM backend is created
-    from aws_emulator.sagemaker_endpoints import delete_model_package_group
+    from aws_emulator.sagemaker_registry import delete_model_package_group
     from moto.sagemaker.responses import SageMakerResponse
     from moto.server import ThreadedMotoServer  # imported only after the setting is in place
 

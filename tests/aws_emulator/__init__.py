@@ -2,7 +2,8 @@
 and moto lacks filled in here (and only here):
 
 - UpdateEndpoint (blue/green, alarm auto-rollback), endpoints provisioned by a real model server,
-  InvokeEndpoint routed to the current config's model, DeleteModelPackageGroup: sagemaker_endpoints
+  InvokeEndpoint routed to the current config's model: sagemaker_endpoints
+- DeleteModelPackageGroup, DeleteModelPackage, UpdateModelPackage keeping metadata: sagemaker_registry
 - pipeline executions that carry out their steps with the project's code, ListPipelineExecutionSteps:
   sagemaker_pipelines, pipeline_jobs, pipeline_expr
 - Lambda Invoke without Docker (the version's handler in a real process): lambda_invoke

@@ -34,6 +34,7 @@ def install() -> None:
         s3_tls,
         sagemaker_endpoints,
         sagemaker_pipelines,
+        sagemaker_registry,
     )
     from aws_emulator.context import in_emulator
 
@@ -47,7 +48,10 @@ def install() -> None:
         sagemaker_endpoints.create_endpoint, SageMakerResponse.create_endpoint
     )
     SageMakerResponse.update_endpoint = sagemaker_endpoints.update_endpoint  # type: ignore[attr-defined]
-    SageMakerResponse.delete_model_package_group = sagemaker_endpoints.delete_model_package_group  # type: ignore[attr-defined]
+    SageMakerResponse.delete_model_package_group = sagemaker_registry.delete_model_package_group  # type: ignore[attr-defined]
+    SageMakerResponse.delete_model_package = sagemaker_registry.delete_model_package  # type: ignore[attr-defined]
+    update = SageMakerModelBackend.update_model_package
+    SageMakerModelBackend.update_model_package = emulated(sagemaker_registry.update_keeps_metadata(update), update)  # type: ignore[method-assign]
     SageMakerResponse.list_pipeline_execution_steps = sagemaker_pipelines.list_pipeline_execution_steps  # type: ignore[attr-defined]
     start, describe = SageMakerModelBackend.start_pipeline_execution, SageMakerModelBackend.describe_pipeline_execution
     SageMakerModelBackend.start_pipeline_execution = emulated(sagemaker_pipelines.start_after(start), start)  # type: ignore[method-assign]

@@ -12,7 +12,6 @@ How SageMaker behaves, and what is reproduced here:
   endpoint InService on the old config, with a FailureReason. Success: InService on the new config.
 - InvokeEndpoint goes to the fleet of the endpoint's current config; a container error answers
   424 ModelError with the container's status and message.
-- DeleteModelPackageGroup (missing in moto) deletes an empty group; ConflictException otherwise.
 Waits are real seconds multiplied by AWS_EMULATOR_TIME_SCALE (default 0.02).
 """
 
@@ -26,9 +25,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from moto.core.responses import ActionResult, EmptyResult
+from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
-from moto.sagemaker.exceptions import ConflictException, ValidationError
+from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import sagemaker_backends
 
 from aws_emulator import context, metrics
@@ -165,17 +164,6 @@ def update_endpoint(self: Any) -> ActionResult:
     args = (endpoint, backend, self.current_account, self.region, config_name, deployment)
     threading.Thread(target=_update, args=args, daemon=True).start()
     return ActionResult({"EndpointArn": endpoint.arn})
-
-
-def delete_model_package_group(self: Any) -> EmptyResult:
-    backend = self.sagemaker_backend
-    name = self._get_param("ModelPackageGroupName").rsplit("/", 1)[-1]
-    if name not in backend.model_package_groups:
-        raise ValidationError(f"Model Package Group {name} does not exist.")
-    if any(p.model_package_group_name == name for p in backend.model_packages.values()):
-        raise ConflictException(f"Model Package Group {name} has model packages: delete them first.")
-    del backend.model_package_groups[name]
-    return EmptyResult()
 
 
 def invoke_endpoint(self: Any) -> tuple[int, dict, bytes | str]:

@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             "train_per_class": int(os.environ.get("REHEARSAL_TRAIN_PER_CLASS", "80")),
             "test_per_class": int(os.environ.get("REHEARSAL_TEST_PER_CLASS", "25")),
             "model_artifact": args.model_artifact,
+            "out": str(out),
+            "python": str(REPO / ".venv" / "bin" / "python"),
             "skip_apply": tuple(args.skip_apply),
             "operator_env": {"PATH": os.pathsep.join([venv_bin, base["PATH"]]), **variables},
         }

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +89,17 @@ class Flow:
 
     def upload_photos(self) -> str:
         bucket = checks.outputs(self.ws, "staging").get("artifact_bucket") or self.settings["artifact_bucket"]
-        s3, root, count = self.emu.client("s3"), Path(self.settings["data_dir"]), 0
+        s3, root, uploads = self.emu.client("s3"), Path(self.settings["data_dir"]), []
         for split, per_class in (
             ("train", self.settings["train_per_class"]),
             ("test", self.settings["test_per_class"]),
         ):
             for label in ("cat", "dog"):
                 for path in sorted((root / split / label).glob("*.jpg"))[:per_class]:
-                    key = f"data/cats-vs-dogs/{split}/{label}/{path.name}"
-                    s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-                    count += 1
+                    uploads.append((f"data/cats-vs-dogs/{split}/{label}/{path.name}", path))
+        with ThreadPoolExecutor(4) as pool:
+            done = pool.map(lambda u: s3.put_object(Bucket=bucket, Key=u[0], Body=u[1].read_bytes()), uploads)
+            count = len(list(done))
         return f"{count} photos to s3://{bucket}/data/cats-vs-dogs"
 
     def image_push(self, step: Step, env: dict[str, str]) -> str:
@@ -128,12 +130,24 @@ class Flow:
         return "the checkout's .venv is used; `make -n` resolved the install target"
 
     def prebuilt_version(self) -> str:
-        """Instead of retrain.yml (for quick runs): version 1 from a prebuilt model.tar.gz."""
+        """Instead of retrain.yml (quick runs): version 1 from a prebuilt model.tar.gz, evaluated by the
+        project's training/evaluate.py on the offline test photos and registered as the pipeline registers."""
         out, s3 = checks.outputs(self.ws, "staging"), self.emu.client("s3")
-        bucket, key = out["artifact_bucket"], "models/prebuilt/output/model.tar.gz"
-        s3.put_object(Bucket=bucket, Key=key, Body=Path(self.settings["model_artifact"]).read_bytes())
-        evaluation = "evaluation/prebuilt/evaluation.json"
-        s3.put_object(Bucket=bucket, Key=evaluation, Body=json.dumps({"metrics": {"accuracy": {"value": 0.95}}}))
+        bucket, key, prefix = out["artifact_bucket"], "models/prebuilt/output/model.tar.gz", "evaluation/prebuilt"
+        artifact = Path(self.settings["model_artifact"])
+        s3.put_object(Bucket=bucket, Key=key, Body=artifact.read_bytes())
+        folder = Path(self.settings["out"]) / "prebuilt-evaluation"
+        shutil.rmtree(folder, ignore_errors=True)
+        test = Path(self.settings["data_dir"]) / "test"
+        cmd = [self.settings["python"], "-m", "training.evaluate", "--model", str(artifact), "--test", str(test),
+               "--max-images-per-class", str(self.settings["test_per_class"]), "--output", str(folder)]  # fmt: skip
+        env = {"PATH": self.runner.base_env["PATH"], "HOME": self.runner.base_env["HOME"], "PYTHONPATH": str(self.ws)}
+        done = subprocess.run(cmd, cwd=self.ws, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode:
+            raise RuntimeError(f"training/evaluate.py: {done.stderr.strip()[-400:]}")
+        report = json.loads((folder / "evaluation.json").read_text())
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes())
         image = f"{out['ecr_repository_url']}:{self.context['github']['sha']}"
         like = {
             "InferenceSpecification": {
@@ -143,12 +157,31 @@ class Flow:
             },
             "ModelMetrics": {
                 "ModelQuality": {
-                    "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/{evaluation}"}
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"s3://{bucket}/{prefix}/evaluation.json",
+                    }
                 }
             },
-            "CustomerMetadataProperties": {"git_sha": self.context["github"]["sha"], "mlflow_run_id": "prebuilt"},
+            "CustomerMetadataProperties": {
+                "git_sha": self.context["github"]["sha"],
+                "mlflow_run_id": report["model"]["mlflow_run_id"],
+                "smoke_set": f"s3://{bucket}/{prefix}/{report['smoke_set']['path']}",
+                "smoke_manifest_sha256": report["smoke_set"]["manifest_sha256"],
+            },
         }
         return self._register(out["model_package_group_name"], like, f"s3://{bucket}/{key}")
+
+    def keep_trained(self) -> str:
+        """Version 1's model.tar.gz under the output folder: the breakage test registers it instead of training."""
+        sm, s3 = self.emu.client("sagemaker"), self.emu.client("s3")
+        group = checks.outputs(self.ws, "staging")["model_package_group_name"]
+        first = sm.describe_model_package(ModelPackageName=f"{self._group_arn(group)}/1")
+        bucket, _, key = first["InferenceSpecification"]["Containers"][0]["ModelDataUrl"][5:].partition("/")
+        target = Path(self.settings["out"]) / "trained" / "model.tar.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return f"kept {target}"
 
     def broken_candidate(self) -> str:
         """Version 2: version 1's model with its labels swapped, registered as the pipeline registers."""
@@ -200,15 +233,17 @@ class Flow:
         for name in names:
             s3.put_bucket_logging(Bucket=name, BucketLoggingStatus={})
         for name in names:
-            listing = s3.list_object_versions(Bucket=name)
-            for item in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
-                s3.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+                items = page.get("Versions", []) + page.get("DeleteMarkers", [])
+                for start in range(0, len(items), 1000):
+                    batch = [{"Key": i["Key"], "VersionId": i["VersionId"]} for i in items[start : start + 1000]]
+                    s3.delete_objects(Bucket=name, Delete={"Objects": batch, "Quiet": True})
         for table in ddb.list_tables()["TableNames"]:
             ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
         return f"emptied {len(names)} buckets; deletion protection off"
 
     def release_resources(self) -> str:
-        """Delete what releases and the pipeline created (endpoints, configs, models, packages), as the guide says."""
+        """Delete what releases and the pipeline created (endpoints, models, images, packages), as the guide says."""
         sm, done = self.emu.client("sagemaker"), []
         for e in sm.list_endpoints()["Endpoints"]:
             sm.delete_endpoint(EndpointName=e["EndpointName"])
@@ -219,13 +254,18 @@ class Flow:
             sm.delete_model(ModelName=m["ModelName"])
         for p in sm.list_pipelines()["PipelineSummaries"]:
             sm.delete_pipeline(PipelineName=p["PipelineName"])
+        ecr = self.emu.client("ecr")
+        for repo in ecr.describe_repositories()["repositories"]:
+            images = ecr.list_images(repositoryName=repo["repositoryName"])["imageIds"]
+            if images:
+                ecr.batch_delete_image(repositoryName=repo["repositoryName"], imageIds=images)
         packages = 0
         for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]:
             listed = sm.list_model_packages(ModelPackageGroupName=g["ModelPackageGroupName"])
             for package in listed["ModelPackageSummaryList"]:
                 sm.delete_model_package(ModelPackageName=package["ModelPackageArn"])
                 packages += 1
-        return f"deleted endpoints {done}, their configs and models, the pipeline, {packages} model packages"
+        return f"deleted endpoints {done}, their configs and models, the pipeline, images, {packages} model packages"
 
     def nothing_left(self) -> str:
         left = checks.leftovers(self.emu, {self.settings["state_bucket"]})
@@ -258,6 +298,7 @@ def run(flow: Flow) -> None:
         f.runner.action("Register version 1 (prebuilt model)", "rehearsal", f.prebuilt_version)
     else:
         f.workflow("retrain.yml")
+        f.runner.action("Keep the trained model", "rehearsal", f.keep_trained)
     approve = doc_line(ws, "mlops approve N")
     f.shell("Approve version 1", approve, 'mlops approve 1 --backend aws --by rehearsal --reason "gate passed"')
     f.workflow("deploy.yml")
