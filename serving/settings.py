@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 from dataclasses import dataclass
+
+from serving.cpuload import cpu_count
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_PORT = 8080
@@ -13,6 +17,15 @@ DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 # enough to keep one inference's operators flowing, short enough not to take the CPU from the
 # processes around the server between requests.
 DEFAULT_SPIN_US = 1000
+# Connections served at once; more wait in the listen backlog (BACKLOG) until one closes.
+DEFAULT_MAX_CONNECTIONS = 128
+BACKLOG = 1024
+# A request's headers must arrive within HEADER_TIMEOUT seconds of its first byte, then its whole body
+# within BODY_TIMEOUT: a client dripping bytes is cut off, and a request is read within 40 s of the
+# 60 s SageMaker gives an invocation.
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+MAX_HEADER_TIMEOUT = 60.0  # the HTTP server's ceiling
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - a container's server must be reachable from outside it
 
 
@@ -27,6 +40,20 @@ class Settings:
     spin_us: int = DEFAULT_SPIN_US
     model_version: str | None = None
     log_requests: bool = True
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        return cls(**json.loads(text))
+
+    def compute_threads(self) -> int:
+        """Threads that run inferences: as many as requests may compute at once (the rest queue)."""
+        return self.max_concurrency or cpu_count()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -37,6 +64,16 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"serve: environment variable {name}={raw!r} is not an integer") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"serve: environment variable {name}={raw!r} is not a number") from None
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -98,12 +135,35 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         default=env.get("LOG_REQUESTS", "1") == "0",
         help="do not log one line per request (env LOG_REQUESTS=0)",
     )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=_env_int("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
+        help="connections served at once, the rest wait to be accepted (env MAX_CONNECTIONS; default %(default)s)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=_env_float("HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
+        help="seconds for a request's headers to arrive (env HEADER_TIMEOUT; default %(default)s, at most 60)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=_env_float("BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
+        help="seconds for a request's whole body to arrive after its headers (env BODY_TIMEOUT; default %(default)s)",
+    )
     args = p.parse_args(argv)
     for name in ("port", "max_request_bytes", "threads", "max_concurrency", "spin_us"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
-    if args.max_request_bytes == 0:
-        p.error("--max-request-bytes must be > 0")
+    for name in ("max_request_bytes", "max_connections"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be > 0")
+    if not 0.001 <= args.header_timeout <= MAX_HEADER_TIMEOUT:
+        p.error(f"--header-timeout must be between 0.001 and {MAX_HEADER_TIMEOUT:g} seconds")
+    if not args.body_timeout > 0:
+        p.error("--body-timeout must be > 0")
     return Settings(
         model=args.model,
         host=args.host,
@@ -114,4 +174,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         spin_us=args.spin_us,
         model_version=args.model_version,
         log_requests=not args.no_request_log,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
     )

@@ -28,6 +28,7 @@ class Case:
     path: str = "/invocations"
     headers: dict[str, str] = field(default_factory=dict)
     raw: Callable[[], bytes] | None = None  # the whole request, sent as is over a socket
+    by_server: bool = False  # malformed HTTP: the HTTP server answers the status itself, with no JSON body
 
 
 @functools.cache
@@ -160,12 +161,14 @@ CASES: list[Case] = [
         400,
         "Content-Length",
         raw=_raw("POST /invocations HTTP/1.1\nHost: x\nContent-Type: image/jpeg\nContent-Length: abc\n\n"),
+        by_server=True,
     ),
     Case(
         "negative content-length",
         400,
         "Content-Length",
         raw=_raw("POST /invocations HTTP/1.1\nHost: x\nContent-Type: image/jpeg\nContent-Length: -5\n\n"),
+        by_server=True,
     ),
     Case(
         "conflicting content-lengths",
@@ -175,6 +178,7 @@ CASES: list[Case] = [
             "POST /invocations HTTP/1.1\nHost: x\nContent-Type: image/jpeg\nContent-Length: 3\nContent-Length: 4\n\n",
             b"abcd",
         ),
+        by_server=True,
     ),
     Case(
         "body over the limit",
@@ -191,14 +195,17 @@ CASES: list[Case] = [
             "Expect: 100-continue\n\n"
         ),
     ),
-    Case("garbage request line", 400, "request", raw=_raw("HELLO\n\n")),
-    Case("unsupported http version", 400, "version", raw=_raw("POST /invocations HTTP/3.0\nHost: x\n\n")),
+    Case("garbage request line", 400, "request", raw=_raw("HELLO\n\n"), by_server=True),
+    Case(
+        "unsupported http version", 400, "version", raw=_raw("POST /invocations HTTP/3.0\nHost: x\n\n"), by_server=True
+    ),
     Case("header line too long", 431, "long", raw=_raw("GET /ping HTTP/1.1\nX-Big: " + "a" * 70000 + "\n\n")),
     Case(
         "too many headers",
         431,
         "headers",
         raw=_raw("GET /ping HTTP/1.1\n" + "".join(f"X-H{i}: {i}\n" for i in range(150)) + "\n"),
+        by_server=True,
     ),
-    Case("request uri too long", 414, "URI", raw=_raw("GET /" + "a" * 70000 + " HTTP/1.1\n\n")),
+    Case("request uri too long", 414, "URI", raw=_raw("GET /" + "a" * 70000 + " HTTP/1.1\n\n"), by_server=True),
 ]

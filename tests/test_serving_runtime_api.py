@@ -1,9 +1,10 @@
-"""The SageMaker runtime API path, driven by real boto3 sagemaker-runtime against the model server."""
+"""The SageMaker runtime API, locally: real boto3 sagemaker-runtime through the stand-in to the model server."""
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 
 import pytest
 from serving_bad_inputs import real_jpeg
@@ -17,15 +18,27 @@ from serving_fixtures import (
     stop_model_server,
 )
 
+from mlops.local.sagemaker_runtime import Server
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def model(tmp_path_factory: pytest.TempPathFactory):
     proc, url = start_model_server(build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact"))
     yield url
     stop_model_server(proc)
 
 
-def test_sagemaker_runtime_api_through_boto3(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def server(model: str):
+    """The stand-in for the SageMaker runtime service, in front of the model server."""
+    runtime = Server(0, model)
+    threading.Thread(target=runtime.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    yield f"http://127.0.0.1:{runtime.server_address[1]}"
+    runtime.shutdown()
+    runtime.server_close()
+
+
+def test_sagemaker_runtime_api_through_boto3(server: str, model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
     for name, value in {
@@ -46,7 +59,7 @@ def test_sagemaker_runtime_api_through_boto3(server: str, monkeypatch: pytest.Mo
     assert resp["InvokedProductionVariant"] == "AllTraffic"
     doc = json.loads(resp["Body"].read())
     check_answer(doc)
-    assert doc == classify(server, real_jpeg())
+    assert doc == classify(model, real_jpeg())
     body = json.dumps({"image_base64": base64.b64encode(real_jpeg()).decode()})
     check_answer(
         json.loads(
@@ -61,8 +74,11 @@ def test_sagemaker_runtime_api_through_boto3(server: str, monkeypatch: pytest.Mo
     assert "client error (415)" in err["Error"]["Message"]
 
 
-def test_runtime_api_path_needs_post_and_a_name(server: str) -> None:
-    status, _, body = request(server, "GET", "/endpoints/any-name/invocations")
-    assert status == 405
-    assert "not allowed" in json.loads(body)["error"]
+def test_runtime_path_is_the_stand_ins_not_the_images(server: str, model: str) -> None:
     assert classify(server, real_jpeg(), path="/endpoints/Any-Name-1/invocations")["model_version"] == VERSION
+    assert request(server, "POST", "/invocations", real_jpeg(), {"Content-Type": "image/jpeg"})[0] == 404
+    status, _, body = request(
+        model, "POST", "/endpoints/any-name/invocations", real_jpeg(), {"Content-Type": "image/jpeg"}
+    )
+    assert status == 404  # the production image serves only the container contract
+    assert "no such path" in json.loads(body)["error"]

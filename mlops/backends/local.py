@@ -21,6 +21,7 @@ from mlops.backends.local_signals import breaches, read_signals
 from mlops.backends.local_store import ControlState, ReleaseStore, exclusive, write_json
 from mlops.backends.local_traffic import LocalTraffic, version_logs
 from mlops.local import processes as procs
+from mlops.local import sagemaker_runtime
 from mlops.local.lambda_runtime import INVOKE_PATH, READY_PATH
 
 ENDPOINT_NAME = "catdog-local"
@@ -134,7 +135,7 @@ class LocalBackend(LocalTraffic, Backend):
         port = procs.free_port(_env_int("LAMBDA_PORT", 9000), taken)
         env = {
             **fn["environment"],
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model["url"],
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_runtime.endpoint_url(model["url"], model["pid"]),
             "AWS_LAMBDA_FUNCTION_VERSION": version,
         }
         proc = procs.spawn(
