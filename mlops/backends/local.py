@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import urllib3
-
 from mlops import config
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release, alias_text
 from mlops.backends.local_registry import LocalRegistry, smoke_folder
 from mlops.backends.local_signals import breaches, read_signals
+from mlops.backends.local_stack import LocalStack
 from mlops.backends.local_store import ControlState, ReleaseStore, exclusive, write_json
 from mlops.backends.local_traffic import LocalTraffic, version_logs
 from mlops.local import processes as procs
 from mlops.local import sagemaker_runtime
-from mlops.local.lambda_runtime import INVOKE_PATH, READY_PATH
+from mlops.local.lambda_runtime import READY_PATH
 
 ENDPOINT_NAME = "catdog-local"
 DEFAULT_HANDLER = "classify_api.handler.lambda_handler"
@@ -35,7 +33,7 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
-class LocalBackend(LocalTraffic, Backend):
+class LocalBackend(LocalStack, LocalTraffic, Backend):
     name = "local"
 
     def __init__(self, stage: str = "local") -> None:
@@ -151,31 +149,6 @@ class LocalBackend(LocalTraffic, Backend):
             procs.stop(proc.pid)
             raise BackendError(f"function version {version} failed its pre-traffic check: {exc}") from exc
         return {**fn, "port": port, "pid": proc.pid, "url": url, "model_url": model["url"]}
-
-    @staticmethod
-    def _pre_traffic_check(version: str, url: str) -> None:
-        """Invoke the new version with a GET /health event before it receives traffic."""
-        event = {
-            "resource": "/health",
-            "path": "/health",
-            "httpMethod": "GET",
-            "headers": {},
-            "requestContext": {
-                "requestId": str(uuid.uuid4()),
-                "stage": "local",
-                "resourcePath": "/health",
-                "httpMethod": "GET",
-                "path": "/local/health",
-            },
-            "body": None,
-            "isBase64Encoded": False,
-        }
-        resp = urllib3.request("POST", url + INVOKE_PATH, body=json.dumps(event).encode(), timeout=10, retries=False)
-        if resp.headers.get("X-Amz-Function-Error"):
-            raise BackendError(f"handler raised: {json.loads(resp.data).get('errorMessage', '')[:200]}")
-        status = json.loads(resp.data).get("statusCode")
-        if status != 200:
-            raise BackendError(f"GET /health answered {status}")
 
     def publish_function(self, release: Release) -> str:
         endpoint_config = self.state.read()["endpoint"].get("config", "")
@@ -333,67 +306,6 @@ class LocalBackend(LocalTraffic, Backend):
             if cfg and release.endpoint_config not in in_use:
                 procs.stop(cfg.get("pid"))
                 cfg["pid"] = None
-
-    def front_pid(self) -> int | None:
-        return self.state.read()["front"].get("pid")
-
-    def routing(self) -> dict:
-        return json.loads(self.routing_path.read_text()) if self.routing_path.is_file() else {}
-
-    def start_front(self) -> str:
-        url = self.api_url()
-        front = self.state.read()["front"]
-        if procs.alive(front.get("pid")) and front.get("url") == url:
-            return url
-        if not procs.port_free(self.api_port):
-            raise BackendError(f"API port {self.api_port} is in use: set API_PORT to a free port")
-        proc = procs.spawn(
-            "api-front",
-            ["-m", "mlops.local.api_front", "--port", str(self.api_port), "--routing", str(self.routing_path)],
-        )
-        try:
-            procs.wait_healthy("api-front", proc.pid, url + "/", timeout=30)
-        except procs.ProcessStartError as exc:
-            raise BackendError(str(exc)) from exc
-        with self.state.edit() as st:
-            st["front"] = {"pid": proc.pid, "url": url, "port": self.api_port}
-        return url
-
-    def stop_all(self) -> list[str]:
-        stopped = []
-        with self.state.edit() as st:
-            for kind in ("functions", "endpoint_configs"):
-                for name, item in st[kind].items():
-                    if procs.alive(item.get("pid")):
-                        procs.stop(item["pid"])
-                        stopped.append(f"{kind[:-1]} {name}")
-                    item["pid"] = None
-            if procs.alive(st["front"].get("pid")):
-                procs.stop(st["front"]["pid"])
-                stopped.append("api front")
-            st["front"] = {}
-        return stopped
-
-    def processes(self) -> dict:
-        st = self.state.read()
-        return {
-            "api_front": {**st["front"], "alive": procs.alive(st["front"].get("pid"))},
-            "functions": {
-                k: {"url": v.get("url"), "pid": v.get("pid"), "alive": procs.alive(v.get("pid"))}
-                for k, v in st["functions"].items()
-                if v.get("pid")
-            },
-            "model_servers": {
-                k: {
-                    "url": v.get("url"),
-                    "pid": v.get("pid"),
-                    "model_version": v["model_version"],
-                    "alive": procs.alive(v.get("pid")),
-                }
-                for k, v in st["endpoint_configs"].items()
-                if v.get("pid")
-            },
-        }
 
 
 def artifact_path(uri: str) -> Path:
