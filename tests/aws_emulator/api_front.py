@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import time
 import uuid
 from typing import Any
@@ -105,6 +106,10 @@ def _event(environ: dict, api_id: str, stage: Any, deployment: str, resource: An
     }
 
 
+def _refused(why: str) -> None:
+    print(f"aws-emulator: API Gateway answers 403: {why}", file=sys.stderr)
+
+
 def handle_api_request(api_id: str, environ: dict, start_response: Any) -> list[bytes]:
     region = environ.get("HTTP_HOST", "").split(".")[2]
     backend = apigateway_backends[DEFAULT_ACCOUNT_ID][region]
@@ -112,6 +117,7 @@ def handle_api_request(api_id: str, environ: dict, start_response: Any) -> list[
     parts = environ.get("PATH_INFO", "/").split("/", 2)
     stage = api.stages.get(parts[1]) if api is not None and len(parts) > 1 else None
     if api is None or stage is None:
+        _refused(f"no API {api_id} or no stage in {environ.get('PATH_INFO')}")
         return _message(403, "Forbidden", start_response)
     started = time.monotonic()
     status, out = _route(backend, api, stage, region, environ, start_response)
@@ -125,8 +131,10 @@ def _route(backend: Any, api: Any, stage: Any, region: str, environ: dict, start
     path = "/" + (environ["PATH_INFO"].split("/", 2)[2] if environ["PATH_INFO"].count("/") >= 2 else "")
     resource, method, params = _match(api, path.rstrip("/") or "/", environ["REQUEST_METHOD"])
     if method is None or method.method_integration is None:
+        _refused(f"no route for {environ['REQUEST_METHOD']} {path}")
         return 403, _message(403, "Missing Authentication Token", start_response)
     if method.api_key_required and not _key_allowed(backend, api.id, stage.name, environ.get("HTTP_X_API_KEY", "")):
+        _refused(f"API key not in a usage plan of {api.id}/{stage.name}")
         return 403, _message(403, "Forbidden", start_response)
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
