@@ -82,9 +82,14 @@ def _mark_abandoned(backend: Backend) -> None:
             backend.save_release(r)
 
 
-def _undo(backend: Backend, previous: Release | None, release: Release, reason: str, log: Log) -> None:
-    """Restore the previous release (or nothing, after a first release); record how it ended."""
-    log(f"rolling back: {reason}")
+def _undo(
+    backend: Backend, previous: Release | None, release: Release, reason: str, log: Log, outcome: str = ROLLED_BACK
+) -> None:
+    """Restore the previous release (or nothing, after a first release); record how it ended (`outcome`).
+
+    Also after a refused shadow test, whose candidate never took traffic: the stage is checked back
+    to what it served, and the candidate's resources go."""
+    log(f"rolling back: {reason}" if outcome == ROLLED_BACK else f"refused: {reason}")
     try:
         restore(backend, previous, log)
     except RestoreFailed as exc:
@@ -96,7 +101,7 @@ def _undo(backend: Backend, previous: Release | None, release: Release, reason: 
             f"release of version {release.model_version} failed ({reason}) and the rollback failed too ({exc}); "
             f"the stage serves {release.observed}: run `{REPAIR_HINT} --backend {backend.name} --stage {backend.stage}`"
         ) from None
-    release.status, release.reason, release.finished = ROLLED_BACK, reason, now_iso()
+    release.status, release.reason, release.finished = outcome, reason, now_iso()
     backend.save_release(release)
     _drop_candidate(backend, release, log)
     backend.retire(release)
@@ -176,7 +181,7 @@ def promote(
                 if release.bake["breaches"]:
                     raise PromotionFailed(f"breach during the bake: {'; '.join(release.bake['breaches'])}")
             except ShadowRefused as exc:  # the candidate never answered a client: the live release stays
-                _refused(backend, previous, release, str(exc), log)
+                _undo(backend, previous, release, str(exc), log, outcome=REFUSED)
                 raise
             except (Exception, KeyboardInterrupt, SystemExit, Interrupted) as exc:  # the previous release comes back
                 known = isinstance(exc, PromotionFailed | BackendError | Interrupted)
@@ -191,24 +196,6 @@ def promote(
             backend.save_release(previous)
         _drop_candidate(backend, release, log)
         return release
-
-
-def _refused(backend: Backend, previous: Release | None, release: Release, reason: str, log: Log) -> None:
-    """After a refused shadow test: the stage serves what it served (checked), the candidate goes."""
-    try:
-        restore(backend, previous, log)
-    except RestoreFailed as exc:
-        release.observed = safe_served(backend)
-        release.status, release.reason, release.finished = ROLLBACK_FAILED, f"{reason}; {exc}", now_iso()
-        backend.save_release(release)
-        raise RollbackFailed(
-            f"{reason}; the stage could not be checked back to its live release ({exc}): "
-            f"run `{REPAIR_HINT} --backend {backend.name} --stage {backend.stage}`"
-        ) from None
-    release.status, release.reason, release.finished = REFUSED, reason, now_iso()
-    backend.save_release(release)
-    _drop_candidate(backend, release, log)
-    backend.retire(release)
 
 
 def rollback(backend: Backend, who: str, smoke: SmokeConfig | None = None, log: Log = print) -> Release:
