@@ -27,7 +27,6 @@ CONCERNS = [
 ]
 # Where `var.emulator` may appear: only to leave out what the emulator cannot manage or read back.
 EMULATOR_USES = {
-    "sagemaker.tf": 1,  # the model package group (the emulator cannot delete one)
     "web.tf": 1,  # the CloudFront distribution (origin access control and defaults not read back)
     "apigw.tf": 1,  # binary media types (ignored on create)
     "lambda.tf": 1,  # logging_config (not read back)
