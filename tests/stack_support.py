@@ -37,6 +37,9 @@ def stack_env(home: Path, data_dir: Path) -> dict[str, str]:
         "API_PORT": str(free_base_port()),
         "MODEL_PORT": str(free_base_port()),
         "LAMBDA_PORT": str(free_base_port()),
+        # A local release bakes for a second in tests (5 s by default); the bake's own tests set more.
+        "MLOPS_BAKE_SECONDS": "1",
+        "MLOPS_BAKE_POLL_SECONDS": "0.5",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("LAMBDA_HANDLER", None)
