@@ -103,7 +103,9 @@ def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | N
     """Every check runs; the result lists each failure in one line."""
     http = urllib3.PoolManager(timeout=urllib3.Timeout(total=cfg.timeout_s), retries=False)
     base = api_url.rstrip("/")
-    headers = {"x-api-key": cfg.api_key} if cfg.api_key else {}
+    # The key as of this run: `session()` exports API_KEY after the command built its SmokeConfig.
+    api_key = cfg.api_key or os.environ.get("API_KEY", "")
+    headers = {"x-api-key": api_key} if api_key else {}
     failures: list[str] = []
     checks: dict = {}
 
