@@ -134,7 +134,8 @@ def _route(backend: Any, api: Any, stage: Any, region: str, environ: dict, start
         _refused(f"no route for {environ['REQUEST_METHOD']} {path}")
         return 403, _message(403, "Missing Authentication Token", start_response)
     if method.api_key_required and not _key_allowed(backend, api.id, stage.name, environ.get("HTTP_X_API_KEY", "")):
-        _refused(f"API key not in a usage plan of {api.id}/{stage.name}")
+        sent = "no x-api-key" if not environ.get("HTTP_X_API_KEY") else "the x-api-key sent is"
+        _refused(f"{sent} not in a usage plan of {api.id}/{stage.name}")
         return 403, _message(403, "Forbidden", start_response)
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             "data_dir": str(data_dir),
             "train_per_class": int(os.environ.get("REHEARSAL_TRAIN_PER_CLASS", "80")),
             "test_per_class": int(os.environ.get("REHEARSAL_TEST_PER_CLASS", "25")),
-            "model_artifact": args.model_artifact,
+            "model_artifact": str(Path(args.model_artifact).resolve()) if args.model_artifact else "",
             "out": str(out),
             "python": str(REPO / ".venv" / "bin" / "python"),
             "skip_apply": tuple(args.skip_apply),
