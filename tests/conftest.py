@@ -47,6 +47,7 @@ def train_artifact(out: Path, data_dir: Path, weights: Path, per_class: int, fin
             "-m",
             "training.train",
             f"--max-images-per-class={per_class}",
+            "--image-size=160",  # small and fast: the default size is for the full data set
             "--warmup-epochs=10",
             f"--finetune-epochs={finetune_epochs}",
             "--num-workers=0",

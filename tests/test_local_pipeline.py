@@ -83,7 +83,7 @@ def test_mlflow_run_tracked(env):
     (exp,) = [e for e in client.search_experiments() if e.name == "catdog-training"]
     (run,) = client.search_runs([exp.experiment_id], "tags.model_version = '1'")
     assert "test_accuracy" in run.data.metrics and "val_accuracy" in run.data.metrics
-    assert run.data.params["image_size"] == "160"
+    assert run.data.params["image_size"] == "224"
     history = client.get_metric_history(run.info.run_id, "val_accuracy")
     assert len(history) >= 2  # per-epoch metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -137,7 +137,7 @@ def test_training_contract(definition):
     hp = train["HyperParameters"]
     assert json.loads(hp["sagemaker_program"]) == "training/train.py"
     assert {k: json.loads(hp[k]) for k in DEFAULT_HYPERPARAMETERS} == DEFAULT_HYPERPARAMETERS
-    assert hp["image-size"] == '"160"'
+    assert hp["image-size"] == '"224"'
     assert train["InputDataConfig"][0]["ChannelName"] == "train"
     image = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6-cpu-py312"
     assert train["AlgorithmSpecification"]["TrainingImage"] == image
