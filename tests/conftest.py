@@ -64,3 +64,17 @@ def train_artifact(out: Path, data_dir: Path, weights: Path, per_class: int, fin
 def small_artifact(tmp_path_factory, data_dir, weights) -> Path:
     """A real model trained on 100 photos per class (frozen-backbone warm-up): good enough to tell cats from dogs."""
     return train_artifact(tmp_path_factory.mktemp("small-model"), data_dir, weights, per_class=100, finetune_epochs=0)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_environment_restored() -> object:
+    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI into the environment: no test may leave it
+    changed, or later in-process registrations would go to another store than the CLI's."""
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID")
+    before = {k: os.environ.get(k) for k in keys}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

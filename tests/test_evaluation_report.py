@@ -74,11 +74,10 @@ def test_evaluate_reports_and_logs_to_mlflow(tmp_path: Path, small_artifact: Pat
     from training import evaluate
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    run_id = mlflow.create_experiment("report", artifact_location=(tmp_path / "art").as_uri())
-    run_id = mlflow.start_run(experiment_id=run_id).info.run_id
-    mlflow.end_run()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # before MLflow is used: restored afterwards
+    client = mlflow.MlflowClient(uri)  # no global tracking URI: it would leak into later tests
+    experiment = client.create_experiment("report", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(experiment).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
     out = tmp_path / "evaluation"
     code = evaluate.main(
