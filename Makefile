@@ -158,7 +158,7 @@ lint: venv actionlint ## ruff (lint + format check) and actionlint
 
 .PHONY: pytest
 pytest: venv browser lambda-zip ## Run the Python test suite
-	$(BIN)/pytest -q --ignore=tests/test_infra_moto.py
+	$(BIN)/pytest -q --durations=25 --ignore=tests/test_infra_moto.py
 
 .PHONY: test
 test: lint infra-check infra-test pytest ## Everything CI runs: lint, Terraform checks, moto apply, tests
