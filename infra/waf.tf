@@ -4,7 +4,7 @@
 locals {
   # The largest request body the API accepts: 4.4 MiB, the largest image whose base64 form (API
   # Gateway encodes binary bodies) still fits Lambda's 6 MB synchronous payload with the event's
-  # headers. The function's own limit (lambda/classify_api/config.py) is the same number.
+  # headers. The image contract's MAX_IMAGE_BYTES (serving/image_contract.py) is the same number.
   max_body_bytes = 4613734
   # Content-Length greater than max_body_bytes (tests/test_infra_static.py checks it digit by digit).
   body_over_limit_regex = "^0*([1-9][0-9]{7,}|[5-9][0-9]{6}|4[7-9][0-9]{5}|46[2-9][0-9]{4}|461[4-9][0-9]{3}|4613[8-9][0-9]{2}|46137[4-9][0-9]|461373[5-9])$"

@@ -12,7 +12,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-MAX_IMAGE_BYTES = 5 * 1024 * 1024  # encoded image size
+# The largest encoded image: 4.4 MiB, the largest whose base64 form (API Gateway encodes binary bodies)
+# still fits Lambda's 6 MB synchronous payload with the event around it; the stage's web ACL
+# (infra/waf.tf, max_body_bytes) refuses larger bodies with 413 before Lambda is invoked.
+MAX_IMAGE_BYTES = 4_613_734
 MAX_IMAGE_PIXELS = 40_000_000  # width x height, checked from the header (decompression bombs)
 # format -> (content type, Pillow's format name)
 FORMATS = {

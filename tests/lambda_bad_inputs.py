@@ -4,7 +4,7 @@ Each case is an HTTP request (method, path, headers, body bytes) plus what the A
 the exact status this handler gives, and a keyword its JSON `error` message contains. `is_base64`
 says whether API Gateway would hand the body to Lambda base64-encoded (binary media types), which
 is how `make_event` turns a case into a Lambda event. None of these requests may reach the model
-endpoint. Assumes the default limits (MAX_IMAGE_BYTES 5 MiB, 40 MP) and the default image_url
+endpoint. Assumes the default limits (MAX_IMAGE_BYTES 4.4 MiB, 40 MP) and the default image_url
 policy (https only, no loopback allowance).
 """
 
@@ -21,7 +21,7 @@ from functools import cache
 
 from PIL import Image
 
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_IMAGE_BYTES = 4_613_734  # the image contract's limit (tests/test_lambda_bad_inputs.py checks it)
 JPEG = {"Content-Type": "image/jpeg"}
 PNG = {"Content-Type": "image/png"}
 OCTET = {"Content-Type": "application/octet-stream"}

@@ -147,3 +147,9 @@ def test_workflows_assume_their_own_role_after_installing() -> None:
         assert text.index("run: make venv") < text.index("aws-actions/configure-aws-credentials"), name
         assert "secrets." not in text, name
     assert "configure-aws-credentials" not in (REPO / ".github" / "workflows" / "ci.yml").read_text()
+
+
+def test_the_web_acl_limit_is_the_image_contracts() -> None:
+    from serving.image_contract import MAX_IMAGE_BYTES
+
+    assert f"max_body_bytes = {MAX_IMAGE_BYTES}" in tf("waf.tf")

@@ -74,3 +74,10 @@ def test_stub_detects_endpoint_calls(stub: Stubber) -> None:
         make_event(body=GOOD, headers={"Content-Type": "image/jpeg"}, is_base64=True), FakeContext()
     )
     assert response["statusCode"] >= 500
+
+
+def test_the_corpus_limit_is_the_image_contracts() -> None:
+    import lambda_bad_inputs
+    from classify_api.image_contract import MAX_IMAGE_BYTES
+
+    assert lambda_bad_inputs.MAX_IMAGE_BYTES == MAX_IMAGE_BYTES == 4_613_734

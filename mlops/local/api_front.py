@@ -130,6 +130,11 @@ def make_server(
             if self.command == "GET" and resource in {"/", "/index.html"}:
                 self._page(stage.api_key, request_id)
                 return
+            length = int(self.headers.get("Content-Length") or 0)
+            if gw.MAX_BODY_BYTES < length <= gw.MAX_PAYLOAD:  # the web ACL, before the body is read
+                self.close_connection = True
+                self._answer(gw.WEB_ACL_TOO_LARGE, request_id)
+                return
             try:
                 body = self._read_body()
             except ValueError:

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from serving.image_contract import MAX_IMAGE_BYTES
+
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
+MAX_BODY_BYTES = MAX_IMAGE_BYTES  # the web ACL's limit (infra/waf.tf max_body_bytes), the image contract's
 BINARY_TYPES = ("image/", "application/octet-stream", "application/x-image", "multipart/form-data")
 STAGE = "local"
 # (resource, method) -> API key required; the same table as `local.methods` in infra/apigw.tf.
@@ -34,6 +37,13 @@ FORBIDDEN = (403, {"message": "Forbidden"}, "ForbiddenException")
 MISSING_TOKEN = (403, {"message": "Missing Authentication Token"}, "MissingAuthenticationTokenException")
 THROTTLED = (429, {"message": "Too Many Requests"}, "TooManyRequestsException")
 TOO_LARGE = (413, {"message": "Request Too Long"}, "RequestTooLargeException")
+# The stage's web ACL (infra/waf.tf, rule body-too-large): a Content-Length over the largest image the
+# function can take is answered 413 with this JSON before API Gateway or Lambda see the request.
+WEB_ACL_TOO_LARGE = (
+    413,
+    {"error": f"request body too large: the limit is {MAX_IMAGE_BYTES} bytes (4.4 MiB)"},
+    "WAFBlocked",
+)
 NO_FUNCTION = (503, {"message": "no function version is live; run `mlops promote`"}, "ServiceUnavailableException")
 # A function that raised or answered something that is not a proxy result.
 BAD_INTEGRATION = (502, {"message": "Internal server error"}, "InternalServerErrorException")
