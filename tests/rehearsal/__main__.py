@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                           "skip_metadata_api_check", "skip_region_validation")
             ),
             "DATA_DIR": str(data_dir),
+            # The environments' bake time (minutes on AWS): seconds here, the alarms still read by the code.
+            "MLOPS_BAKE_SECONDS": os.environ.get("REHEARSAL_BAKE_SECONDS", "5"),
         }  # fmt: skip
         (out / "home").mkdir(exist_ok=True)
         (out / "runner-temp").mkdir(exist_ok=True)
