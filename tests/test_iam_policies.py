@@ -21,7 +21,10 @@ TOOLS_PYTHON = REPO / ".venv-tools" / "iam" / "bin" / "python"
 ANALYSIS = INFRA / "tools" / "iam_analysis.py"
 REPOSITORY = "example-org/catdog-mlops"
 
-pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+
+@pytest.fixture(autouse=True)
+def _terraform_present() -> None:
+    assert TERRAFORM, "terraform is not on PATH: the IAM analysis plans the bootstrap stack with it"
 
 
 def run(work: Path, *args: str) -> str:

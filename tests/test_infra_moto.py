@@ -21,10 +21,12 @@ PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
 TERRAFORM = shutil.which("terraform")
 COMMAND_TIMEOUT = 600
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _terraform_present() -> None:
+    assert TERRAFORM, "terraform is not on PATH: this test applies the stack with it"
 
 
 def free_port() -> int:

@@ -29,8 +29,8 @@ def rehearse(out: Path, artifact: Path, faults: str) -> subprocess.CompletedProc
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
 
 
-@pytest.mark.skipif(not TERRAFORM, reason="terraform is not installed")
 def test_rehearsal_fails_at_the_promotion_that_does_not_move_the_alias(tmp_path: Path) -> None:
+    assert TERRAFORM, "terraform is not on PATH: the rehearsal applies the stacks with it"
     artifact = build_artifact(tmp_path / "artifact")
     broken = rehearse(tmp_path / "broken", artifact, "alias_not_moved")
     assert broken.returncode == 1, broken.stdout[-4000:]

@@ -35,7 +35,7 @@ def actionlint() -> Path:
             ["make", "actionlint-install"], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
         )
         if result.returncode != 0:
-            pytest.skip(f"actionlint could not be installed: {result.stderr[-500:]}")
+            pytest.fail(f"actionlint could not be installed: {result.stderr[-500:]}")
     return ACTIONLINT
 
 
