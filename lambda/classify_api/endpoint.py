@@ -122,11 +122,14 @@ def _check_answer(payload: bytes) -> dict[str, Any]:
     }
 
 
-def invoke(endpoint_name: str, data: bytes, content_type: str) -> tuple[dict[str, Any], float]:
-    """Send the image to the endpoint; return the model's answer and the call's latency in ms."""
+def invoke(
+    endpoint_name: str, data: bytes, content_type: str, client: BaseClient | None = None
+) -> tuple[dict[str, Any], float]:
+    """Send the image to the endpoint (through `client`, default the shared one); return the model's
+    answer and the call's latency in ms."""
     if not ENDPOINT_NAME_RE.match(endpoint_name):
         raise ApiError(500, "configured endpoint name is not a valid SageMaker endpoint name", "ConfigErrors")
-    client = get_client()
+    client = client or get_client()
     started = time.perf_counter()
     try:
         response = client.invoke_endpoint(

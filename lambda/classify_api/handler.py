@@ -19,7 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from classify_api import endpoint, prediction_log
+from classify_api import endpoint, prediction_log, shadow
 from classify_api.config import METRICS_NAMESPACE, SERVICE_NAME, load_settings
 from classify_api.errors import ApiError
 from classify_api.request_parse import extract_image
@@ -134,8 +134,18 @@ def predict() -> Response:
     if not endpoint_name:
         raise ApiError(500, "service misconfigured: no model endpoint name", metric="ConfigErrors")
     image = extract_image(event.headers, event.body, event.is_base64_encoded, settings)
-    answer, model_ms = endpoint.invoke(endpoint_name, image.data, image.info.content_type)
+    context = app.lambda_context
+    remaining = context.get_remaining_time_in_millis() if context is not None else None
+    mirror = shadow.start(stage, settings.endpoint_name, endpoint_name, image.data, image.info.content_type, remaining)
     request_id = _request_id()
+    version = str(getattr(context, "function_version", "") or "")
+    try:
+        answer, model_ms = endpoint.invoke(endpoint_name, image.data, image.info.content_type)
+    except ApiError as exc:  # the candidate's answer is still compared with the live failure
+        shadow.finish(
+            mirror, {"status": exc.status, "label": None, "ms": None}, request_id, version, stage.get("release", "")
+        )
+        raise
     payload: dict[str, Any] = {
         **answer,
         "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
@@ -171,6 +181,8 @@ def predict() -> Response:
     )
     if settings.prediction_table:
         prediction_log.log_prediction(settings.prediction_table, request_id, payload, release)
+    live = {"status": 200, "label": answer["label"], "ms": round(model_ms, 1), "model_version": answer["model_version"]}
+    shadow.finish(mirror, live, request_id, version, release or "")
     return _json(200, payload)
 
 
