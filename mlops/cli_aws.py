@@ -124,7 +124,9 @@ def register_pipeline(pipeline_app: typer.Typer) -> None:
         param: Annotated[list[str] | None, typer.Option(help="Another parameter, NAME=VALUE (repeatable)")] = None,
         wait: Annotated[bool, typer.Option(help="Wait for the execution to end; fail when it fails")] = False,
         summary: Annotated[Path | None, typer.Option(help="Append a Markdown summary here (job summary)")] = None,
-        poll_seconds: Annotated[float, typer.Option(help="Seconds between status polls")] = 30.0,
+        poll_seconds: Annotated[
+            float, typer.Option(envvar="PIPELINE_POLL_SECONDS", help="Seconds between status polls")
+        ] = 30.0,
         timeout_minutes: Annotated[float, typer.Option(help="Give up waiting after this long")] = 240.0,
     ) -> None:
         """Start an execution of the training pipeline; with --wait, report the gate and the new version."""
