@@ -208,6 +208,11 @@ def progressive(
         log(f"{plan.strategy}: nothing is live to share traffic with: the first release goes all at once")
         return
     same_model = previous.model_version == mv.version and bool(previous.endpoint_config)
+    if plan.strategy == "shadow" and same_model and not backend.mirrors_code:
+        raise ShadowRefused(
+            f"shadow testing on the {backend.name} backend compares models, and model version {mv.version} is "
+            "already live (a code-only release): use canary"
+        )
     log(f"{plan.strategy}: bringing up candidate version {mv.version} beside version {previous.model_version}")
     candidate = backend.stage_candidate(mv, release, same_model)
     backend.save_release(release)

@@ -1,29 +1,45 @@
-"""Canary and linear releases on the aws backend (moto), with clients sending requests throughout.
+"""Canary, linear and shadow releases on the aws backend (moto), with clients sending requests throughout.
 
 moto cannot run a function, so `AliasTraffic` stands in for API Gateway + Lambda on the client's
 path, doing what the services do: the alias's weighted routing picks a version per request (at
 random, by weight), the handler reaches the endpoint that the stage variable `endpointName` or
 else the version's ENDPOINT_NAME names, and Lambda publishes the version's Invocations and Errors
 with the ExecutedVersion dimension. The candidate fails for `mobile` clients only.
+
+For shadow, `HandlerTraffic` runs the real handler (classify_api.handler) on the client's path,
+with the stage's variables in the event, the version's ENDPOINT_NAME, SageMaker runtime answered
+from the endpoint's config in moto, and the handler's log lines shipped to the function's log group
+in moto's CloudWatch Logs, which the release reads back.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
+import logging
 import random
 import re
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from aws_support import PREFIX, REGION, STAGE, Stack, approve_all, aws_env, make_stack
+from classify_api import endpoint, handler, shadow
+from lambda_support import FakeContext, image_bytes, make_event
 from moto import mock_aws
 from test_aws_release import smoke
+from test_release_promises_aws import new_code
 
+from mlops.backends import aws_front, aws_shadow
 from mlops.release import PromotionFailed, PromotionRefused, promote, status
-from mlops.release_traffic import TrafficPlan
+from mlops.release_traffic import ShadowRefused, TrafficPlan
 from mlops.smoke import SmokeConfig
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
 FUNCTION = f"{PREFIX}-classify-api"
 TOLERANCE = 0.10  # Lambda's weighted routing is random per request: the share is binomial around the weight
@@ -92,8 +108,10 @@ def stack(monkeypatch) -> Iterator[Stack]:
         yield s
 
 
-def run_with_traffic(stack: Stack, plan: TrafficPlan, failing: list[str]) -> tuple[AliasTraffic, Exception | None]:
-    traffic = AliasTraffic(stack.rest_api_id, failing)
+def run_with_traffic(
+    stack: Stack, plan: TrafficPlan, failing: list[str], traffic: threading.Thread | None = None
+) -> tuple[threading.Thread, Exception | None]:
+    traffic = traffic or AliasTraffic(stack.rest_api_id, failing)
     traffic.start()
     time.sleep(0.3)
     error = None
@@ -152,9 +170,181 @@ def test_linear_release_of_a_good_candidate_reaches_all_traffic(stack: Stack) ->
     assert alias["FunctionVersion"] == final and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
 
 
-def test_shadow_is_refused_on_aws_before_anything_moves(stack: Stack) -> None:
+# --- shadow: the real handler on the client's path ----------------------------------------------------
+
+LOG_GROUP = f"/aws/lambda/{FUNCTION}"  # infra/logs.tf
+OTHER = {"cat": "dog", "dog": "cat"}
+
+
+class ModelEndpoints:
+    """SageMaker runtime for the handler: an endpoint answers with the model version of its config, the
+    photo's true label, or the other one from a labels-swapped model. Every call is recorded."""
+
+    def __init__(self, truth: dict[bytes, str], swapped: set[str]) -> None:
+        self.sm = boto3.client("sagemaker", region_name=REGION)
+        self.truth, self.swapped = truth, swapped
+        self.calls: list[dict] = []
+        self._lock = threading.Lock()
+
+    def invoke_endpoint(self, EndpointName: str, Body: bytes, **_: Any) -> dict:
+        with self._lock:
+            config = self.sm.describe_endpoint(EndpointName=EndpointName)["EndpointConfigName"]
+        model = re.search(r"-v(\d+)-r", config).group(1)
+        label = OTHER[self.truth[Body]] if model in self.swapped else self.truth[Body]
+        self.calls.append({"endpoint": EndpointName, "model": model, "label": label})
+        doc = {"label": label, "confidence": 0.9, "scores": {label: 0.9, OTHER[label]: 0.1}, "model_version": model}
+        return {"Body": io.BytesIO(json.dumps(doc).encode())}
+
+
+class LogLines(logging.Handler):
+    """The function's log output, formatted as it writes it; shipped to its log group after each request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(handler.logger.registered_formatter)
+        self.lines: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append({"timestamp": int(record.created * 1000), "message": self.format(record)})
+
+
+class HandlerTraffic(threading.Thread):
+    """Clients through the stage and alias `live` into the real handler, as API Gateway and Lambda deliver
+    them: the alias picks the version, the event carries the stage's variables, the handler runs with the
+    version's ENDPOINT_NAME, and its log lines go to the function's log group (one stream per version)."""
+
+    def __init__(self, stack: Stack, swapped: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__(daemon=True)
+        self.rest_api_id = stack.rest_api_id
+        self.images = {"cat": image_bytes("JPEG", color="orange"), "dog": image_bytes("JPEG", color="gray")}
+        self.models = ModelEndpoints({data: label for label, data in self.images.items()}, swapped)
+        self.answers: list[dict] = []
+        self._halt = threading.Event()
+        self._endpoint = ""  # the invoked version's ENDPOINT_NAME, as Lambda sets it per version
+        monkeypatch.setattr(endpoint, "_client", self.models)
+        monkeypatch.setattr(shadow, "_client", self.models)
+        real = handler.load_settings
+        monkeypatch.setattr(handler, "load_settings", lambda: dataclasses.replace(real(), endpoint_name=self._endpoint))
+        self.log = LogLines()
+        logging.getLogger(handler.logger.name).addHandler(self.log)
+        stack.client("logs").create_log_group(logGroupName=LOG_GROUP)
+
+    def request(self, fn: Any, apigw: Any, logs: Any, truth: str) -> dict:
+        version = fn.get_alias(FunctionName=FUNCTION, Name="live")["FunctionVersion"]
+        env = fn.get_function_configuration(FunctionName=FUNCTION, Qualifier=version)["Environment"]["Variables"]
+        variables = apigw.get_stage(restApiId=self.rest_api_id, stageName=STAGE).get("variables") or {}
+        self._endpoint = env["ENDPOINT_NAME"]
+        headers = {"Content-Type": "image/jpeg"}
+        event = make_event(body=self.images[truth], headers=headers, is_base64=True, stage_variables=variables)
+        response = handler.lambda_handler(event, FakeContext(function_name=FUNCTION, function_version=version))
+        lines, self.log.lines = self.log.lines, []
+        stream = f"2025/01/01/[{version}]{threading.get_ident()}"
+        if stream not in {s["logStreamName"] for s in logs.describe_log_streams(logGroupName=LOG_GROUP)["logStreams"]}:
+            logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        if lines:
+            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=lines)
+        doc = json.loads(response["body"])
+        return {
+            "status": response["statusCode"],
+            "truth": truth,
+            "label": doc.get("label"),
+            "model": doc.get("model_version"),
+            "function_model": env.get("MODEL_VERSION"),
+        }
+
+    def run(self) -> None:
+        clients = [boto3.client(s, region_name=REGION) for s in ("lambda", "apigateway", "logs")]
+        n = 0
+        while not self._halt.is_set():
+            n += 1
+            self.answers.append(self.request(*clients, truth="cat" if n % 2 else "dog"))
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=30)
+        logging.getLogger(handler.logger.name).removeHandler(self.log)
+
+
+SHADOW = TrafficPlan(strategy="shadow", shadow_min_requests=15, shadow_seconds=30)
+
+
+def test_shadow_refuses_a_labels_swapped_candidate_and_no_client_sees_its_answers(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     backend = stack.backend
     before = backend.served()
-    with pytest.raises(PromotionRefused, match="shadow testing is not available on the aws backend"):
-        promote(backend, "2", "bob", SmokeConfig(), log=lambda m: None, plan=TrafficPlan(strategy="shadow"))
-    assert backend.served() == before and [r.model_version for r in backend.list_releases()] == ["1"]
+    traffic = HandlerTraffic(stack, {"2"}, monkeypatch)
+    _, error = run_with_traffic(stack, SHADOW, [], traffic)
+    assert isinstance(error, ShadowRefused) and "shadow test refused version 2" in str(error)
+    assert "agreement 0.000 below 0.970" in str(error)
+    assert "shadow comparison: agreement 0.000 over" in capsys.readouterr().out  # printed
+    rec = next(r for r in backend.list_releases() if r.model_version == "2")
+    result = rec.traffic["shadow"]
+    assert rec.status == "refused" and result["passed"] is False and result["agreement"] == 0.0
+    assert result["compared"] >= 15 and result["candidate_errors"] == 0
+    assert (
+        set(result["confusion"]) == {"cat→dog", "dog→cat"} and sum(result["confusion"].values()) == result["compared"]
+    )
+    assert result["live_p95_ms"] >= 0 and result["candidate_p95_ms"] >= 0
+
+    # nothing moved: the stage serves what it served; the mirror and the candidate are gone
+    assert backend.served() == before and status(backend)["drift"] == {}
+    variables = stack.client("apigateway").get_stage(restApiId=stack.rest_api_id, stageName=STAGE)["variables"]
+    assert "shadowEndpoint" not in variables and variables["endpointName"] == f"{PREFIX}-classifier"
+    sm = stack.client("sagemaker")
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == [f"{PREFIX}-classifier"]
+
+    # the candidate was asked (with swapped answers) and no client ever received one of its answers
+    mirrored = [c for c in traffic.models.calls if c["endpoint"] == f"{PREFIX}-classifier-candidate"]
+    assert len(mirrored) >= 15 and {c["model"] for c in mirrored} == {"2"}
+    answers = traffic.answers
+    assert answers and all(a["status"] == 200 for a in answers)
+    assert all(a["model"] == "1" and a["label"] == a["truth"] for a in answers)
+
+
+def test_shadow_passes_a_good_candidate_which_is_then_promoted(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = stack.backend
+    traffic = HandlerTraffic(stack, set(), monkeypatch)
+    _, error = run_with_traffic(stack, SHADOW, [], traffic)
+    assert error is None
+    live = status(backend)
+    assert live["model_version"] == "2" and live["drift"] == {}
+    rec = next(r for r in backend.list_releases() if r.model_version == "2")
+    result = rec.traffic["shadow"]
+    assert rec.status == "live" and rec.strategy == "shadow" and result["passed"] is True
+    assert result["agreement"] == 1.0 and result["compared"] >= 15 and result["candidate_errors"] == 0
+    assert result["confusion"].keys() <= {"cat→cat", "dog→dog"}
+    variables = stack.client("apigateway").get_stage(restApiId=stack.rest_api_id, stageName=STAGE)["variables"]
+    assert "shadowEndpoint" not in variables
+    sm = stack.client("sagemaker")
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == [f"{PREFIX}-classifier"]
+    answers = traffic.answers
+    assert all(a["status"] == 200 and a["label"] == a["truth"] for a in answers)
+    assert all(a["model"] == a["function_model"] for a in answers if a["function_model"])  # no mixed request
+    assert answers[-1]["model"] == "2"
+
+
+def test_shadow_refuses_a_code_only_release_before_anything_moves(stack: Stack) -> None:
+    backend = stack.backend
+    before = backend.served()
+
+    def versions() -> list[str]:
+        return [
+            v["Version"] for v in stack.client("lambda").list_versions_by_function(FunctionName=FUNCTION)["Versions"]
+        ]
+
+    published = versions()
+    new_code(stack, "handler fix")
+    with pytest.raises(ShadowRefused, match=r"compares models, and model version 1 is already live \(a code-only"):
+        promote(backend, "1", "bob", SmokeConfig(), log=lambda m: None, plan=TrafficPlan(strategy="shadow"))
+    assert backend.served() == before
+    assert versions() == published  # no candidate version was published
+    assert sorted((r.model_version, r.status) for r in backend.list_releases()) == [("1", "live"), ("1", "refused")]
+
+
+def test_the_handler_and_the_release_agree_on_the_names(stack: Stack) -> None:
+    """The stage variable, the candidate endpoint's name and the record's message, written on both sides."""
+    assert aws_front.SHADOW_VARIABLE == shadow.VARIABLE
+    assert stack.backend.candidate_host.name == f"{stack.backend.cfg.endpoint_name}{shadow.SUFFIX}"
+    assert aws_shadow.RECORD == shadow.RECORD

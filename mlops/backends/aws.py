@@ -11,10 +11,11 @@ from pathlib import Path
 
 from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, resource_name
 from mlops.backends.aws_endpoint import EndpointHost
-from mlops.backends.aws_front import ApiFront
+from mlops.backends.aws_front import SHADOW_VARIABLE, ApiFront
 from mlops.backends.aws_image import pin_image
 from mlops.backends.aws_records import ReleaseTable
 from mlops.backends.aws_registry import SageMakerRegistry
+from mlops.backends.aws_shadow import read_pairs
 from mlops.backends.aws_traffic import candidate_metrics
 from mlops.backends.aws_watch import alarm_breaches
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
@@ -26,7 +27,7 @@ class AwsBackend(Backend):
     """One environment (staging or production) of the Terraform stack in infra/."""
 
     name = "aws"
-    mirrors = False  # shadow testing needs the function to mirror requests: not on AWS yet
+    mirrors_code = False  # the live function mirrors to the candidate's endpoint: models are compared, not code
 
     def __init__(
         self, stage: str = "staging", clients: AwsClients | None = None, env: Mapping[str, str] | None = None
@@ -78,7 +79,9 @@ class AwsBackend(Backend):
         return self.front.publish(release)
 
     def move_alias(self, function_version: str) -> None:
+        """The alias on one version, nothing weighted and nothing mirrored."""
         self.front.move_alias(function_version)
+        self.front.set_variables({SHADOW_VARIABLE: None})
 
     def current_function_version(self) -> str:
         return self.front.current_version()
@@ -143,11 +146,15 @@ class AwsBackend(Backend):
         return candidate
 
     def route(self, primary: str, candidate: str = "", weight: float = 0.0, mirror: str = "") -> None:
-        if mirror:
-            raise BackendError("the aws backend cannot mirror requests to a candidate")
-        if candidate:
-            self.front.forget_endpoint_variable()
+        """The alias's weights decide the split; a mirror is the stage variable naming the candidate's
+        endpoint, which the live function (`primary`) then sends a copy of each POST /predict to."""
+        if mirror and self.candidate_host.describe() is None:
+            raise BackendError(f"cannot mirror to version {mirror}: endpoint {self.candidate_host.name} does not exist")
         self.front.route(primary, {candidate: weight} if candidate and weight > 0 else {})
+        variables: dict[str, str | None] = {SHADOW_VARIABLE: self.candidate_host.name if mirror else None}
+        if candidate or self.front.version_endpoint(primary) != self.cfg.endpoint_name:
+            variables["endpointName"] = None  # each version now follows its own ENDPOINT_NAME
+        self.front.set_variables(variables)
 
     def candidate_signals(self, release: Release, since: float) -> tuple[list[str], dict[str, int]]:
         cand = str(release.candidate.get("function_version", ""))
@@ -156,7 +163,10 @@ class AwsBackend(Backend):
         return candidate_metrics(self.clients, self.cfg, cand, min(primary, default=""), endpoint, since)
 
     def shadow_pairs(self, release: Release, since: float) -> list[dict]:
-        return []
+        """The live function's `shadow pair` log records for the candidate's endpoint since `since`."""
+        endpoint = str(release.candidate.get("endpoint", ""))
+        version = str(release.candidate.get("function_version", ""))
+        return read_pairs(self.clients, self.cfg, endpoint, version, since) if endpoint else []
 
     def drop_candidate(self, release: Release) -> None:
         """Delete the candidate endpoint (its config is the release's: retire or the stage keeps it) and

@@ -13,6 +13,8 @@ from mlops.backends.base import BackendError, Release, alias_text
 
 # Deployment descriptions carry the stage variables they were made with, so a restore can put them back.
 DESCRIPTION_KEY = "stageVariables"
+# While set, the live function mirrors each POST /predict to this endpoint (lambda/classify_api/shadow.py).
+SHADOW_VARIABLE = "shadowEndpoint"
 
 
 def health_event(stage: str, variables: dict[str, str]) -> dict:
@@ -100,6 +102,12 @@ class ApiFront:
         self.pre_traffic_check(version, release)
         return version
 
+    def version_endpoint(self, version: str) -> str:
+        """The endpoint a published version's environment names (ENDPOINT_NAME)."""
+        with aws_call(f"reading the configuration of function {self.cfg.function_name}:{version}"):
+            conf = self.fn.get_function_configuration(FunctionName=self.cfg.function_name, Qualifier=str(version))
+        return str((conf.get("Environment") or {}).get("Variables", {}).get("ENDPOINT_NAME", ""))
+
     def code_sha256(self) -> str:
         """CodeSha256 of $LATEST: the code the next published version carries (set by `mlops lambda update-code`)."""
         with aws_call(f"reading the configuration of function {self.cfg.function_name}"):
@@ -144,19 +152,29 @@ class ApiFront:
                 RoutingConfig={"AdditionalVersionWeights": {str(v): float(w) for v, w in weights.items()}},
             )
 
-    def forget_endpoint_variable(self) -> None:
-        """Remove the stage variable `endpointName`, which the handler prefers to its own ENDPOINT_NAME:
-        while two function versions share the stage, each must reach the endpoint its environment names."""
+    def stage_variables_now(self) -> dict[str, str]:
+        """The stage's variables as API Gateway holds them now."""
         with aws_call(f"reading stage {self.cfg.stage_name}"):
             stage = self.apigw.get_stage(restApiId=self.rest_api_id, stageName=self.cfg.stage_name)
-        if "endpointName" not in (stage.get("variables") or {}):
+        return {str(k): str(v) for k, v in (stage.get("variables") or {}).items()}
+
+    def set_variables(self, values: dict[str, str | None]) -> None:
+        """Set stage variables (None: remove), in one update of what differs. Two are set here:
+        `endpointName` goes while two function versions share the stage (the handler prefers it to its
+        own ENDPOINT_NAME, and each version must reach the endpoint its environment names), and
+        SHADOW_VARIABLE names the candidate's endpoint while the live function mirrors to it."""
+        current = self.stage_variables_now()
+        ops = []
+        for name, value in values.items():
+            if value is None and name in current:
+                ops.append({"op": "remove", "path": f"/variables/{name}"})
+            elif value is not None and current.get(name) != value:
+                ops.append({"op": "replace", "path": f"/variables/{name}", "value": value})
+        if not ops:
             return
-        with aws_call(f"removing stage variable endpointName from stage {self.cfg.stage_name}"):
-            self.apigw.update_stage(
-                restApiId=self.rest_api_id,
-                stageName=self.cfg.stage_name,
-                patchOperations=[{"op": "remove", "path": "/variables/endpointName"}],
-            )
+        what = ", ".join(f"{o['path'].rsplit('/', 1)[1]}={o.get('value', '(removed)')}" for o in ops)
+        with aws_call(f"setting stage variables {what} on stage {self.cfg.stage_name}"):
+            self.apigw.update_stage(restApiId=self.rest_api_id, stageName=self.cfg.stage_name, patchOperations=ops)
 
     def discard_version(self, version: str) -> str:
         """Delete a published function version that the alias does not point to; returns what was done."""
@@ -184,8 +202,12 @@ class ApiFront:
         return {"live": str(alias["FunctionVersion"]), "weights": {str(k): float(v) for k, v in weights.items()}}
 
     def current_version(self) -> str:
-        """The alias's version, with its weighted candidate when it has one (e.g. `3+4@10%`)."""
-        return alias_text(self._alias())
+        """The alias's version, with its weighted candidate (`3+4@10%`) or the endpoint its live
+        function mirrors to (`3+shadow <endpoint>`) when it has one."""
+        alias = self._alias()
+        if alias and (mirror := self.stage_variables_now().get(SHADOW_VARIABLE)):
+            alias["mirror"] = mirror
+        return alias_text(alias)
 
     def routed_versions(self) -> set[str]:
         alias = self._alias()
