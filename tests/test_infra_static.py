@@ -173,3 +173,23 @@ def test_widened_release_permissions_reach_only_what_a_release_needs() -> None:
     assert endpoints and all(
         line.count(":endpoint/") == 2 and line.rstrip().endswith('-classifier-candidate"]') for line in endpoints
     ), endpoints
+
+
+def test_shadow_records_are_read_from_the_functions_own_log_group_only() -> None:
+    """One grant widened for shadow testing: promotion reads the live function's `shadow pair` records
+    (mlops/backends/aws_shadow.py) with logs:FilterLogEvents, on the API function's log group and no
+    other; the function itself gains nothing (it mirrors to the candidate endpoint it may already invoke)."""
+    from mlops.backends.aws_config import AwsConfig
+    from mlops.backends.aws_shadow import log_group
+
+    release = (INFRA / "bootstrap" / "modules" / "stack_access" / "release.tf").read_text()
+    shadow = release.split('sid       = "ReadShadowRecords"', 1)[1].split("statement {", 1)[0]
+    assert 'actions   = ["logs:FilterLogEvents"]' in shadow
+    resources = re.search(r"resources = \[(.*)\]", shadow).group(1)
+    assert resources == '"${local.arn}:logs:${local.regional}:log-group:/aws/lambda/${local.prefix}-classify-api:*"'
+    assert release.count('"logs:') == 1  # no other logs action for releases
+    # the log group the grant names is the one Terraform creates for the function, and the one read
+    assert 'name              = "/aws/lambda/${local.function_name}"' in tf("logs.tf")
+    assert re.search(r'function_name\s*=\s*"\$\{local\.prefix\}-classify-api"', tf("locals.tf"))
+    cfg = AwsConfig.from_env("staging", {"MLOPS_INFRA_OUTPUTS_DIR": "/nonexistent"})
+    assert log_group(cfg) == "/aws/lambda/catdog-staging-classify-api"

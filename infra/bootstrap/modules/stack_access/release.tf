@@ -89,6 +89,14 @@ data "aws_iam_policy_document" "release" {
     resources = ["*"]
   }
 
+  # Shadow testing: the live function logs each mirrored request's two answers; promotion reads
+  # those records back from the function's own log group, and no other.
+  statement {
+    sid       = "ReadShadowRecords"
+    actions   = ["logs:FilterLogEvents"]
+    resources = ["${local.arn}:logs:${local.regional}:log-group:/aws/lambda/${local.prefix}-classify-api:*"]
+  }
+
   statement {
     sid       = "WebPage"
     actions   = ["s3:PutObject"]
