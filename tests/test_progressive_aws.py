@@ -294,6 +294,9 @@ def test_shadow_refuses_a_labels_swapped_candidate_and_no_client_sees_its_answer
     assert "shadowEndpoint" not in variables and variables["endpointName"] == f"{PREFIX}-classifier"
     sm = stack.client("sagemaker")
     assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == [f"{PREFIX}-classifier"]
+    assert not [c for c in sm.list_endpoint_configs()["EndpointConfigs"] if "-v2-" in c["EndpointConfigName"]]
+    versions = stack.client("lambda").list_versions_by_function(FunctionName=FUNCTION)["Versions"]
+    assert "3" not in {v["Version"] for v in versions}  # the candidate's function version is gone
 
     # the candidate was asked (with swapped answers) and no client ever received one of its answers
     mirrored = [c for c in traffic.models.calls if c["endpoint"] == f"{PREFIX}-classifier-candidate"]
