@@ -64,6 +64,20 @@ class Prices:
             sustained_vcpus={k: float(v["sustained_vcpus"]) for k, v in table["instances"].items()},
         )
 
+    def missing(self, api: str = "rest", arch: str = "x86") -> list[str]:
+        """The prices the serving modes need that the table lacks (null) for this region, by name."""
+        named = {
+            "Lambda request": self.lambda_request,
+            f"Lambda GB-second ({arch})": self.lambda_gb_second.get(arch),
+            f"API Gateway {api.upper()} request": self.api_request.get(api),
+            "SageMaker endpoint data processing": self.data_per_gb,
+        }
+        out = [name for name, price in named.items() if price is None]
+        if sizes := [str(mb) for mb, price in self.serverless_per_second.items() if price is None]:
+            out.append(f"SageMaker Serverless Inference ({', '.join(sizes)} MB)")
+        out += [f"{itype} hosting" for itype, price in self.instance_per_hour.items() if price is None]
+        return out
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -190,8 +204,14 @@ def poisson_concurrency(rate_rps: float, service_s: float, tail: float = 1e-3) -
 
 
 def plans(f: Figures, prices: Prices, a: Assumptions | None = None, n_for_settings: float = 0) -> list[Plan]:
-    """Every mode the region can price; raises CostError when a price every mode needs is missing."""
+    """Every mode, priced for the region; raises CostError naming every price the table lacks there."""
     a = a or Assumptions()
+    if gaps := prices.missing(a.api, a.arch):
+        raise CostError(
+            f"the price table has no price for {prices.region} of: {'; '.join(gaps)} (checked {prices.checked}). "
+            "Modes are compared only where every one is priced: fill these in mlops/prices.json from the sources "
+            "it names"
+        )
     api = need(prices.api_request[a.api], f"API Gateway {a.api.upper()} request", prices)
     stretch = cpu_stretch(a.lambda_memory_mb)
     # The function waits on the endpoint: what the API's latency leaves, at least the model server's own work.
@@ -199,7 +219,7 @@ def plans(f: Figures, prices: Prices, a: Assumptions | None = None, n_for_settin
     fn_ms = wait_ms + f.function_cpu_ms * stretch
     fn_extra_ms = f.function_cpu_ms * (stretch - 1)
     function = api + lambda_invocation(prices, a, fn_ms, a.lambda_memory_mb)
-    data = (f.request_kb + f.response_kb) * 1024 / GB * (prices.data_per_gb or 0.0)
+    data = (f.request_kb + f.response_kb) * 1024 / GB * need(prices.data_per_gb, "endpoint data", prices)
     settings = {"lambda_memory_mb": a.lambda_memory_mb}
 
     def endpoint_p95(cold_s: float) -> Callable[[int], float]:
@@ -211,26 +231,24 @@ def plans(f: Figures, prices: Prices, a: Assumptions | None = None, n_for_settin
 
     out: list[Plan] = []
     sls_mb = smallest_fitting(SERVERLESS_SIZES_MB, f.server_peak_mb)
-    sls_price = prices.serverless_per_second.get(sls_mb)
-    if sls_price is not None and prices.data_per_gb is not None:
-        concurrency = poisson_concurrency(peak_rps(n_for_settings, a.peak_to_average), f.server_cpu_ms / 1e3)
-        out.append(
-            Plan(
-                "serverless",
-                f"Lambda -> serverless endpoint ({sls_mb} MB)",
-                function + sls_price * f.server_cpu_ms / 1e3 + data,
-                settings={
-                    "ENDPOINT_MODE": "serverless",
-                    "ENDPOINT_MEMORY_MB": sls_mb,
-                    "ENDPOINT_MAX_CONCURRENCY": concurrency,
-                    **settings,
-                },
-                latency=endpoint_p95(f.server_cold_start_s),
-            )
+    sls_price = need(prices.serverless_per_second.get(sls_mb), f"Serverless Inference {sls_mb} MB", prices)
+    concurrency = poisson_concurrency(peak_rps(n_for_settings, a.peak_to_average), f.server_cpu_ms / 1e3)
+    out.append(
+        Plan(
+            "serverless",
+            f"Lambda -> serverless endpoint ({sls_mb} MB)",
+            function + sls_price * f.server_cpu_ms / 1e3 + data,
+            settings={
+                "ENDPOINT_MODE": "serverless",
+                "ENDPOINT_MEMORY_MB": sls_mb,
+                "ENDPOINT_MAX_CONCURRENCY": concurrency,
+                **settings,
+            },
+            latency=endpoint_p95(f.server_cold_start_s),
         )
+    )
     for itype, hourly in prices.instance_per_hour.items():
-        if hourly is None or prices.data_per_gb is None:
-            continue
+        hourly = need(hourly, f"{itype} hosting", prices)
         capacity = prices.sustained_vcpus[itype] * a.utilisation * 1e3 / max(f.server_cpu_ms, 1e-6)
         for count, suffix in ((1, "one instance"), (0, "as the load needs")):
             plan = Plan(

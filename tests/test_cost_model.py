@@ -178,7 +178,7 @@ def test_advice_refuses_what_it_cannot_price_or_meet() -> None:
         advise(FIG, US, 10_000, 5)
     with pytest.raises(CostError, match="above 0"):
         advise(FIG, US, 0, 100)
-    with pytest.raises(CostError, match="no API Gateway REST request price for eu-west-1"):
+    with pytest.raises(CostError, match="no price for eu-west-1 of: API Gateway REST request"):
         plans(FIG, Prices.load("eu-west-1"))
     with pytest.raises(CostError, match="no prices for region"):
         Prices.load("mars-1")
@@ -195,3 +195,19 @@ def test_every_price_is_dated_and_sourced() -> None:
             values = entry["prices"].values() if "prices" in entry else [entry["price"]]
             if any(v is None for v in values):
                 assert "not found" in entry["note"], (region, key)
+
+
+def test_a_region_missing_any_price_is_refused_naming_each_one() -> None:
+    """One null price (here one instance type's) refuses the region: no table leaves a mode out unnoticed."""
+    table_json = json.loads(PRICE_TABLE.read_text())
+    us = table_json["regions"]["us-east-1"]
+    us["instance_per_hour"]["prices"]["ml.m5.large"] = None
+    us["serverless_per_second"]["prices"]["2048"] = None
+    gappy = Prices.load("us-east-1", table_json)
+    assert gappy.missing() == ["SageMaker Serverless Inference (2048 MB)", "ml.m5.large hosting"]
+    with pytest.raises(CostError) as caught:
+        plans(FIG, gappy)
+    assert "SageMaker Serverless Inference (2048 MB); ml.m5.large hosting" in str(caught.value)
+    assert US.missing() == []
+    eu = Prices.load("eu-west-1").missing()
+    assert "API Gateway REST request" in eu and "Lambda request" not in eu
