@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 
 from aws_emulator import Emulator, sagemaker_pipelines
+from aws_emulator.context import TIME_SCALE
 from aws_emulator.processes import PROCESSES
 from aws_emulator.sagemaker_endpoints import endpoint_state
 from aws_emulator.server import NETSHIM
 
 from rehearsal import checks, scenario
 from rehearsal.runner import Runner, StopFlow, python_shim, table
+from rehearsal.workspace import prepare_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = Path(os.environ.get("PRETRAINED_WEIGHTS") or shared("weights/mobilenet_v2_imagenet_features.pth"))
     started = time.monotonic()
     workspace = out / "workspace"
-    sha = scenario.prepare_workspace(REPO, workspace)
+    sha = prepare_workspace(REPO, workspace)
     emu = Emulator(out / "emulator").start()
     emu.code_root = workspace  # the serving image is built from the checkout
     sagemaker_pipelines.CONTAINER_ENV.update(PRETRAINED_WEIGHTS=str(weights))
@@ -79,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             "DATA_DIR": str(data_dir),
             # The environments' bake time (minutes on AWS): seconds here, the alarms still read by the code.
             "MLOPS_BAKE_SECONDS": os.environ.get("REHEARSAL_BAKE_SECONDS", "5"),
+            # SageMaker's waits are scaled down here (AWS_EMULATOR_TIME_SCALE): so are the documented poll
+            # intervals of endpoint and pipeline status reads (15 s and 30 s by default).
+            "ENDPOINT_POLL_SECONDS": f"{max(0.5, 15 * TIME_SCALE):g}",
+            "PIPELINE_POLL_SECONDS": f"{max(1.0, 30 * TIME_SCALE):g}",
         }  # fmt: skip
         (out / "home").mkdir(exist_ok=True)
         (out / "runner-temp").mkdir(exist_ok=True)

@@ -37,6 +37,7 @@ class Result:
     ok: bool
     seconds: float
     note: str = ""
+    log: str = ""  # the step's output, for steps that ran a command
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Runner:
     results: list[Result] = field(default_factory=list)
     echo: Callable[[str], None] = print
     stop_after: str = ""
+    log_prefix: str = ""  # told apart from the main flow's logs: a step run beside it
 
     def record(self, name: str, where: str, ok: bool, seconds: float, note: str = "") -> Result:
         result = Result(name, where, ok, seconds, note)
@@ -147,7 +149,7 @@ class Runner:
         if missing:
             raise ValueError(f"no value for {', '.join(missing)}")
         script = substitute(step.run or "", context)
-        log = self.log_dir / f"{len(self.results):02d}-{Path(step.workflow).stem}-{step.index}.log"
+        log = self.log_dir / f"{self.log_prefix}{len(self.results):02d}-{Path(step.workflow).stem}-{step.index}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
                 ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
@@ -163,7 +165,7 @@ class Runner:
                 proc.kill()
                 code = -9
         note = "" if code == 0 else f"exit {code}; log {log}"
-        self.record(step.name, step.where, code == 0, time.monotonic() - started, note)
+        self.record(step.name, step.where, code == 0, time.monotonic() - started, note).log = str(log)
         return code == 0, note
 
 
