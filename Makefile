@@ -161,7 +161,7 @@ pytest: venv browser lambda-zip ## Run the Python test suite
 	$(BIN)/pytest -q --durations=25 --ignore=tests/test_infra_moto.py
 
 .PHONY: test
-test: lint infra-check infra-test pytest ## Everything CI runs: lint, Terraform checks, moto apply, tests
+test: lint infra-check pytest aws-rehearsal ## Everything CI runs: lint, Terraform checks, tests, the AWS rehearsal
 
 .PHONY: bench-train
 bench-train: venv ## Benchmark: wall time and peak memory of the full local pipeline run

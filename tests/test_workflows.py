@@ -165,8 +165,8 @@ def test_the_release_commands() -> None:
         "make lint",
         "make actionlint",
         "make infra-check",
-        "make infra-test",
         "make pytest",
+        "make aws-rehearsal",
     ]
 
 
