@@ -26,6 +26,14 @@ def peak_mb(pid: int | str = "self") -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
+def tree_peak_mb(pid: int) -> float:
+    """Peak memory of a process and its descendants (a server's workers), summed: an upper bound on their peak."""
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += (task / "children").read_text().split()
+    return peak_mb(pid) + sum(tree_peak_mb(int(c)) for c in children)
+
+
 def probe_inline(model: str, photos: list[str], n: int) -> dict:
     """In this fresh process: import and load as a Lambda function would (one thread), then time inferences."""
     started = time.perf_counter()
@@ -70,7 +78,7 @@ def child(args: list[str], env: dict | None = None) -> dict:
 
 
 def server_peak_mb(model: str, photos: list[bytes]) -> float:
-    """Peak memory of a model server after it has answered every photo."""
+    """Peak memory of a model server (its processes together) after it has answered every photo."""
     from bench.serve_load import Client, free_port, start_server, wait_ready
 
     port = free_port()
@@ -82,7 +90,7 @@ def server_peak_mb(model: str, photos: list[bytes]) -> float:
         for body in photos:
             client.post(body)
         client.close()
-        return round(peak_mb(proc.pid), 1)
+        return round(tree_peak_mb(proc.pid), 1)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -184,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": serve.get("machine"),
         "target": serve["end_to_end"]["target"],
     }
+    if serve.get("machine"):
+        from bench.serve_report import machine_line  # not at the top: the probes time their own imports
+
+        print(f"bench-serve run of {serve.get('when')}: " + machine_line(serve["machine"]))
     print("figures: " + ", ".join(f"{k} {v}" for k, v in raw.items()))
     plotted = False
     for region in args.regions:

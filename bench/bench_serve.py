@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.bench_stack import trained_home, trained_stack
 from bench.cpu_meter import CpuMeter
+from bench.resolution import EARLIER_SIZE, compare
 from bench.serve_load import bench_http, cold_start, free_port, machine, pct, request_id_run, start_server, wait_ready
 from bench.serve_plot import plot
+from bench.serve_report import report
 
 REPO = Path(__file__).resolve().parents[1]
 FLOORS = {  # name: (limit, "max" or "min")
@@ -137,6 +141,11 @@ def verdicts(figures: dict) -> list[dict]:
 
 def local_stack() -> tuple[str | None, str | None, dict[str, int]]:
     """(live model artifact, API URL, pids of the API front, live function and model server) of `mlops up`."""
+    from mlops.config import REPO_ROOT
+
+    home = Path(os.environ.get("MLOPS_HOME") or REPO_ROOT / ".mlops")
+    if not (home / "mlflow.db").is_file():  # no state there: nothing to serve, and none to create
+        return None, None, {}
     try:
         from mlops.backends.local import LocalBackend, artifact_path
 
@@ -190,39 +199,6 @@ def run_end_to_end(args: argparse.Namespace, model_dir: str, photos: list[bytes]
             proc.wait(10)
 
 
-def report(result: dict) -> None:
-    comp, e2e, cold = result["compute"], result["end_to_end"], result["cold_start"]
-    print(
-        f"compute p50/p95 ms: ORT {comp['serving_model']} "
-        f"{comp['ort_serving']['p50_ms']}/{comp['ort_serving']['p95_ms']}"
-        f", ORT 1 thread {comp['ort_one_thread']['p50_ms']}/{comp['ort_one_thread']['p95_ms']}, eager PyTorch "
-        f"{comp['torch_eager']['p50_ms']}/{comp['torch_eager']['p95_ms']} ({comp['speedup_x']}x); "
-        f"preprocess {comp['preprocess']['p50_ms']}/{comp['preprocess']['p95_ms']}"
-    )
-    print(
-        f"end to end ({e2e['target']}, {e2e['url']}): c=1 p50 {e2e['c1']['p50_ms']} ms, p95 {e2e['c1']['p95_ms']} ms; "
-        f"c={e2e['c8']['concurrency']} {e2e['c8']['rps']} req/s, p50 {e2e['c8']['p50_ms']} ms, "
-        f"p95 {e2e['c8']['p95_ms']} ms, {e2e['c8']['errors']} errors"
-    )
-    cpu = e2e["c8"]["cpu"]
-    print(
-        f"CPU per request at c={e2e['c8']['concurrency']}: "
-        + ", ".join(f"{name} {ms} ms" for name, ms in cpu["ms_per_request"].items())
-        + f" = {cpu['total_ms']} ms: {cpu['cpus']} CPUs serve at most {cpu['ceiling_rps']} req/s"
-    )
-    ids = e2e.get("request_ids")
-    if ids:
-        print(
-            f"{ids['requests']} requests at c={ids['concurrency']} through the API: {ids['errors']} errors, "
-            f"{ids['mismatched']} answers with another request's id, {ids['rps']} req/s ({ids['statuses']})"
-        )
-    print(f"cold start: {cold['runs_s']} s (folder), {cold['model_tar_gz_s']} s (model.tar.gz)")
-    scope = "" if e2e["target"] == "api" else "  (model server only: the floors are for the whole API)"
-    print(f"floors{scope}:")
-    for v in result["floors"]:
-        print(f"  {'PASS' if v['pass'] else 'FAIL'}  {v['name']:<18} {v['value']!s:>10}  {v['floor']}")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--artifact", help="model.tar.gz or model folder (default: the local stack's live model)")
@@ -236,16 +212,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold-runs", type=int, default=3)
     p.add_argument("--id-n", type=int, default=10_000, help="requests of the request-id run through the API (0: skip)")
     p.add_argument("--id-c", type=int, default=32, help="concurrency of the request-id run")
+    p.add_argument("--resolution-n", type=int, default=200, help="runs per input size of the size comparison (0: skip)")
+    p.add_argument("--earlier-px", type=int, default=EARLIER_SIZE, help="the input size to compare the model's with")
     p.add_argument("--out", default="build/bench-serve.json")
     p.add_argument("--plot", default="build/bench-serve.png")
     args = p.parse_args(argv)
+    with contextlib.ExitStack() as scope:
+        pick_target(args, scope)
+        return measure(p, args)
+
+
+def pick_target(args: argparse.Namespace, scope: contextlib.ExitStack) -> None:
+    """What to measure: as given; else the local stack that is up; else, with nothing given and no stack
+    up, the model `make bench-train` trained, behind a local stack brought up for this run."""
     args.pids = {}  # the processes to meter: the local stack's, when it is the target
-    if not args.artifact or not (args.api_url or args.server_url):
+    if args.artifact and (args.api_url or args.server_url):
+        return
+    artifact, api, pids = local_stack()
+    nothing_given = not (args.artifact or args.api_url or args.server_url)
+    if not api and nothing_given and (trained := trained_home()):
+        os.environ.update(scope.enter_context(trained_stack(*trained)))
         artifact, api, pids = local_stack()
-        args.artifact = args.artifact or artifact
-        args.api_url = args.api_url or (None if args.server_url else api)
-        if api and args.api_url == api:
-            args.pids = pids
+    args.artifact = args.artifact or artifact
+    args.api_url = args.api_url or (None if args.server_url else api)
+    if api and args.api_url == api:
+        args.pids = pids
+
+
+def measure(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not args.artifact:
         p.error("no model: pass --artifact, or run `make pipeline` (and `make up`) first")
     files = [f for label in ("cat", "dog") for f in sorted(Path(args.photos, "test", label).glob("*.jpg"))[:10]]
@@ -267,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     packed = round(cold_start(args.artifact, photos[0]), 3) if args.artifact.endswith(".tar.gz") else None
     result["cold_start"] = {"runs_s": runs, "median_s": float(np.median(runs)), "model_tar_gz_s": packed}
     result["end_to_end"] = e2e = run_end_to_end(args, model_dir, photos)
+    if args.resolution_n:
+        print("input sizes ...", flush=True)
+        result["resolution"] = compare(model_dir, photos, args.resolution_n, args.resolution_n, args.earlier_px)
     figures = {
         "compute_speedup_x": result["compute"]["speedup_x"],
         "c1_p50_ms": e2e["c1"]["p50_ms"],

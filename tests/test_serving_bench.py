@@ -59,6 +59,10 @@ def test_benchmark_writes_figures_floors_and_a_plot(
         "2",
         "--cold-runs",
         "1",
+        "--resolution-n",
+        "5",
+        "--earlier-px",
+        "96",
         "--out",
         str(out),
         "--plot",
@@ -74,6 +78,10 @@ def test_benchmark_writes_figures_floors_and_a_plot(
     assert result["compute"]["speedup_x"] > 1  # ONNX Runtime beats eager PyTorch even on a busy machine
     assert 0 < result["cold_start"]["median_s"] < 30
     assert {f["name"] for f in result["floors"]} == set(FLOORS)
+    sizes = result["resolution"]  # the model's input size beside a smaller one, the same network at both
+    assert (sizes["chosen_px"], sizes["earlier_px"], set(sizes["compute_one_thread"])) == (128, 96, {"128px", "96px"})
+    assert all(v["n"] >= 5 and v["p50_ms"] > 0 for v in sizes["model_server_c1"].values())
+    assert sizes["compute_ratio_p50"] > 0 and sizes["model_server_ratio_p50"] > 0
     assert plot.stat().st_size > 10_000
 
 
