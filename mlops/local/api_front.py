@@ -7,38 +7,42 @@ own answers (unknown route, API key, throttle, payload limit) come from mlops.lo
 While a release shifts traffic, the alias's weight decides per request which function version
 answers it (gateway.Splitter); while a candidate is shadow-tested, each answered POST /predict is
 also sent, after the client has its answer, to the candidate, and both answers are logged
-(gateway.Mirror). `/` serves the web page.
+(gateway.Mirror). `/` serves the web page. The HTTP server is the stand-ins' own (standin_http):
+capped connections, header and body deadlines, graceful SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
-import contextlib
 import json
 import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
 
 from mlops.local import gateway as gw
 from mlops.local.lambda_runtime import INVOKE_PATH
+from mlops.local.standin_http import (
+    BodyTimeoutError,
+    BodyTooLargeError,
+    Limits,
+    Request,
+    Response,
+    Server,
+)
 from mlops.web_page import render as render_page
 
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's REST integration timeout
-LISTEN_BACKLOG = 1024
-
-
-class Server(ThreadingHTTPServer):
-    """Threaded HTTP server whose listen backlog is set before listen() is called."""
-
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG
+REQUEST_TIMEOUT = (408, {"message": "Request Timeout"}, "RequestTimeoutException")  # a body too slow to arrive
+# The HTTP server hands header names over lower-cased, as API Gateway passes those of an HTTP/2 client;
+# Host and X-Forwarded-For are named as API Gateway names the ones it sets.
+GATEWAY_NAMES = {"host": "Host", "x-forwarded-for": "X-Forwarded-For"}
+UNFORWARDED = {"content-length", "connection", "transfer-encoding", "x-amzn-requestid"}
 
 
 class Routing:
@@ -61,11 +65,30 @@ class Routing:
         return self.data
 
 
+def reply(status: int, body: bytes, headers: dict[str, str], request_id: str, close: bool = False) -> Response:
+    """An answer carrying API Gateway's x-amzn-RequestId."""
+    out = {k: v for k, v in headers.items() if k.lower() not in UNFORWARDED}
+    return Response(status, body, {**out, "x-amzn-RequestId": request_id}, close)
+
+
+def answer(given: gw.Answer, request_id: str, close: bool = False) -> Response:
+    """One of the stage's own answers."""
+    status, body, error_type = given
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
+    return reply(status, json.dumps(body).encode(), headers, request_id, close)
+
+
 def make_server(
-    host: str, port: int, routing_path: Path, api_url: str, stage: gw.StageConfig | None = None
-) -> ThreadingHTTPServer:
+    host: str,
+    port: int,
+    routing_path: Path,
+    api_url: str,
+    stage: gw.StageConfig | None = None,
+    limits: Limits | None = None,
+) -> Server:
     routing = Routing(routing_path)
     default_stage = stage or gw.StageConfig()
+    limits = limits or Limits()
     gate = gw.Gate()
     pool = urllib3.PoolManager(
         maxsize=64, retries=False, timeout=urllib3.Timeout(connect=2.0, read=INTEGRATION_TIMEOUT)
@@ -73,107 +96,53 @@ def make_server(
     splitter = gw.Splitter()
     mirror = gw.Mirror(lambda url, event: call_function(pool, url, event))
 
-    class Front(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-        wbufsize = 1 << 16  # status line, headers and body leave in one write (flushed after each request)
+    async def handle(req: Request) -> Response:
+        request_id = gw.new_request_id()
+        route = routing.current()
+        stage = gw.StageConfig.from_routing(route, default_stage)
+        resource = urlsplit(req.path).path
+        if req.method == "GET" and resource in {"/", "/index.html"}:
+            html = render_page(api_url, stage.api_key).encode()
+            page_headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+            return reply(200, html, page_headers, request_id)
+        try:
+            length = req.content_length()
+        except ValueError:
+            return reply(400, b'{"message": "Bad Request"}', {"Content-Type": "application/json"}, request_id, True)
+        if length is not None and gw.MAX_BODY_BYTES < length <= gw.MAX_PAYLOAD:  # the web ACL, before the body
+            return answer(gw.WEB_ACL_TOO_LARGE, request_id, close=True)
+        try:
+            body = await req.body(gw.MAX_PAYLOAD, limits.body_timeout)
+        except BodyTooLargeError:  # answered before the body is read; the connection cannot be reused
+            return answer(gw.TOO_LARGE, request_id, close=True)
+        except BodyTimeoutError:
+            return answer(REQUEST_TIMEOUT, request_id, close=True)
+        refusal = gate.check(stage, resource, req.method, dict(req.headers))
+        if refusal is not None:
+            return answer(refusal, request_id)
+        target, version = splitter.pick(route)
+        if not target:
+            return answer(gw.NO_FUNCTION, request_id)
+        server_host, server_port = req.server
+        passed = [(GATEWAY_NAMES.get(k, k), v) for k, v in req.headers]
+        headers = gw.forwarded_headers(passed, f"{server_host}:{server_port}", server_port, req.client)
+        multi: dict[str, list[str]] = {}
+        for k, v in passed:
+            multi.setdefault(k, []).append(v)
+        event = gw.build_event(req.method, req.path, headers, multi, body, route, req.client, request_id)
+        started = time.perf_counter()
+        status, data, out_headers = await asyncio.to_thread(call_function, pool, target, event)
+        response = reply(status, data, out_headers, request_id)
+        if (req.method, resource) == ("POST", "/predict"):  # mirrored once the client has its answer
 
-        def log_message(self, *args: Any) -> None:
-            return
-
-        def _reply(self, status: int, body: bytes, headers: dict[str, str], request_id: str) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                if k.lower() not in {"content-length", "connection", "transfer-encoding", "x-amzn-requestid"}:
-                    self.send_header(k, v)
-            self.send_header("x-amzn-RequestId", request_id)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _answer(self, answer: gw.Answer, request_id: str) -> None:
-            status, body, error_type = answer
-            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
-            self._reply(status, json.dumps(body).encode(), headers, request_id)
-
-        def _page(self, api_key: str, request_id: str) -> None:
-            html = render_page(api_url, api_key)
-            headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
-            self._reply(200, html.encode(), headers, request_id)
-
-        def _read_body(self) -> bytes | None:
-            """The request body, or None (connection to be closed) when it is over the payload limit."""
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                chunks, total = [], 0
-                while True:
-                    size = int(self.rfile.readline(64).split(b";", 1)[0].strip() or b"0", 16)
-                    total += size
-                    if total > gw.MAX_PAYLOAD:
-                        return None
-                    if size == 0:
-                        while self.rfile.readline(1024).strip():
-                            pass  # trailers
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline(8)
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > gw.MAX_PAYLOAD:
-                return None
-            return self.rfile.read(length) if length else b""
-
-        def _handle(self) -> None:
-            request_id = gw.new_request_id()
-            route = routing.current()
-            stage = gw.StageConfig.from_routing(route, default_stage)
-            resource = urlsplit(self.path).path
-            if self.command == "GET" and resource in {"/", "/index.html"}:
-                self._page(stage.api_key, request_id)
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if gw.MAX_BODY_BYTES < length <= gw.MAX_PAYLOAD:  # the web ACL, before the body is read
-                self.close_connection = True
-                self._answer(gw.WEB_ACL_TOO_LARGE, request_id)
-                return
-            try:
-                body = self._read_body()
-            except ValueError:
-                self.close_connection = True
-                self._reply(400, b'{"message": "Bad Request"}', {"Content-Type": "application/json"}, request_id)
-                return
-            if body is None:  # answered before the body is read; the connection cannot be reused
-                self.close_connection = True
-                self._answer(gw.TOO_LARGE, request_id)
-                return
-            refusal = gate.check(stage, resource, self.command, dict(self.headers.items()))
-            if refusal is not None:
-                self._answer(refusal, request_id)
-                return
-            target, version = splitter.pick(route)
-            if not target:
-                self._answer(gw.NO_FUNCTION, request_id)
-                return
-            host, port = self.server.server_address[:2]
-            headers = gw.forwarded_headers(
-                list(self.headers.items()), f"{host}:{port}", int(port), self.client_address[0]
-            )
-            multi: dict[str, list[str]] = {}
-            for k, v in self.headers.items():
-                multi.setdefault(k, []).append(v)
-            event = gw.build_event(
-                self.command, self.path, headers, multi, body, route, self.client_address[0], request_id
-            )
-            started = time.perf_counter()
-            status, data, out_headers = call_function(pool, target, event)
-            self._reply(status, data, out_headers, request_id)
-            if (self.command, resource) == ("POST", "/predict"):
-                self.wfile.flush()  # the client has its answer before anything is mirrored
+            def mirrored() -> None:
                 live = {"version": version, "status": status, "body": data, "ms": (time.perf_counter() - started) * 1e3}
                 mirror.send(route, event, live)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
+            response.after = mirrored
+        return response
 
-    return Server((host, port), Front)
+    return Server(handle, host, port, limits)
 
 
 def call_function(pool: urllib3.PoolManager, target: str, event: dict) -> tuple[int, bytes, dict[str, str]]:
@@ -216,13 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-key", default=os.environ.get("LOCAL_API_KEY", ""), help="key the stage requires")
     p.add_argument("--rate-limit", type=float, default=None, help="usage plan's requests per second")
     p.add_argument("--burst-limit", type=int, default=None, help="usage plan's burst")
+    Limits.add_arguments(p)
     args = p.parse_args(argv)
     api_url = f"http://{args.host}:{args.port}"
     stage = gw.StageConfig(args.api_key, args.rate_limit, args.burst_limit)
-    server = make_server(args.host, args.port, args.routing, api_url, stage)
+    try:
+        server = make_server(args.host, args.port, args.routing, api_url, stage, Limits.from_args(args))
+    except OSError as exc:
+        print(f"api front: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     print(f"api front on {api_url} (routing {args.routing})", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever(poll_interval=0.2)
+    server.serve_forever()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""A local Lambda function version: execution environments behind the invoke API (stdlib only).
+"""A local Lambda function version: execution environments behind the invoke API.
 
 POST /2015-03-31/functions/function/invocations runs one invocation the way Lambda does: in an
 idle execution environment if there is one, else in a new one (a cold start) as long as fewer
@@ -6,36 +6,56 @@ than the reserved concurrency exist, else it is throttled (429 TooManyRequestsEx
 environment is its own process running mlops/local/runtime_client.py against its own Runtime
 API, so it handles exactly one invocation at a time. Payloads over Lambda's 6 MB are refused,
 a handler that runs past the timeout has its environment discarded, and every invocation logs
-START, END and a REPORT line (duration, memory, and the init duration of a cold start).
+START, END and a REPORT line (duration, memory, and the init duration of a cold start). The invoke
+API runs on the stand-ins' HTTP server (standin_http): capped connections, header and body
+deadlines, graceful SIGTERM; an invocation waits for its environment on a thread of its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import asyncio
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 try:  # run as `-m mlops.local.lambda_runtime` or as a script (the AWS emulator does the latter)
     from mlops.local.runtime_env import Environment, Result
+    from mlops.local.standin_http import (
+        DEFAULT_MAX_CONNECTIONS,
+        BodyTimeoutError,
+        BodyTooLargeError,
+        Limits,
+        Request,
+        Response,
+        Server,
+        json_response,
+    )
 except ImportError:  # pragma: no cover - script mode
     from runtime_env import Environment, Result  # type: ignore[no-redef]
+    from standin_http import (  # type: ignore[no-redef]
+        DEFAULT_MAX_CONNECTIONS,
+        BodyTimeoutError,
+        BodyTooLargeError,
+        Limits,
+        Request,
+        Response,
+        Server,
+        json_response,
+    )
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 READY_PATH = "/_runtime/ready"
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit (request and response)
 UNRESERVED_LIMIT = 1000  # an account's default concurrency quota, for a function with none reserved
 VARIABLES_TF = Path(__file__).resolve().parents[2] / "infra" / "variables.tf"
-LISTEN_BACKLOG = 1024
-DRAIN_LIMIT = 16 * 1024 * 1024
+DRAIN_LIMIT = 16 * 1024 * 1024  # a body over MAX_PAYLOAD up to this size is read (and dropped) before the 413
+# Connections served at once: a front serving its whole cap, plus readiness checks and direct invokes.
+MAX_CONNECTIONS = 2 * DEFAULT_MAX_CONNECTIONS
 
 
 def terraform_default(name: str, fallback: float) -> float:
@@ -126,54 +146,37 @@ def _result_headers(result: Result, request_id: str) -> dict[str, str]:
     return headers
 
 
-class Server(ThreadingHTTPServer):
-    """Threaded HTTP server whose listen backlog is set before listen() is called."""
-
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG
+def invoke_answer(status: int, payload: bytes, headers: dict[str, str], close: bool = False) -> Response:
+    return Response(status, payload, {"Content-Type": "application/json", **headers}, close)
 
 
-def make_server(host: str, port: int, function: Function) -> ThreadingHTTPServer:
-    class Invoke(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-        wbufsize = 1 << 16  # status line, headers and body leave in one write (flushed after each request)
+def make_server(host: str, port: int, function: Function, limits: Limits | None = None) -> Server:
+    limits = limits or Limits(max_connections=MAX_CONNECTIONS)
+    not_found = json_response(404, {"message": "not found"}, close=True)
 
-        def log_message(self, *args: Any) -> None:  # START/END/REPORT lines are the log
-            return
+    async def handle(req: Request) -> Response:
+        if req.method in {"GET", "HEAD"}:
+            if req.path == READY_PATH:
+                return json_response(200, {"ready": True, **function.counts()})
+            return not_found
+        if req.method != "POST" or req.path != INVOKE_PATH:
+            return not_found
+        try:
+            length = req.content_length()
+        except ValueError:
+            return json_response(400, {"Type": "User", "message": "invalid Content-Length"}, close=True)
+        try:
+            if length is not None and length > MAX_PAYLOAD:  # refused; a body of API Gateway's size is drained
+                await req.body(DRAIN_LIMIT, limits.body_timeout)
+                return invoke_answer(*too_large(), close=True)
+            payload = await req.body(MAX_PAYLOAD, limits.body_timeout)
+        except BodyTooLargeError:
+            return invoke_answer(*too_large(), close=True)
+        except BodyTimeoutError as exc:
+            return json_response(408, {"Type": "User", "message": str(exc)}, close=True)
+        return invoke_answer(*await asyncio.to_thread(function.invoke, payload))
 
-        def _send(self, status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_GET(self) -> None:
-            if self.path == READY_PATH:
-                self._send(200, json.dumps({"ready": True, **function.counts()}).encode())
-            else:
-                self._send(404, b'{"message": "not found"}')
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if self.path != INVOKE_PATH:
-                self.close_connection = True
-                self._send(404, b'{"message": "not found"}')
-                return
-            if length > MAX_PAYLOAD:  # refused; a body of API Gateway's size is drained, not parsed
-                self.close_connection = True
-                if length <= DRAIN_LIMIT:
-                    while length > 0:
-                        length -= len(self.rfile.read(min(length, 1 << 20)) or b"\0" * length)
-                self._send(*too_large())
-                return
-            status, payload, headers = function.invoke(self.rfile.read(length))
-            self._send(status, payload, headers)
-
-    return Server((host, port), Invoke)
+    return Server(handle, host, port, limits)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,18 +196,18 @@ def main(argv: list[str] | None = None) -> int:
         ),
         help=f"at most this many environments; -1 (none reserved) means the account quota, {UNRESERVED_LIMIT}",
     )
+    Limits.add_arguments(p, max_connections=MAX_CONNECTIONS)
     args = p.parse_args(argv)
     if "." not in args.handler:
         print(f"lambda runtime: handler {args.handler!r} is not of the form module.function", file=sys.stderr)
         return 2
     limit = args.reserved_concurrency if args.reserved_concurrency >= 0 else UNRESERVED_LIMIT
     function = Function(args.handler, args.function_name, args.version, args.timeout, args.memory, limit)
-    server = make_server(args.host, args.port, function)
-
-    def terminate(signum: int, frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, terminate)
+    try:
+        server = make_server(args.host, args.port, function, Limits.from_args(args))
+    except OSError as exc:
+        print(f"lambda runtime: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     print(
         f"lambda runtime: {args.function_name}:{args.version} ({args.handler}) on {args.host}:{args.port}, "
         f"up to {limit} environments, timeout {args.timeout:g} s, {args.memory} MB",
@@ -212,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever(poll_interval=0.2)
+        server.serve_forever()  # until SIGTERM: invocations in progress finish first
     finally:
         function.stop()
     return 0

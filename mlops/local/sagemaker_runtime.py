@@ -4,26 +4,29 @@ boto3's sagemaker-runtime client (with AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME pointi
 POST /endpoints/{EndpointName}/invocations; the stand-in forwards the body to the model server's
 POST /invocations and answers as the runtime API does: the model's answer as is, a container's
 refusal as 424 ModelError (so boto3 raises ModelError as against AWS), a model still loading as 429.
-The production image serves only the container contract (/ping, /invocations); this lives here.
+The production image serves only the container contract (/ping, /invocations); this lives here,
+on the stand-ins' HTTP server (standin_http): capped connections, header and body deadlines.
 Run: python -m mlops.local.sagemaker_runtime --model-url URL --port N [--watch-pid PID]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import asyncio
 import json
 import os
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import urllib3
 
+from mlops.local import standin_http as standin
+
 RUNTIME_PATH = re.compile(r"/endpoints/([^/]+)/invocations")
 FORWARDED = ("Content-Type", "Accept")
+MAX_PAYLOAD = 6 * 1024 * 1024  # InvokeEndpoint's request payload limit for a real-time endpoint
 MODEL_TIMEOUT = urllib3.Timeout(connect=5.0, read=60.0)  # SageMaker gives a container 60 s to answer
 
 
@@ -40,63 +43,53 @@ def runtime_answer(status: int, doc: dict[str, Any]) -> tuple[int, dict[str, Any
     return 424, body, {"x-amzn-ErrorType": "ModelError"}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30.0
-    server: Server
+def answer(status: int, doc: dict[str, Any], headers: dict[str, str], close: bool = False) -> standin.Response:
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    return standin.Response(status, body, {"Content-Type": "application/json", **headers}, close)
 
-    def do_POST(self) -> None:
-        if not RUNTIME_PATH.fullmatch(self.path.split("?", 1)[0]):
-            return self.answer(
-                404, {"message": f"no such path {self.path[:200]!r}"}, {"x-amzn-ErrorType": "UnknownOperationException"}
-            )
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
-            return self.answer(411, {"message": "Content-Length required"}, {})
-        body = self.rfile.read(int(length))
-        headers = {k: v for k in FORWARDED if (v := self.headers.get(k))}
+
+class Server(standin.Server):
+    """The stand-in, bound to 127.0.0.1:port, forwarding to the model server at model_url."""
+
+    def __init__(self, port: int, model_url: str, limits: standin.Limits | None = None) -> None:
+        self.model_url = model_url.rstrip("/")
+        self.pool = urllib3.PoolManager(maxsize=64, block=False)
+        super().__init__(self.handle, "127.0.0.1", port, limits)
+
+    async def handle(self, req: standin.Request) -> standin.Response:
+        path = req.path.split("?", 1)[0]
+        if req.method in {"GET", "HEAD"}:
+            return answer(200, {"status": "ok"}, {}) if path == "/ping" else answer(404, {}, {})
+        if req.method != "POST" or not RUNTIME_PATH.fullmatch(path):
+            unknown = {"x-amzn-ErrorType": "UnknownOperationException"}
+            return answer(404, {"message": f"no such path {req.path[:200]!r}"}, unknown, close=True)
+        if not req.header("content-length").isdigit():
+            return answer(411, {"message": "Content-Length required"}, {}, close=True)
         try:
-            resp = self.server.pool.request(
+            body = await req.body(MAX_PAYLOAD, self.limits.body_timeout)
+        except standin.BodyTooLargeError:
+            message = f"Request payload is over the {MAX_PAYLOAD}-byte limit of InvokeEndpoint"
+            return answer(413, {"message": message}, {"x-amzn-ErrorType": "ValidationError"}, close=True)
+        except standin.BodyTimeoutError as exc:
+            return answer(408, {"message": str(exc)}, {}, close=True)
+        headers = {k: v for k in FORWARDED if (v := req.header(k.lower()))}
+        try:
+            resp = await asyncio.to_thread(
+                self.pool.request,
                 "POST",
-                self.server.model_url + "/invocations",
+                self.model_url + "/invocations",
                 body=body,
                 headers=headers,
                 timeout=MODEL_TIMEOUT,
                 retries=False,
             )
         except urllib3.exceptions.HTTPError as exc:
-            return self.answer(424, {"message": f"model server unreachable: {exc}"}, {"x-amzn-ErrorType": "ModelError"})
+            return answer(424, {"message": f"model server unreachable: {exc}"}, {"x-amzn-ErrorType": "ModelError"})
         try:
             doc = json.loads(resp.data)
         except ValueError:
             doc = {"error": resp.data.decode("utf-8", "replace")[:500]}
-        self.answer(*runtime_answer(resp.status, doc))
-
-    def do_GET(self) -> None:
-        self.answer(200 if self.path == "/ping" else 404, {"status": "ok"} if self.path == "/ping" else {}, {})
-
-    def answer(self, status: int, doc: dict[str, Any], headers: dict[str, str]) -> None:
-        body = json.dumps(doc, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the model server logs every invocation."""
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # a class attribute: listen() reads it when the server binds
-
-    def __init__(self, port: int, model_url: str) -> None:
-        self.model_url = model_url.rstrip("/")
-        self.pool = urllib3.PoolManager(maxsize=64, block=False)
-        super().__init__(("127.0.0.1", port), Handler)
+        return answer(*runtime_answer(resp.status, doc))
 
 
 def endpoint_url(model_url: str, model_pid: int) -> str:
@@ -137,18 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-url", required=True, help="the model server, e.g. http://127.0.0.1:8080")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--watch-pid", type=int, help="exit when this process (the model server) exits")
+    standin.Limits.add_arguments(p)
     args = p.parse_args(argv)
     try:
-        server = Server(args.port, args.model_url)
+        server = Server(args.port, args.model_url, standin.Limits.from_args(args))
     except OSError as exc:
         print(f"sagemaker runtime: cannot listen on port {args.port}: {exc}", file=sys.stderr)
         return 1
     if args.watch_pid:
         threading.Thread(target=_exit_with, args=(args.watch_pid, server), daemon=True).start()
     print(f"sagemaker runtime on 127.0.0.1:{server.server_address[1]} -> {args.model_url}", file=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    server.serve_forever()
     return 0
 
 
