@@ -6,12 +6,14 @@ import argparse
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PROBES = 3  # fresh processes per probe
 sys.path.insert(0, str(REPO))
 
 from mlops.cost import VOLUMES, CostError, Figures, Plan, Prices, break_even, plans  # noqa: E402
@@ -65,6 +67,12 @@ def probe_function() -> dict:
     return {"function_init_s": round(time.perf_counter() - started, 3), "function_peak_mb": round(peak_mb(), 1)}
 
 
+def median_of(runs: int, probe) -> dict:
+    """Each figure's median over `runs` fresh-process probes: one import timed on a shared CPU is noise."""
+    samples = [probe() for _ in range(runs)]
+    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+
+
 def child(args: list[str], env: dict | None = None) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.bench_cost", *args],
@@ -115,8 +123,9 @@ def measure(serve: dict, model: str, files: list[Path], n: int) -> tuple[dict, l
     }
     print("memory of the model server, the function's import, inference inside a function ...", flush=True)
     figures["server_peak_mb"] = server_peak_mb(model, [f.read_bytes() for f in files])
-    figures.update(child(["--probe-function"], {"AWS_REGION": "eu-west-1", "ENDPOINT_NAME": "probe"}))
-    figures.update(child(["--probe-inline", model, "--n", str(n), *map(str, files)]))
+    function_env = {"AWS_REGION": "eu-west-1", "ENDPOINT_NAME": "probe"}
+    figures.update(median_of(PROBES, lambda: child(["--probe-function"], function_env)))
+    figures.update(median_of(PROBES, lambda: child(["--probe-inline", model, "--n", str(n), *map(str, files)])))
     return figures, caveats
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mlops.cost import LAMBDA_SIZES_MB, VOLUMES, Assumptions, CostError, Figures, Plan, Prices, plans
+from mlops.cost import (
+    LAMBDA_SIZES_MB,
+    VOLUMES,
+    Assumptions,
+    CostError,
+    Figures,
+    Plan,
+    Prices,
+    cold_probability,
+    plans,
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,10 @@ def advise(
             elif plan.label not in seen or cost < seen[plan.label][0]:
                 seen[plan.label] = (cost, p95)
     if best is None:
+        cold = cold_probability(n, a.idle_keep_s) > a.cold_share
+        why = f"; at this volume the p95 request starts a function: {f.function_init_s:.2f} s import" if cold else ""
         raise CostError(
-            f"no mode meets a p95 of {p95_budget_ms:g} ms at {n:,} requests a month (fastest: {fastest:.0f} ms)"
+            f"no mode meets a p95 of {p95_budget_ms:g} ms at {n:,} requests a month (fastest: {fastest:.0f} ms{why})"
         )
     rejected = sorted((label, c, p) for label, (c, p) in seen.items())
     return Advice(best[2], best[0], best[1], rejected, reference)

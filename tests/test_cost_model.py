@@ -174,8 +174,10 @@ def test_advice_is_the_cheapest_mode_within_budget_and_its_settings_are_real() -
 
 
 def test_advice_refuses_what_it_cannot_price_or_meet() -> None:
-    with pytest.raises(CostError, match="no mode meets"):
-        advise(FIG, US, 10_000, 5)
+    with pytest.raises(CostError, match=r"no mode meets .* the p95 request starts a function"):
+        advise(FIG, US, 10_000, 5)  # few requests: most find no warm function
+    with pytest.raises(CostError, match=r"a p95 of 1 ms at 100,000,000 requests a month \(fastest: \d+ ms\)$"):
+        advise(FIG, US, 100_000_000, 1)  # warm: no cold start to blame
     with pytest.raises(CostError, match="above 0"):
         advise(FIG, US, 0, 100)
     with pytest.raises(CostError, match="no price for eu-west-1 of: API Gateway REST request"):
