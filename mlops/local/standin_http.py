@@ -78,6 +78,12 @@ class Request:
     client: str
     server: tuple[str, int]
     receive: Callable[[], Awaitable[dict]] = field(repr=False)
+    consumed: bool = False  # the whole body has been read
+
+    def unread_body(self) -> bool:
+        """A body was announced and not read: the connection cannot carry another request."""
+        announced = self.header("content-length") not in {"", "0"} or bool(self.header("transfer-encoding"))
+        return announced and not self.consumed
 
     def header(self, name: str, default: str = "") -> str:
         """The first value of a header (name in lower case)."""
@@ -111,6 +117,7 @@ class Request:
                         raise BodyTooLargeError(received)
                     chunks.append(chunk)
                     if not message.get("more_body"):
+                        self.consumed = True
                         return b"".join(chunks)
         except TimeoutError:
             raise BodyTimeoutError(f"request body not received within {timeout:g} s ({received:,} bytes)") from None
@@ -163,7 +170,7 @@ def asgi_app(handler: Handler) -> Callable[..., Awaitable[None]]:
             response = json_response(500, {"message": "Internal server error"}, close=True)
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         headers.append((b"content-length", str(len(response.body)).encode()))
-        if response.close:
+        if response.close or request.unread_body():
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else response.body})
@@ -218,7 +225,7 @@ class Server:
     def serve_forever(self, poll_interval: float | None = None) -> None:
         """Serve until shutdown() or, in the main thread, SIGTERM or SIGINT."""
         main = threading.current_thread() is threading.main_thread()
-        baseline = _thread_count()
+        before = _native_threads()
         loop = asyncio.new_event_loop()
         pool = ThreadPoolExecutor(max_workers=self.limits.max_connections, thread_name_prefix="blocking")
         loop.set_default_executor(pool)
@@ -235,8 +242,7 @@ class Server:
             self._loop = None
             pool.shutdown(wait=False, cancel_futures=True)
             loop.close()
-            if main:  # the process exits next: the server's own (native) threads must end first
-                _wait_for_threads(baseline)
+            _wait_for_threads(before)  # the process may exit next, which the server's threads must not outlive
             self._done.set()
 
     def shutdown(self) -> None:
@@ -251,15 +257,17 @@ class Server:
         """Nothing left to release: the server closes its socket when it stops."""
 
 
-def _thread_count() -> int:
+def _native_threads() -> set[int]:
+    """Threads of this process that Python did not start: the HTTP server's own, among others."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        tids = {int(tid) for tid in os.listdir("/proc/self/task")}
     except OSError:
-        return 0
+        return set()
+    return tids - {t.native_id for t in threading.enumerate()}
 
 
-def _wait_for_threads(baseline: int, limit: float = 1.0) -> None:
-    """Wait (at most `limit` seconds) until the process has no more threads than before serving."""
+def _wait_for_threads(before: set[int], limit: float = 1.0) -> None:
+    """Wait (at most `limit` seconds) until no native thread started since `before` is left."""
     deadline = time.monotonic() + limit
-    while baseline and _thread_count() > baseline and time.monotonic() < deadline:
+    while _native_threads() - before and time.monotonic() < deadline:
         time.sleep(0.005)
