@@ -7,25 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import inputs
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "datasets" / "cats-vs-dogs")
-WEIGHTS = Path(
-    os.environ.get("PRETRAINED_WEIGHTS") or REPO.parent / "shared" / "weights" / "mobilenet_v2_imagenet_features.pth"
-)
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    assert (DATA_DIR / "train" / "cat").is_dir(), f"photos not found at {DATA_DIR}: set DATA_DIR"
-    return DATA_DIR
+    root = inputs.data_dir()
+    assert (root / "train" / "cat").is_dir(), f"photos not found at {root}: set DATA_DIR"
+    return root
 
 
 @pytest.fixture(scope="session")
 def weights() -> Path:
-    assert WEIGHTS.is_file(), f"pretrained weights not found at {WEIGHTS}: set PRETRAINED_WEIGHTS"
-    return WEIGHTS
+    path = inputs.weights_file()
+    assert path.is_file(), f"pretrained weights not found at {path}: set PRETRAINED_WEIGHTS"
+    return path
 
 
 def train_artifact(out: Path, data_dir: Path, weights: Path, per_class: int, finetune_epochs: int) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import inputs
+
 REPO = Path(__file__).resolve().parents[1]
 KNOWN_RESOURCES = {"/predict", "/health"}
 
 
 def data_dir() -> Path:
-    """The cats-vs-dogs photos: $DATA_DIR, else the shared folder beside the checkout."""
-    configured = os.environ.get("DATA_DIR", "").strip()
-    return Path(configured) if configured else REPO.parent / "shared" / "datasets" / "cats-vs-dogs"
+    """The cats-vs-dogs photos (tests/inputs.py)."""
+    return inputs.data_dir()
 
 
 def make_event(

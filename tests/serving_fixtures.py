@@ -18,23 +18,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import inputs
+
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ("cat", "dog")
 VERSION = "test-run-1"  # the version build_artifact writes into metadata.json
 
 
 def data_dir() -> Path:
-    """The cats-vs-dogs photos: env DATA_DIR, else <repo>/../shared/datasets/cats-vs-dogs."""
-    root = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "datasets" / "cats-vs-dogs")
+    """The cats-vs-dogs photos (tests/inputs.py)."""
+    root = inputs.data_dir()
     if not (root / "test").is_dir():
         raise FileNotFoundError(f"no cats-vs-dogs photos at {root} (set DATA_DIR)")
     return root
 
 
 def weights_file() -> Path:
-    """ImageNet MobileNetV2 features: env PRETRAINED_WEIGHTS, else the shared weights file."""
-    default = REPO.parent / "shared" / "weights" / "mobilenet_v2_imagenet_features.pth"
-    path = Path(os.environ.get("PRETRAINED_WEIGHTS") or default)
+    """ImageNet MobileNetV2 weights (tests/inputs.py)."""
+    path = inputs.weights_file()
     if not path.is_file():
         raise FileNotFoundError(f"no pretrained weights at {path} (set PRETRAINED_WEIGHTS)")
     return path

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import inputs
 from aws_emulator import Emulator, sagemaker_pipelines
 from aws_emulator.context import TIME_SCALE
 from aws_emulator.processes import PROCESSES
@@ -29,13 +30,6 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 
 
-def shared(name: str) -> Path:
-    for root in (REPO.parent / "shared", Path("/work/shared")):
-        if (root / name).exists():
-            return root / name
-    raise SystemExit(f"aws-rehearsal: no offline {name} beside the repository")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(REPO / "build" / "rehearsal"))
@@ -45,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(os.environ.get("DATA_DIR") or shared("datasets/cats-vs-dogs"))
-    weights = Path(os.environ.get("PRETRAINED_WEIGHTS") or shared("weights/mobilenet_v2_imagenet_features.pth"))
+    data_dir, weights = inputs.data_dir(), inputs.weights_file()
     started = time.monotonic()
     workspace = out / "workspace"
     sha = prepare_workspace(REPO, workspace)
