@@ -232,7 +232,10 @@ def plans(f: Figures, prices: Prices, a: Assumptions | None = None, n_for_settin
     out: list[Plan] = []
     sls_mb = smallest_fitting(SERVERLESS_SIZES_MB, f.server_peak_mb)
     sls_price = need(prices.serverless_per_second.get(sls_mb), f"Serverless Inference {sls_mb} MB", prices)
-    concurrency = poisson_concurrency(peak_rps(n_for_settings, a.peak_to_average), f.server_cpu_ms / 1e3)
+    # The limit costs nothing (billing is per use) and SageMaker throttles what exceeds it: sized so that more
+    # requests held by the endpoint at once (each for the function's wait on it) has odds below 1 in a million.
+    rate = peak_rps(n_for_settings, a.peak_to_average)
+    concurrency = poisson_concurrency(rate, wait_ms / 1e3, tail=1e-6)
     out.append(
         Plan(
             "serverless",

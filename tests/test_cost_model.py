@@ -213,3 +213,11 @@ def test_a_region_missing_any_price_is_refused_naming_each_one() -> None:
     assert US.missing() == []
     eu = Prices.load("eu-west-1").missing()
     assert "API Gateway REST request" in eu and "Lambda request" not in eu
+
+
+def test_serverless_concurrency_limit_leaves_room_for_bursts() -> None:
+    """The limit is free: sized for one-in-a-million odds of a throttled request at the busiest hour."""
+    limits = {n: advise(FIG, US, n, 5_000).plan.settings["ENDPOINT_MAX_CONCURRENCY"] for n in (10**5, 10**7, 10**8)}
+    assert limits[10**5] >= 1 and limits[10**5] < limits[10**7] < limits[10**8]
+    held_s = (FIG.api_p50_ms - FIG.api_front_cpu_ms - FIG.function_cpu_ms) / 1e3  # the function's wait on it
+    assert limits[10**8] == poisson_concurrency(10**8 / (HOURS_PER_MONTH * 3600) * 2, held_s, tail=1e-6)
