@@ -82,7 +82,7 @@ def advise_cmd(
                 "label": plan.label,
                 "region": region,
                 "requests_per_month": n,
-                "monthly_usd": round(advice.monthly, 4),
+                "monthly_usd": round(advice.monthly, 6),
                 "per_1000_usd": round(advice.monthly / n * 1000, 6),
                 "p95_ms": round(advice.p95_ms, 1),
                 "terraform_variables": tf,
