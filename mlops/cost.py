@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Callable
@@ -288,40 +287,4 @@ def plans(f: Figures, prices: Prices, a: Assumptions | None = None, n_for_settin
             latency=inline_p95,
         )
     )
-    return out
-
-
-def break_even(a: Plan, b: Plan, n_max: float = 1e10) -> list[float]:
-    """Monthly volumes where the cheaper of the two plans changes, up to n_max and within both capacities.
-
-    Each cost is linear between the volumes where a scaled fleet adds an instance: a crossing inside
-    such a segment is solved exactly; one made by an added instance is the volume of that step.
-    """
-    n_max = min(n_max, a.max_volume, b.max_volume)
-    points = {0.0, n_max}
-    for p in (a, b):
-        if p.instance_type and not p.instance_count and math.isfinite(p.capacity_rps):
-            step = p.capacity_rps * SECONDS_PER_MONTH / p.peak_to_average  # volume served per added instance
-            k = 1
-            while k * step < n_max:
-                points.add(k * step)
-                k += 1
-
-    def sign(x: float) -> int:
-        return 0 if abs(x) < 1e-9 else (1 if x > 0 else -1)
-
-    out: list[float] = []
-    before = 0  # sign of a - b just before the current segment
-    slope = a.per_request - b.per_request
-    for lo, hi in itertools.pairwise(sorted(points)):
-        probe = lo + (hi - lo) * 1e-9  # inside the segment, where the instance counts hold
-        fixed = (a.instances(probe) * a.instance_hourly - b.instances(probe) * b.instance_hourly) * HOURS_PER_MONTH
-        start = sign(fixed + slope * lo)
-        if before and start and start != before:
-            out.append(lo)  # an added instance made the other plan the cheaper
-        if slope:
-            n = -fixed / slope
-            if lo < n <= hi:
-                out.append(n)
-        before = sign(fixed + slope * hi) or before
     return out

@@ -19,12 +19,11 @@ from mlops.cost import (
     Figures,
     Plan,
     Prices,
-    break_even,
     cold_probability,
     plans,
     poisson_concurrency,
 )
-from mlops.cost_report import advise, table
+from mlops.cost_report import advise, break_even, table
 
 FIG = Figures(
     api_p50_ms=20.0,
