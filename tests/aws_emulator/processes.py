@@ -1,9 +1,10 @@
 """The emulator's compute: real processes for function versions and endpoint models, started on demand.
 
 A Lambda execution environment is the project's own Lambda runtime (mlops/local/lambda_runtime.py,
-run as a script beside its Granian-based server module) importing the handler from the version's unpacked code; a SageMaker model is the
-project's model server (serving/) loading that model's model.tar.gz. Each is kept warm, keyed by
-what defines it (a function version's code and environment; a model's data), as the services do.
+run as a script beside its Granian-based server module) importing the handler from the version's
+unpacked code; a SageMaker model is the project's model server (serving/) loading that model's
+model.tar.gz. Each is kept warm, keyed by what defines it (a function version's code and
+environment; a model's data), as the services do.
 """
 
 from __future__ import annotations
