@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from aws_emulator import Emulator, context
 from botocore.exceptions import ClientError
-from emulator_support import create_function, put_model, wait_until
+from emulator_support import TRUST, create_function, function_zip, put_model, wait_until
 from serving_fixtures import build_artifact, photos
 
 pytestmark = pytest.mark.slow
@@ -115,6 +115,32 @@ def test_lambda_invoke_runs_each_version_with_its_own_environment(emu: Emulator)
     payload, error = call(second, {"fail": True})
     assert error == "Unhandled"
     assert payload["errorType"] == "RuntimeError" and "asked to fail" in payload["errorMessage"]
+
+
+LOGGING_HANDLER = """
+import json
+
+def handler(event, context):
+    print(json.dumps({"message": "shadow pair", "n": event.get("n")}), flush=True)
+    print("another line", flush=True)
+    return {"statusCode": 200, "body": ""}
+"""
+
+
+def test_what_a_function_writes_reaches_its_log_group(emu: Emulator) -> None:
+    role = emu.client("iam").create_role(RoleName="logging-fn-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    fn, logs = emu.client("lambda"), emu.client("logs")
+    fn.create_function(FunctionName="logging-fn", Runtime="python3.12", Role=role, Handler="app.handler",
+                       Code={"ZipFile": function_zip(LOGGING_HANDLER)}, Timeout=10)  # fmt: skip
+    version = fn.publish_version(FunctionName="logging-fn")["Version"]
+    for n in (1, 2):
+        fn.invoke(FunctionName="logging-fn", Qualifier=version, Payload=json.dumps({"n": n}).encode())
+    events = logs.filter_log_events(logGroupName="/aws/lambda/logging-fn", filterPattern='"shadow pair"')["events"]
+    assert [json.loads(e["message"])["n"] for e in events] == [1, 2]
+    streams = logs.describe_log_streams(logGroupName="/aws/lambda/logging-fn")["logStreams"]
+    assert streams and all(f"[{version}]" in s["logStreamName"] for s in streams)
+    everything = logs.filter_log_events(logGroupName="/aws/lambda/logging-fn")["events"]
+    assert sum(e["message"] == "another line" for e in everything) == 2
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ and moto lacks filled in here (and only here):
 - pipeline executions that carry out their steps with the project's code, ListPipelineExecutionSteps:
   sagemaker_pipelines, pipeline_jobs, pipeline_expr
 - Lambda Invoke without Docker (the version's handler in a real process): lambda_invoke
+- what a function writes, in its CloudWatch log group: lambda_logs
 - aws:SecureTransport in bucket policies: s3_tls
 - the public API of REST stages, and CreateDeployment keeping the stage: api_front
 - service metrics and CloudWatch alarm states: metrics

@@ -6,6 +6,7 @@ frozen environment variables, the handler it names, credentials of its role, and
 variables; an unhandled exception comes back as HTTP 200 with X-Amz-Function-Error: Unhandled and
 an {"errorMessage", "errorType"} payload. Here the environment is a process running the project's
 Lambda runtime with the handler imported from the unpacked package; it stays warm per version.
+What it writes reaches the function's CloudWatch log group (lambda_logs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from aws_emulator import context
+from aws_emulator import context, lambda_logs
 from aws_emulator.processes import LAMBDA_RUNTIME, PROCESSES, Proc, base_env, free_port, python, spawn
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -65,6 +66,13 @@ def invoke_version(fn: Any, payload: bytes) -> tuple[bytes, str]:
     """Run one invocation; returns (payload, function error or "")."""
     key = _key(fn)
     proc = PROCESSES.get(key, lambda: _start(fn, key))
+    try:
+        return _invoke(proc, fn, payload)
+    finally:
+        lambda_logs.ship(fn, proc.log, fn.account_id, fn.region)
+
+
+def _invoke(proc: Proc, fn: Any, payload: bytes) -> tuple[bytes, str]:
     req = urllib.request.Request(proc.url + INVOKE_PATH, data=payload or b"{}", method="POST")
     started = time.monotonic()
     try:
