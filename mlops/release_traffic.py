@@ -145,7 +145,8 @@ def describe(result: dict) -> str:
 def _shadow(backend: Backend, release: Release, primary: str, candidate: str, plan: TrafficPlan, log: Log) -> None:
     window = plan.shadow_window(backend)
     log(
-        f"shadow: version {primary} keeps answering; every request is mirrored to candidate version {candidate} "
+        f"shadow: the live release (function version {primary}) keeps answering; every request is mirrored to "
+        f"the candidate, model version {release.model_version} (function version {candidate}) "
         f"(up to {window:.0f} s, until {plan.shadow_min_requests} requests are compared)"
     )
     backend.route(primary, mirror=candidate)
@@ -175,7 +176,7 @@ def _steps(backend: Backend, release: Release, primary: str, candidate: str, pla
     for percent in plan.percents():
         backend.route(primary, candidate, percent / 100.0)
         since = time.time()
-        log(f"{plan.strategy}: {percent:g} % of requests to version {candidate}, watched for {seconds:.0f} s")
+        log(f"{plan.strategy}: {percent:g} % of requests to function version {candidate}, watched for {seconds:.0f} s")
 
         def read(since: float = since) -> list[str]:
             found, _ = backend.candidate_signals(release, since)
@@ -192,7 +193,7 @@ def _steps(backend: Backend, release: Release, primary: str, candidate: str, pla
         if breaches:
             backend.route(primary)  # weight back to 0 at once; the rollback restores the rest
             raise CandidateBreached(f"breach at {percent:g} % ({plan.strategy}): {'; '.join(breaches)}")
-    log(f"{plan.strategy}: every step passed; all requests to version {candidate}")
+    log(f"{plan.strategy}: every step passed; all requests to function version {candidate}")
     backend.route(candidate)  # the old endpoint serves nobody while the final switch moves it
 
 
