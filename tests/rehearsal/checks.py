@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,44 @@ r = urllib3.PoolManager(retries=False).request(
 )
 print(json.dumps({"status": r.status, "body": r.data.decode()}))
 """
+
+
+TRAFFIC = """
+import json, os, sys, time, urllib3
+url, key, photo, stop = sys.argv[1:5]
+body, seen, pool = open(photo, "rb").read(), {}, urllib3.PoolManager(retries=False)
+for _ in range(2000):
+    if os.path.exists(stop):
+        break
+    r = pool.request("POST", url + "/predict", body=body, headers={"x-api-key": key, "Content-Type": "image/jpeg"})
+    answer = json.loads(r.data) if r.data.startswith(b"{") else {}
+    what = f"{r.status} version {answer.get('model_version', '-')}"
+    seen[what] = seen.get(what, 0) + 1
+    time.sleep(0.05)
+print(json.dumps(seen))
+"""
+
+
+@contextlib.contextmanager
+def client_traffic(emu: Any, workspace: Path, stage: str, photo: Path) -> Iterator[dict[str, int]]:
+    """A client sending POST /predict through the stage's public API until the block ends; the dict
+    it yields is then filled with how many answers of each status and model version it got."""
+    out = outputs(workspace, stage)
+    key = emu.client("apigateway").get_api_key(apiKey=out["api_key_id"], includeValue=True)["value"]
+    env = {**os.environ, **emu.env(), "PYTHONPATH": str(NETSHIM)}
+    stop = workspace / "build" / f"traffic-{stage}.stop"
+    stop.unlink(missing_ok=True)
+    args = [sys.executable, "-c", TRAFFIC, out["api_url"], key, str(photo), str(stop)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: dict[str, int] = {}
+    try:
+        yield seen
+    finally:
+        stop.touch()
+        stdout, stderr = proc.communicate(timeout=120)
+        if proc.returncode:
+            raise AssertionError(f"the client failed: {stderr.strip()[-300:]}")
+        seen.update(json.loads(stdout))
 
 
 def outputs(workspace: Path, stage: str) -> dict[str, Any]:

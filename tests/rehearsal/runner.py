@@ -118,6 +118,7 @@ class Runner:
                 note = ("failed as expected" if passed else "expected to fail, but passed") + (
                     f" ({note})" if note else ""
                 )
+                self.echo(f"<<< {'ok' if passed else 'FAILED'}: {step.name}: {note}")
             else:
                 passed = ok
             self.results[-1].ok, self.results[-1].note = passed, note

@@ -3,7 +3,8 @@
 state bucket → bootstrap → deploy.yml (applies staging; nothing approved yet) → the operator
 applies production while retrain.yml runs (real training and evaluation: version 1) → approve 1,
 deploy.yml promotes it (its re-apply changes nothing) → a broken candidate (version 2) is rolled
-back by deploy.yml → version 3 released → manual rollback → promote.yml takes version 3 through
+back by deploy.yml → version 3 released → manual rollback → the broken candidate refused by a shadow
+test while a client sends requests → promote.yml takes version 3 through
 staging to production → an ordinary push changes nothing → teardown as documented, leaving
 nothing behind.
 """
@@ -152,6 +153,27 @@ class Flow(VersionSteps, TeardownSteps):
             raise RuntimeError(f"{cmd}: {done.stderr.strip()[-300:]}")
         return "the checkout's .venv is used; `make -n` resolved the install target"
 
+    def shadow_refused(self, version: str, live: str) -> bool:
+        """Shadow-test a labels-swapped version in staging while a client sends requests: the promotion
+        is refused (its agreement printed), nothing moves, and no client ever got the candidate's answer."""
+        name = f"Shadow test of version {version} (staging), refused"
+        command = f"mlops promote {version} --backend aws --stage staging --strategy shadow --shadow-min-requests 20"
+        with checks.client_traffic(self.emu, self.ws, "staging", self.photo) as seen:
+            refused = not self.shell(name, doc_line(self.ws, "--strategy shadow"), command)
+        result = self.runner.results[-1]
+        said = Path(result.log).read_text() if result.log else ""
+        result.ok = refused and "agreement" in said and "refused" in said
+        result.note = "refused as expected" if result.ok else f"expected a refusal naming the agreement ({result.log})"
+        self.runner.echo(f"<<< {'ok' if result.ok else 'FAILED'}: {name}: {result.note}")
+
+        def clients() -> str:
+            wrong = {k: n for k, n in seen.items() if k != f"200 version {live}"}
+            if not seen or wrong:
+                raise AssertionError(f"clients got {seen}: every answer should be 200 from version {live}")
+            return f"{sum(seen.values())} client requests during the shadow test, all answered by version {live}"
+
+        return self.check(f"No client saw version {version} during its shadow test", clients) and result.ok
+
     def infra_unchanged(self, stage: str) -> str:
         """The last Terraform apply of the stage re-applied a stack that was already applied: no change."""
         name = f"Terraform apply ({stage})"
@@ -222,6 +244,8 @@ def run(flow: Flow) -> None:
         doc_line(ws, "mlops rollback --backend aws"),
         "mlops rollback --backend aws --stage staging",
     )
+    f.serving("staging", "1")
+    f.shadow_refused("2", live="1")
     f.serving("staging", "1")
     f.workflow("promote.yml", {"inputs": {"model_version": "3", "reason": "rehearsal"}})
     f.serving("staging", "3")
