@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from lambda_servers import serve
 from test_lambda_local_stack import call, free_port
-from test_serving_limits import drip
+from test_serving_limits import drip, waits_then_served
 
 from mlops.local import api_front, lambda_runtime, sagemaker_runtime
 from mlops.local.standin_http import Limits
@@ -106,15 +106,7 @@ def test_stalled_uploads_are_capped_and_take_no_thread_each(name: str, tmp_path:
                 stalled.append(sock)
             time.sleep(1.0)
             assert tasks() <= before + 2, "stalled uploads made the server start threads"
-            with socket.create_connection(address, timeout=1.5) as probe:  # over the cap: waits to be accepted
-                probe.sendall(f"GET {ping} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                with pytest.raises(TimeoutError):
-                    probe.recv(100)
-                for sock in stalled:  # the uploads give up: the waiting connection is served
-                    sock.close()
-                stalled.clear()
-                probe.settimeout(10)
-                assert probe.recv(100).startswith(b"HTTP/1.1 200")
+            waits_then_served(address, f"GET {ping} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), stalled)
         finally:
             for sock in stalled:
                 sock.close()

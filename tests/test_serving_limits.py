@@ -24,6 +24,20 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact")
 
 
+def waits_then_served(addr: tuple[str, int], request: bytes, stalled: list[socket.socket]) -> None:
+    """Over the connection cap a new connection waits to be accepted; once the stalled ones give up
+    (closed here), it is served."""
+    with socket.create_connection(addr, timeout=1.5) as probe:
+        probe.sendall(request)
+        with pytest.raises(TimeoutError):
+            probe.recv(100)
+        for sock in stalled:
+            sock.close()
+        stalled.clear()
+        probe.settimeout(10)
+        assert probe.recv(100).startswith(b"HTTP/1.1 200")
+
+
 def address(url: str) -> tuple[str, int]:
     return urlsplit(url).hostname or "", urlsplit(url).port or 0
 
@@ -88,15 +102,7 @@ def test_stalled_uploads_are_capped_and_take_no_thread_each(artifact: Path) -> N
             stalled.append(sock)
         time.sleep(1.0)
         assert worker_threads(proc.pid) <= before + 2, "stalled uploads made the server start threads"
-        with socket.create_connection(address(url), timeout=1.5) as probe:  # over the cap: waits to be accepted
-            probe.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-            with pytest.raises(TimeoutError):
-                probe.recv(100)
-            for sock in stalled:  # the uploads give up: the waiting connection is served
-                sock.close()
-            stalled.clear()
-            probe.settimeout(10)
-            assert probe.recv(100).startswith(b"HTTP/1.1 200")
+        waits_then_served(address(url), b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", stalled)
     finally:
         for sock in stalled:
             sock.close()
