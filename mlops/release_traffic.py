@@ -65,8 +65,6 @@ class TrafficPlan:
             raise PromotionRefused("--canary-percent and --linear-step-percent must be between 0 and 100")
         if not 0 <= self.shadow_min_agreement <= 1 or self.shadow_min_requests < 1:
             raise PromotionRefused("--shadow-min-agreement must be within 0..1 and --shadow-min-requests at least 1")
-        if chosen == "shadow" and not backend.mirrors:
-            raise PromotionRefused(f"shadow testing is not available on the {backend.name} backend: use canary")
         self.strategy = chosen
         return chosen
 

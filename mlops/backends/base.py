@@ -137,7 +137,6 @@ class Backend(ABC):
     name: str
     stage: str
     registry: ModelRegistry
-    mirrors = True  # can send a copy of live requests to a candidate (shadow testing)
     mirrors_code = True  # the copy runs the candidate's function too, so shadow can test a code-only release
 
     # --- model registry -------------------------------------------------------------------------
