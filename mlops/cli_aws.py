@@ -198,26 +198,29 @@ def update_code(
     stage: AwsStageOpt = AwsStageName.staging,
     backend: AwsBackendOpt = BackendName.aws,
 ) -> None:
-    """Replace the function's code ($LATEST); promotion publishes a version and moves the alias."""
+    """Replace the function's code ($LATEST) under the stage's release lock; promotion publishes a version
+    and moves the alias."""
+    from mlops.backends.aws import AwsBackend
+    from mlops.backends.base import LockBusyError
+    from mlops.cli_release import _who
+
     _require_aws(backend, "lambda update-code")
     if not zip_path.is_file():
         fail(f"{zip_path} not found: build it with `make lambda-zip`")
     data = zip_path.read_bytes()
     if len(data) > MAX_ZIP_BYTES:
         fail(f"{zip_path} is {len(data) // 2**20} MiB, over the 50 MiB direct-upload limit")
-    cfg = _config(stage)
+    name = _config(stage).function_name
     try:
-        fn = _client("lambda", cfg.region)
-        waiter = fn.get_waiter("function_updated_v2")
-        waiter.wait(FunctionName=cfg.function_name, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
-        response = fn.update_function_code(FunctionName=cfg.function_name, ZipFile=data, Publish=False)
-        waiter.wait(FunctionName=cfg.function_name, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+        sha, changed = AwsBackend(stage.value).update_function_code(data, f"lambda update-code by {_who(None)}")
+    except LockBusyError as exc:
+        fail(f"{exc}: the code of function {name} was not changed")
     except _aws_errors() as exc:
-        fail(f"updating the code of the {stage} function failed: {exc}")
-    console.print(
-        f"function {cfg.function_name} code updated (sha256 {response['CodeSha256']}); "
-        "`mlops promote --backend aws` publishes it"
-    )
+        fail(f"updating the code of the {stage.value} function failed: {exc}")
+    if not changed:
+        console.print(f"function {name} already has this code (sha256 {sha})")
+        return
+    console.print(f"function {name} code updated (sha256 {sha}); `mlops promote --backend aws` publishes it")
 
 
 def register(app: typer.Typer) -> None:

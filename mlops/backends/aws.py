@@ -98,6 +98,12 @@ class AwsBackend(Backend):
     def function_code_id(self) -> str:
         return self.front.code_sha256()
 
+    def update_function_code(self, package: bytes, owner: str) -> tuple[str, bool]:
+        """`mlops lambda update-code`: $LATEST's code replaced under the stage's release lock (the one
+        promotion, rollback and repair take), so no release reads or publishes the code meanwhile."""
+        with self.lock(owner):
+            return self.front.update_code(package)
+
     def api_url(self) -> str:
         return self.front.api_url()
 

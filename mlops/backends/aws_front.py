@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -15,6 +17,14 @@ from mlops.backends.base import BackendError, Release, alias_text
 DESCRIPTION_KEY = "stageVariables"
 # While set, the live function mirrors each POST /predict to this endpoint (lambda/classify_api/shadow.py).
 SHADOW_VARIABLE = "shadowEndpoint"
+# What a release writes into the function's environment before it publishes a version. Terraform manages
+# every other variable and ignores these three (infra/lambda.tf, lifecycle.ignore_changes).
+RELEASE_VARIABLES = ("MODEL_RELEASE", "MODEL_VERSION", "ENDPOINT_NAME")
+
+
+def package_sha256(package: bytes) -> str:
+    """Lambda's CodeSha256 of a .zip package: the base64 of its SHA-256."""
+    return base64.b64encode(hashlib.sha256(package).digest()).decode()
 
 
 def health_event(stage: str, variables: dict[str, str]) -> dict:
@@ -77,25 +87,27 @@ class ApiFront:
 
     def publish(self, release: Release, endpoint: str = "") -> str:
         """Name the release and the endpoint it reaches (default: the stage's) in the function's
-        environment, publish a version, and invoke it once."""
+        environment, publish a version, and invoke it once.
+
+        The version is published only with the code the release read (PublishVersion's CodeSha256):
+        code that replaced $LATEST meanwhile fails the publication instead of being released unseen."""
         name = self.cfg.function_name
         self._wait_updated()
         with aws_call(f"reading the configuration of function {name}"):
             conf = self.fn.get_function_configuration(FunctionName=name)
         variables = dict(conf.get("Environment", {}).get("Variables", {}))
-        variables.update(
-            MODEL_RELEASE=release.release_id,
-            MODEL_VERSION=str(release.model_version),
-            ENDPOINT_NAME=endpoint or self.cfg.endpoint_name,
-        )
+        values = (release.release_id, str(release.model_version), endpoint or self.cfg.endpoint_name)
+        variables.update(zip(RELEASE_VARIABLES, values, strict=True))
         with aws_call(f"updating the configuration of function {name}"):
             self.fn.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
         self._wait_updated()
-        with aws_call(f"publishing a version of function {name}"):
+        expected = {"CodeSha256": release.code_id} if release.code_id else {}
+        with aws_call(f"publishing a version of function {name} with code {release.code_id or 'as it is'}"):
             version = str(
                 self.fn.publish_version(
                     FunctionName=name,
                     Description=f"release {release.release_id}: model version {release.model_version}",
+                    **expected,
                 )["Version"]
             )
         release.lambda_version = version  # recorded before the check, so a failed version is cleaned up too
@@ -112,6 +124,20 @@ class ApiFront:
         """CodeSha256 of $LATEST: the code the next published version carries (set by `mlops lambda update-code`)."""
         with aws_call(f"reading the configuration of function {self.cfg.function_name}"):
             return str(self.fn.get_function_configuration(FunctionName=self.cfg.function_name).get("CodeSha256", ""))
+
+    def update_code(self, package: bytes) -> tuple[str, bool]:
+        """Put `package` in $LATEST (nothing published) and wait until the update is done: its CodeSha256,
+        and whether the code changed. The caller holds the stage's release lock."""
+        name, expected = self.cfg.function_name, package_sha256(package)
+        self._wait_updated()
+        if self.code_sha256() == expected:
+            return expected, False
+        with aws_call(f"updating the code of function {name}"):
+            got = str(self.fn.update_function_code(FunctionName=name, ZipFile=package, Publish=False)["CodeSha256"])
+        self._wait_updated()
+        if got != expected:
+            raise BackendError(f"function {name} reports code {got} after the update, not the package's {expected}")
+        return got, True
 
     def pre_traffic_check(self, version: str, release: Release) -> None:
         """Invoke the new version with GET /health before the alias moves; raise unless it answers 200."""
