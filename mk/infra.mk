@@ -9,9 +9,12 @@ TF_PLUGIN_FLAG := $(if $(wildcard $(TF_PLUGIN_DIR)/registry.terraform.io),-plugi
 ENV ?= staging
 TF_STATE_BUCKET ?=
 TF_STATE_KEY ?= catdog/$(ENV)/terraform.tfstate
+# `terraform init` lists the workspaces under this prefix: inside the environment's own state folder,
+# the only one its roles may list (the default, env:/, would be refused by their s3:prefix condition).
+TF_WORKSPACE_PREFIX ?= catdog/$(ENV)/workspaces
 TF_STATE_REGION ?= $(or $(AWS_REGION),eu-west-1)
 TF_BACKEND_FILE = $(TF_DIR)/backends/$(ENV).s3.tfbackend
-TF_BACKEND_FLAGS = $(if $(wildcard $(TF_BACKEND_FILE)),-backend-config=backends/$(ENV).s3.tfbackend,-backend-config=bucket=$(TF_STATE_BUCKET) -backend-config=key=$(TF_STATE_KEY) -backend-config=region=$(TF_STATE_REGION) -backend-config=encrypt=true -backend-config=use_lockfile=true)
+TF_BACKEND_FLAGS = $(if $(wildcard $(TF_BACKEND_FILE)),-backend-config=backends/$(ENV).s3.tfbackend,-backend-config=bucket=$(TF_STATE_BUCKET) -backend-config=key=$(TF_STATE_KEY) -backend-config=region=$(TF_STATE_REGION) -backend-config=encrypt=true -backend-config=use_lockfile=true -backend-config=workspace_key_prefix=$(TF_WORKSPACE_PREFIX))
 TF_VAR_FLAGS = -var-file=env/$(ENV).tfvars \
   $(if $(GITHUB_REPOSITORY),-var=github_repository=$(GITHUB_REPOSITORY),) \
   $(if $(AWS_REGION),-var=aws_region=$(AWS_REGION),)

@@ -269,7 +269,10 @@ def upsert(settings: PipelineSettings, boto_session: Any) -> str:
         "PipelineDescription": "Train → Evaluate → accuracy gate → Register (PendingManualApproval) | Fail",
         "RoleArn": settings.execution_role,
     }
-    pages = sm.get_paginator("list_pipelines").paginate(PipelineNamePrefix=name)
-    if any(p["PipelineName"] == name for page in pages for p in page.get("PipelineSummaries", [])):
-        return sm.update_pipeline(**common)["PipelineArn"]
-    return sm.create_pipeline(**common)["PipelineArn"]
+    # DescribePipeline, not ListPipelines: the deploy role may read this pipeline only (ListPipelines is
+    # authorized on every pipeline of the account or none).
+    try:
+        sm.describe_pipeline(PipelineName=name)
+    except sm.exceptions.ResourceNotFound:
+        return sm.create_pipeline(**common)["PipelineArn"]
+    return sm.update_pipeline(**common)["PipelineArn"]

@@ -193,3 +193,40 @@ def test_shadow_records_are_read_from_the_functions_own_log_group_only() -> None
     assert re.search(r'function_name\s*=\s*"\$\{local\.prefix\}-classify-api"', tf("locals.tf"))
     cfg = AwsConfig.from_env("staging", {"MLOPS_INFRA_OUTPUTS_DIR": "/nonexistent"})
     assert log_group(cfg) == "/aws/lambda/catdog-staging-classify-api"
+
+
+def test_release_roles_invoke_only_published_versions_of_the_api_function() -> None:
+    """One grant widened because every promotion needs it (mlops/backends/aws_front.py invokes each new
+    version before the alias moves): lambda:InvokeFunction on the API function's qualified ARNs only,
+    so a release role cannot invoke $LATEST by its unqualified ARN, nor any other function."""
+    assert "self.fn.invoke(" in (REPO / "mlops" / "backends" / "aws_front.py").read_text()
+    release = (INFRA / "bootstrap" / "modules" / "stack_access" / "release.tf").read_text()
+    warm = release.split('sid       = "WarmNewVersions"', 1)[1].split("statement {", 1)[0]
+    assert 'actions   = ["lambda:InvokeFunction"]' in warm
+    resources = re.search(r"resources = \[(.*)\]", warm).group(1)
+    assert resources == '"${local.arn}:lambda:${local.regional}:function:${local.prefix}-classify-api:*"'
+    assert release.count('"lambda:InvokeFunction"') == 1
+
+
+def test_apply_roles_describe_only_dynamodbs_aws_managed_key() -> None:
+    """One grant widened for `terraform apply` (found by the strict rehearsal): the provider describes
+    the AWS managed key alias/aws/dynamodb while reading a table encrypted by default. DescribeKey
+    only, and only on the key with that alias; every other key stays reachable by its environment tag."""
+    apply = (INFRA / "bootstrap" / "modules" / "stack_access" / "apply.tf").read_text()
+    grant = apply.split('sid       = "DescribeDynamoDbManagedKey"', 1)[1].split("statement {", 1)[0]
+    assert 'actions   = ["kms:DescribeKey"]' in grant
+    assert '"kms:ResourceAliases"' in grant and 'values   = ["alias/aws/dynamodb"]' in grant
+    assert "ForAnyValue:StringEquals" in grant
+
+
+def test_terraform_lists_workspaces_inside_the_environments_state_folder() -> None:
+    """The roles may list the state bucket under `catdog/<env>/` only; `terraform init` lists the
+    workspace prefix (env:/ by default), so every backend configuration puts it inside that folder."""
+    infra_mk = (REPO / "mk" / "infra.mk").read_text()
+    assert "TF_WORKSPACE_PREFIX ?= catdog/$(ENV)/workspaces" in infra_mk
+    assert "-backend-config=workspace_key_prefix=$(TF_WORKSPACE_PREFIX)" in infra_mk
+    for env in ("staging", "production"):
+        example = (INFRA / "backends" / f"{env}.s3.tfbackend.example").read_text()
+        assert f'workspace_key_prefix = "catdog/{env}/workspaces"' in example
+    apply = (INFRA / "bootstrap" / "modules" / "stack_access" / "apply.tf").read_text()
+    assert 'values   = ["${var.project}/${var.environment}/*"]' in apply

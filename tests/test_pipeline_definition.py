@@ -213,6 +213,9 @@ def test_the_check_finds_what_botocore_would_refuse():
 
 
 def test_upsert_creates_then_updates_with_the_same_bytes(monkeypatch):
+    from aws_emulator import patches
+
+    patches.install()  # SageMaker's ResourceNotFound for a pipeline that does not exist (moto: ValidationError)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():

@@ -52,6 +52,9 @@ def install() -> None:
     SageMakerResponse.delete_model_package = sagemaker_registry.delete_model_package  # type: ignore[attr-defined]
     update = SageMakerModelBackend.update_model_package
     SageMakerModelBackend.update_model_package = emulated(sagemaker_registry.update_keeps_metadata(update), update)  # type: ignore[method-assign]
+    SageMakerModelBackend.describe_pipeline = sagemaker_registry.describe_pipeline_not_found(  # type: ignore[method-assign]
+        SageMakerModelBackend.describe_pipeline
+    )
     SageMakerResponse.list_pipeline_execution_steps = sagemaker_pipelines.list_pipeline_execution_steps  # type: ignore[attr-defined]
     start, describe = SageMakerModelBackend.start_pipeline_execution, SageMakerModelBackend.describe_pipeline_execution
     SageMakerModelBackend.start_pipeline_execution = emulated(sagemaker_pipelines.start_after(start), start)  # type: ignore[method-assign]

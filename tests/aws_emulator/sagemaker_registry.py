@@ -6,6 +6,8 @@
 - UpdateModelPackage: SageMaker adds or replaces the CustomerMetadataProperties given and removes
   only CustomerMetadataPropertiesToRemove; moto replaces the whole map with what the request gave
   (nothing, for an approval), losing what the pipeline registered.
+- DescribePipeline of a pipeline that does not exist: SageMaker answers ResourceNotFound; moto a
+  ValidationError (code that creates a pipeline when it is missing would never see "missing").
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.core.responses import EmptyResult
-from moto.sagemaker.exceptions import ConflictException, ValidationError
+from moto.sagemaker.exceptions import ConflictException, ResourceNotFound, ValidationError
 
 
 def delete_model_package_group(self: Any) -> EmptyResult:
@@ -52,3 +54,12 @@ def update_keeps_metadata(original: Callable) -> Callable:
         return original(self, model_package_arn, **kwargs)
 
     return update_model_package
+
+
+def describe_pipeline_not_found(original: Callable) -> Callable:
+    def describe_pipeline(self: Any, pipeline_name: str) -> dict[str, Any]:
+        if pipeline_name.rsplit("/", 1)[-1] not in self.pipelines:
+            raise ResourceNotFound(f"Pipeline '{pipeline_name}' does not exist.")
+        return original(self, pipeline_name)
+
+    return describe_pipeline

@@ -59,7 +59,9 @@ class Emulator:
         self.workdir.mkdir(parents=True, exist_ok=True)
         context.configure(self)
         patches.install()
-        moto_app = DomainDispatcherApplication(create_backend_app)
+        from aws_emulator.iam_gate import middleware
+
+        moto_app = middleware(DomainDispatcherApplication(create_backend_app))
         from aws_emulator.api_front import handle_api_request
 
         def app(environ: dict, start_response: Any) -> Any:
@@ -132,6 +134,24 @@ class Emulator:
     def client(self, service: str) -> Any:
         verify = str(self.tls_files.bundle) if self.tls else None
         return self.boto3_session().client(service, endpoint_url=self.url, verify=verify)
+
+    def role_env(self, role_arn: str, service_principal: str, session: str) -> dict[str, str]:
+        """What a service's process in `role_arn` gets: env() with that role session's credentials."""
+        from aws_emulator.iam_principals import service_session
+
+        return {**self.env(), **service_session(role_arn, service_principal, session[:64])}
+
+    def client_as(self, role_arn: str, service_principal: str, service: str) -> Any:
+        """A client signing as the service's session of `role_arn` (e.g. a pipeline's or a job's role)."""
+        import boto3
+
+        from aws_emulator.iam_principals import service_session
+
+        creds = service_session(role_arn, service_principal, service_principal.split(".")[0])
+        session = boto3.Session(creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"],
+                                creds["AWS_SESSION_TOKEN"], region_name=self.region)  # fmt: skip
+        verify = str(self.tls_files.bundle) if self.tls else None
+        return session.client(service, endpoint_url=self.url, verify=verify)
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -88,6 +88,19 @@ data "aws_iam_policy_document" "apply_core" {
     }
   }
 
+  # The provider describes the AWS managed key of DynamoDB (alias/aws/dynamodb) to tell a table's
+  # default encryption from a customer key: metadata of that one AWS managed key, nothing else.
+  statement {
+    sid       = "DescribeDynamoDbManagedKey"
+    actions   = ["kms:DescribeKey"]
+    resources = [local.keys]
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "kms:ResourceAliases"
+      values   = ["alias/aws/dynamodb"]
+    }
+  }
+
   statement {
     sid       = "OwnKeyAlias"
     actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]

@@ -48,6 +48,14 @@ data "aws_iam_policy_document" "release" {
     resources = local.functions
   }
 
+  # A promotion invokes each new function version once before it takes traffic (a cold start that
+  # fails there never reaches a client): published versions of the API function only, never $LATEST.
+  statement {
+    sid       = "WarmNewVersions"
+    actions   = ["lambda:InvokeFunction"]
+    resources = ["${local.arn}:lambda:${local.regional}:function:${local.prefix}-classify-api:*"]
+  }
+
   statement {
     sid       = "TagReleasedImage"
     actions   = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"]
