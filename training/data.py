@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from serving.preprocess import Preprocessing, resize_center_crop, to_tensor
+from training.data_manifest import IMAGE_SUFFIXES
 
 # A public cats-vs-dogs archive (2,000 train + 1,000 validation photos), used when DATA_DIR is unset.
 PUBLIC_ARCHIVE_URL = os.environ.get(
@@ -81,7 +81,7 @@ def list_images(split_dir: Path, labels: tuple[str, ...]) -> list[tuple[Path, in
         folder = split_dir / label
         if not folder.is_dir():
             raise DataUnavailableError(f"missing class folder {folder}")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         samples.extend((p, index) for p in files)
     if not samples:
         raise DataUnavailableError(f"no images under {split_dir}")

@@ -3,6 +3,10 @@
 Contract (same in a SageMaker processing job and locally):
   --model   /opt/ml/processing/model        model.tar.gz (or an unpacked model folder)
   --test    /opt/ml/processing/test         test/{cat,dog} photos (or {cat,dog} directly)
+  --data-manifest /opt/ml/processing/manifest/manifest.json
+                                            the data set's manifest (training/data_manifest.py): the test
+                                            photos must match it, and the model must have been trained on
+                                            it; evaluation.json records its SHA-256 under `data`
   --output  /opt/ml/processing/evaluation   evaluation.json + confusion_matrix.png written here, and the
                                             smoke set (smoke/: photos + manifest, training/smoke_set.py)
                                             reliability.png + confidently_wrong.png (training/report.py)
@@ -27,6 +31,7 @@ from serving.predictor import Predictor
 from serving.preprocess import ImageDecodeError, preprocess_bytes
 from training import tracking
 from training.data import DataUnavailableError, list_images, subsample
+from training.data_manifest import DataManifestError, verify_split
 from training.metrics import model_quality
 from training.report import write_report
 from training.smoke_set import MAX_PHOTO_BYTES, MIN_CONFIDENCE, PHOTOS_PER_CLASS, SUFFIXES, write_smoke_set
@@ -39,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="/opt/ml/processing/model")
     p.add_argument("--test", default="/opt/ml/processing/test")
+    p.add_argument("--data-manifest", default="", help="the data set's manifest.json (empty: no check)")
     p.add_argument("--output", default="/opt/ml/processing/evaluation")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-images-per-class", type=int, default=0, help="0 = every test photo")
@@ -100,13 +106,33 @@ def plot_confusion(matrix: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def check_data(args: argparse.Namespace, test_root: Path) -> dict:
+    """The test photos against the data manifest, before anything else; what evaluation.json records
+    under `data` ({} without a manifest)."""
+    if not args.data_manifest:
+        return {}
+    return {"manifest_sha256": verify_split(Path(args.data_manifest), "test", test_root)}
+
+
+def check_trained_on(data: dict, metadata: dict) -> None:
+    """The model must have been trained on the same data set (a manifest replaced mid-run differs)."""
+    trained_on, sha = metadata.get("data_manifest_sha256"), data.get("manifest_sha256")
+    if sha and trained_on and trained_on != sha:
+        raise DataManifestError(
+            f"the model was trained on data manifest {trained_on[:12]}, the test photos belong to {sha[:12]}: "
+            "the photos were uploaded again during the pipeline run; run it again"
+        )
+
+
 def evaluate(args: argparse.Namespace) -> dict:
+    test_root = Path(args.test) / "test" if (Path(args.test) / "test").is_dir() else Path(args.test)
+    data = check_data(args, test_root)
     model_path = Path(args.model)
     if model_path.is_dir() and (model_path / "model.tar.gz").is_file():
         model_path = model_path / "model.tar.gz"
     artifact = open_artifact(model_path)
+    check_trained_on(data, artifact.metadata)
     predictor = Predictor(artifact)
-    test_root = Path(args.test) / "test" if (Path(args.test) / "test").is_dir() else Path(args.test)
     samples = subsample(list_images(test_root, tuple(artifact.labels)), args.max_images_per_class, seed=0)
     probs = predict_folder(predictor, samples, args.batch_size)
     y_pred = probs.argmax(axis=1)
@@ -115,6 +141,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     report["model"] = {k: artifact.metadata.get(k) for k in ("version", "serving_model", "git_sha", "input_size")}
     # The registry records the training run (SageMaker requires a non-empty value: "untracked" without MLflow).
     report["model"]["mlflow_run_id"] = artifact.metadata.get("mlflow_run_id") or "untracked"
+    if data:  # the registered version records it (the pipeline's Register step reads data.manifest_sha256)
+        report["data"] = data
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     picks = smoke_picks(samples, probs, list(artifact.labels), args.smoke_photos_per_class)
@@ -142,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tracking.run_context():
             report = evaluate(args)
-    except (ArtifactError, DataUnavailableError) as exc:
+    except (ArtifactError, DataUnavailableError, DataManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = report["metrics"]

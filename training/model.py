@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
-LABELS: tuple[str, ...] = ("cat", "dog")
+from training.data_manifest import LABELS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

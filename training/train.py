@@ -2,6 +2,8 @@
 
 Contract (same in a SageMaker training job and locally):
   SM_CHANNEL_TRAIN      folder with train/{cat,dog} (or {cat,dog} directly)
+  SM_CHANNEL_MANIFEST   folder with the data set's manifest.json (training/data_manifest.py): the photos
+                        are checked against it before training, and its SHA-256 goes into metadata.json
   SM_MODEL_DIR          where the serving artifact is written (packed as model.tar.gz afterwards)
   SM_OUTPUT_DATA_DIR    extra outputs (training history)
   hyperparameters       CLI arguments (--finetune-epochs 3 ...)
@@ -32,6 +34,7 @@ from training.data import (
     split_train_val,
     train_transform,
 )
+from training.data_manifest import MANIFEST, DataManifestError, verify_split
 from training.export import write_artifact
 from training.hyperparameters import DEFAULTS as HP
 from training.model import IMAGENET_MEAN, IMAGENET_STD, LABELS, WeightsUnavailableError, build_model, set_trainable
@@ -62,10 +65,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--version", default=os.environ.get("TRAINING_JOB_NAME", ""))
     p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", ""))
+    p.add_argument(
+        "--data-manifest",
+        default=_channel_manifest(),
+        help="the data set's manifest.json: the training photos must match it (empty: no check)",
+    )
     p.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     p.add_argument("--output-data-dir", default=os.environ.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"))
     p.add_argument("--pretrained-weights", default=os.environ.get("PRETRAINED_WEIGHTS", ""))
     return p.parse_args(argv)
+
+
+def _channel_manifest() -> str:
+    channel = os.environ.get("SM_CHANNEL_MANIFEST", "")
+    return str(Path(channel) / MANIFEST) if channel else ""
 
 
 def _train_root(channel: str) -> Path:
@@ -156,13 +169,15 @@ def finetune(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader,
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     prep = Preprocessing(args.image_size, round(args.image_size / 0.875), IMAGENET_MEAN, IMAGENET_STD)
-    samples = list_images(_train_root(args.train), LABELS)
+    root = _train_root(args.train)
+    data_sha = verify_split(Path(args.data_manifest), "train", root, LABELS) if args.data_manifest else ""
+    samples = list_images(root, LABELS)
     train_s, val_s = split_train_val(samples, args.val_fraction, args.seed, args.max_images_per_class)
     model = build_model(weights_path=args.pretrained_weights or None)
     run = tracking.active_run()
     run.log_params(
-        {k: v for k, v in vars(args).items() if k not in {"train", "model_dir", "output_data_dir"}}
-        | {"train_images": len(train_s), "val_images": len(val_s)}
+        {k: v for k, v in vars(args).items() if k not in {"train", "model_dir", "output_data_dir", "data_manifest"}}
+        | {"train_images": len(train_s), "val_images": len(val_s), "data_manifest_sha256": data_sha or "none"}
     )
     started = time.perf_counter()
     plain = dict(batch_size=64, num_workers=args.num_workers)
@@ -199,7 +214,7 @@ def train(args: argparse.Namespace) -> dict:
         list(LABELS),
         version,
         metrics,
-        extra={"mlflow_run_id": run.run_id or ""},
+        extra={"mlflow_run_id": run.run_id or "", **({"data_manifest_sha256": data_sha} if data_sha else {})},
         **_quantization_data(args, prep, train_s, val_s),
     )
     if "quantization" in meta:
@@ -238,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             args.train = str(_resolve_default_train())
         with tracking.run_context():
             meta = train(args)
-    except (DataUnavailableError, WeightsUnavailableError) as exc:
+    except (DataUnavailableError, DataManifestError, WeightsUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"version": meta["version"], "val_accuracy": meta["metrics"]["val_accuracy"]}))
