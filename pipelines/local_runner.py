@@ -2,8 +2,10 @@
 
 Train (training/train.py with SM_* variables and hyperparameters as arguments) → pack model.tar.gz
 → Evaluate (training/evaluate.py with the processing layout) → the same condition on the same
-evaluation.json → register as PendingManualApproval, or fail. The caller supplies the workspace (state
-folder, MLflow store, registry): this package imports nothing from `mlops`.
+evaluation.json → register as PendingManualApproval, or fail. First, the data manifest the AWS pipeline
+reads beside the photos (training/data_manifest.py) is written from DATA_DIR into the run folder, and both
+steps check the photos against it. The caller supplies the workspace (state folder, MLflow store,
+registry): this package imports nothing from `mlops`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.settings import DEFAULT_HYPERPARAMETERS, PENDING, gate_threshold
+from training.data_manifest import (
+    MANIFEST,
+    DataManifestError,
+    build_manifest,
+    layout_photos,
+    manifest_bytes,
+    sha256_bytes,
+)
 
 EXPERIMENT = "catdog-training"
 
@@ -36,9 +46,10 @@ class Workspace:
     tracking_uri: str
     artifact_root: str
     code_root: Path  # on PYTHONPATH of the Train and Evaluate steps
-    # register(run_id, artifact_uri, accuracy, git_sha, smoke_set) -> the new version (with a `.version`), as
-    # PENDING; smoke_set = {"uri": the run folder's smoke set, "manifest_sha256": ...} (training/smoke_set.py)
-    register: Callable[[str, str, float, str, dict | None], Any]
+    # register(run_id, artifact_uri, accuracy, git_sha, smoke_set, data_manifest_sha256) -> the new version (with
+    # a `.version`), as PENDING; smoke_set = {"uri": the run folder's smoke set, "manifest_sha256": ...}
+    # (training/smoke_set.py); data_manifest_sha256: the data manifest's (training/data_manifest.py)
+    register: Callable[[str, str, float, str, dict | None, str], Any]
 
 
 @dataclass
@@ -78,6 +89,17 @@ def _step(name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         raise PipelineFailed(f"{name} step failed (exit {proc.returncode}): {tail[0][:300]}")
 
 
+def write_data_manifest(data_dir: Path, path: Path) -> str:
+    """Write the data set's manifest (as `mlops data upload` writes it beside the photos on S3); its SHA-256."""
+    try:
+        body = manifest_bytes(build_manifest(layout_photos(data_dir)))
+    except DataManifestError as exc:
+        raise PipelineFailed(str(exc)) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return sha256_bytes(body)
+
+
 def run_pipeline(
     data_dir: Path,
     threshold: float,
@@ -112,11 +134,13 @@ def run_pipeline(
         model_dir, output_dir, eval_dir = work / "model", work / "output", work / "evaluation"
         log = work / "pipeline.log"
         work.mkdir(parents=True, exist_ok=True)
+        data_manifest = work / "data" / MANIFEST
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": workspace.tracking_uri,
             "MLFLOW_RUN_ID": run_id,
             "SM_CHANNEL_TRAIN": str(data_dir / "train"),
+            "SM_CHANNEL_MANIFEST": str(data_manifest.parent),
             "SM_MODEL_DIR": str(model_dir),
             "SM_OUTPUT_DATA_DIR": str(output_dir),
             "TRAINING_JOB_NAME": run_id,
@@ -125,6 +149,7 @@ def run_pipeline(
         }
         try:
             t = time.perf_counter()
+            write_data_manifest(data_dir, data_manifest)
             on_stage("Train")
             _step("Train", ["-m", "training.train", *[f"--{k}={v}" for k, v in hp.items()]], env, log)
             packed = pack_model_dir(model_dir, work / "artifacts" / "model.tar.gz")
@@ -140,6 +165,8 @@ def run_pipeline(
                     str(packed.parent),
                     "--test",
                     str(data_dir / "test"),
+                    "--data-manifest",
+                    str(data_manifest),
                     "--output",
                     str(eval_dir),
                     "--max-images-per-class",
@@ -164,8 +191,11 @@ def run_pipeline(
         artifact_uri = (store / "model.tar.gz").as_uri()
         smoke = evaluation.get("smoke_set")  # written by training/evaluate.py beside evaluation.json
         smoke_ref = {"uri": (eval_dir / smoke["path"]).as_uri(), "manifest_sha256": smoke["manifest_sha256"]}
-        version = workspace.register(run_id, artifact_uri, accuracy, git_sha(), smoke_ref)
-        mlflow.set_tags({"model_version": version.version, "approval_status": PENDING})
+        data_sha = evaluation["data"]["manifest_sha256"]  # the manifest Train and Evaluate checked the photos against
+        version = workspace.register(run_id, artifact_uri, accuracy, git_sha(), smoke_ref, data_sha)
+        mlflow.set_tags(
+            {"model_version": version.version, "approval_status": PENDING, "data_manifest_sha256": data_sha}
+        )
     return RunResult(
         run_id, accuracy, threshold, version.version, store / "model.tar.gz", evaluation, seconds, eval_dir
     )

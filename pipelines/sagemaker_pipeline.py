@@ -15,6 +15,7 @@ from typing import Any
 from pipelines.definition_check import SCHEMA_VERSION, validate
 from pipelines.images import training_image
 from pipelines.settings import DEFAULT_HYPERPARAMETERS, DEFAULT_THRESHOLD, PENDING, THRESHOLD_FLOOR, PipelineSettings
+from training.data_manifest import MANIFEST
 
 CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image", "application/json"]
 INSTANCE = "ml.m5.xlarge"
@@ -22,6 +23,7 @@ VOLUME_GB = 30
 MAX_TRAINING_SECONDS = 86400
 # Processing-container paths; SageMaker needs one local path per input.
 MODEL_DIR, TEST_DIR = "/opt/ml/processing/model", "/opt/ml/processing/test"
+DATA_MANIFEST_DIR = "/opt/ml/processing/manifest"  # pipelines/evaluate.sh passes its manifest.json
 BUNDLE_DIR, CODE_DIR = "/opt/ml/processing/input/bundle", "/opt/ml/processing/input/code"
 EVALUATION_DIR = "/opt/ml/processing/evaluation"
 
@@ -47,6 +49,9 @@ def json_get(step: str, property_file: str, path: str) -> Expr:
 MODEL_ARTIFACTS = get("Steps.Train.ModelArtifacts.S3ModelArtifacts")
 EXECUTION_ID = get("Execution.PipelineExecutionId")
 ACCURACY = json_get("Evaluate", "Evaluation", "metrics.accuracy.value")
+# The data set's manifest beside the photos (mlops data upload writes it last): Train and Evaluate check
+# the photos they read against it, and the registered version records its SHA-256.
+DATA_MANIFEST = join([param("InputDataUri"), MANIFEST], on="/")
 
 
 def parameters(settings: PipelineSettings) -> list[dict[str, Any]]:
@@ -56,7 +61,7 @@ def parameters(settings: PipelineSettings) -> list[dict[str, Any]]:
         return {"Name": name, "Type": "String", "DefaultValue": default}
 
     return [
-        string("InputDataUri", f"s3://{settings.artifact_bucket}/data/cats-vs-dogs"),
+        string("InputDataUri", settings.input_data_uri),
         string("TrainingInstanceType", INSTANCE),
         string("ProcessingInstanceType", INSTANCE),
         {"Name": "AccuracyThreshold", "Type": "Float", "DefaultValue": DEFAULT_THRESHOLD},
@@ -78,6 +83,11 @@ def _hyperparameters(settings: PipelineSettings) -> dict[str, str]:
     return {name: json.dumps(value) for name, value in values.items()}
 
 
+def _channel(name: str, source: Any) -> dict[str, Any]:
+    s3 = {"S3DataType": "S3Prefix", "S3Uri": source, "S3DataDistributionType": "FullyReplicated"}
+    return {"ChannelName": name, "DataSource": {"S3DataSource": s3}}
+
+
 def train_step(settings: PipelineSettings) -> dict[str, Any]:
     bucket = settings.artifact_bucket
     return {
@@ -92,17 +102,10 @@ def train_step(settings: PipelineSettings) -> dict[str, Any]:
             "RoleArn": settings.execution_role,
             "HyperParameters": _hyperparameters(settings),
             "Environment": {"GIT_SHA": param("GitSha"), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
+            # SM_CHANNEL_TRAIN and SM_CHANNEL_MANIFEST (training/train.py checks the one against the other).
             "InputDataConfig": [
-                {
-                    "ChannelName": "train",
-                    "DataSource": {
-                        "S3DataSource": {
-                            "S3DataType": "S3Prefix",
-                            "S3Uri": join([param("InputDataUri"), "train"], on="/"),
-                            "S3DataDistributionType": "FullyReplicated",
-                        }
-                    },
-                }
+                _channel("train", join([param("InputDataUri"), "train"], on="/")),
+                _channel("manifest", DATA_MANIFEST),
             ],
             "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models"},
             "ResourceConfig": {
@@ -146,6 +149,7 @@ def evaluate_step(settings: PipelineSettings) -> dict[str, Any]:
             "ProcessingInputs": [
                 _input("model", MODEL_ARTIFACTS, MODEL_DIR),
                 _input("test", join([param("InputDataUri"), "test"], on="/"), TEST_DIR),
+                _input("manifest", DATA_MANIFEST, DATA_MANIFEST_DIR),
                 _input("bundle", settings.code_bundle_uri, BUNDLE_DIR),
                 _input("code", settings.evaluate_script_uri, CODE_DIR),
             ],
@@ -202,12 +206,14 @@ def register_step() -> dict[str, Any]:
                 }
             },
             # The smoke set evaluation wrote beside evaluation.json (training/smoke_set.py) and its manifest's
-            # SHA-256: promotion smoke-tests with exactly these photos, and refuses a set that differs.
+            # SHA-256: promotion smoke-tests with exactly these photos, and refuses a set that differs. And the
+            # SHA-256 of the data manifest the photos of this run were checked against (training/data_manifest.py).
             "CustomerMetadataProperties": {
                 "git_sha": param("GitSha"),
                 "mlflow_run_id": json_get("Evaluate", "Evaluation", "model.mlflow_run_id"),
                 "smoke_set": join([evaluation_uri, json_get("Evaluate", "Evaluation", "smoke_set.path")], on="/"),
                 "smoke_manifest_sha256": json_get("Evaluate", "Evaluation", "smoke_set.manifest_sha256"),
+                "data_manifest_sha256": json_get("Evaluate", "Evaluation", "data.manifest_sha256"),
             },
         },
     }

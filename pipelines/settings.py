@@ -15,6 +15,10 @@ DEFAULT_THRESHOLD = THRESHOLD_FLOOR
 # Every registration waits for a person: no parameter or option changes this status.
 PENDING = "PendingManualApproval"
 
+# Where the pipeline reads the photos (its InputDataUri parameter's default) and `mlops data upload` puts them:
+# <prefix>/train/{cat,dog}, <prefix>/test/{cat,dog} and <prefix>/manifest.json (training/data_manifest.py).
+DATA_PREFIX = "data/cats-vs-dogs"
+
 # Hyperparameters passed to training/train.py as arguments, in SageMaker and locally (its own defaults).
 DEFAULT_HYPERPARAMETERS: dict[str, str] = {name: str(value) for name, value in DEFAULTS.items()}
 
@@ -56,6 +60,10 @@ class PipelineSettings:
     @property
     def artifact_bucket(self) -> str:
         return self.bucket or f"{self.prefix}-artifacts-{self.account_id}"
+
+    @property
+    def input_data_uri(self) -> str:
+        return f"s3://{self.artifact_bucket}/{DATA_PREFIX}"
 
     @property
     def execution_role(self) -> str:

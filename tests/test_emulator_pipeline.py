@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -18,6 +19,7 @@ from pipelines.settings import PipelineSettings
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "catdog-staging-artifacts-123456789012"
+DATA_MANIFEST = b'{"format": 1, "photos": {}}\n'  # what `mlops data upload` writes beside the photos
 
 # Stand-ins for the project's training code, so the test exercises the pipeline machinery in seconds;
 # the rehearsal runs the real training/train.py and training/evaluate.py.
@@ -34,15 +36,16 @@ meta = {"photos": photos, "warmup": args.warmup_epochs, "git_sha": os.environ.ge
 (out / "metadata.json").write_text(json.dumps(meta))
 """
 EVALUATE = """
-import argparse, json, pathlib, tarfile
+import argparse, hashlib, json, pathlib, tarfile
 p = argparse.ArgumentParser()
-p.add_argument("--model"); p.add_argument("--test"); p.add_argument("--output")
+p.add_argument("--model"); p.add_argument("--test"); p.add_argument("--output"); p.add_argument("--data-manifest")
 a = p.parse_args()
+data = {"manifest_sha256": hashlib.sha256(pathlib.Path(a.data_manifest).read_bytes()).hexdigest()}
 with tarfile.open(pathlib.Path(a.model) / "model.tar.gz") as tar:
     meta = json.load(tar.extractfile("metadata.json"))
 accuracy = float((pathlib.Path(a.test) / "accuracy.txt").read_text())
 doc = {"metrics": {"accuracy": {"value": accuracy}}, "model": {"mlflow_run_id": "run-" + meta["git_sha"]},
-       "smoke_set": {"path": "smoke", "manifest_sha256": "ab" * 32}}
+       "smoke_set": {"path": "smoke", "manifest_sha256": "ab" * 32}, "data": data}
 pathlib.Path(a.output, "evaluation.json").write_text(json.dumps(doc))
 """
 
@@ -71,6 +74,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         for label in ("cat", "dog"):
             s3.put_object(Bucket=BUCKET, Key=f"data/cats-vs-dogs/train/{label}/1.jpg", Body=b"jpeg")
         s3.put_object(Bucket=BUCKET, Key="data/cats-vs-dogs/test/accuracy.txt", Body=b"0.95")
+        s3.put_object(Bucket=BUCKET, Key="data/cats-vs-dogs/manifest.json", Body=DATA_MANIFEST)
         sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
         sm.create_pipeline(
             PipelineName=settings.pipeline_name,
@@ -115,10 +119,11 @@ def test_passing_execution_trains_evaluates_and_registers(pipeline: Emulator) ->
     package = sm.describe_model_package(ModelPackageName=steps[3]["Metadata"]["RegisterModel"]["Arn"])
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     props = package["CustomerMetadataProperties"]
-    assert {k: props[k] for k in ("git_sha", "mlflow_run_id", "smoke_manifest_sha256")} == {
+    assert {k: props[k] for k in ("git_sha", "mlflow_run_id", "smoke_manifest_sha256", "data_manifest_sha256")} == {
         "git_sha": "abc123",
         "mlflow_run_id": "run-abc123",
         "smoke_manifest_sha256": "ab" * 32,
+        "data_manifest_sha256": hashlib.sha256(DATA_MANIFEST).hexdigest(),  # the manifest Evaluate was given
     }
     data_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     bucket, _, key = data_url.removeprefix("s3://").partition("/")

@@ -76,7 +76,7 @@ def test_steps_in_order(definition):
     model_in = next(i for i in inputs if i["S3Input"]["LocalPath"] == "/opt/ml/processing/model")
     assert model_in["S3Input"]["S3Uri"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     local_paths = [i["S3Input"]["LocalPath"] for i in inputs]
-    assert len(set(local_paths)) == len(local_paths) == 4  # SageMaker refuses two inputs at one path
+    assert len(set(local_paths)) == len(local_paths) == 5  # SageMaker refuses two inputs at one path
 
 
 def test_the_gate_has_a_floor_no_parameter_can_lower(definition):
@@ -110,7 +110,9 @@ def test_registration_is_always_pending_manual_approval(definition):
     assert args["ModelPackageGroupName"] == {"Get": "Parameters.ModelPackageGroupName"}
     assert "ModelQuality" in args["ModelMetrics"]
     props = args["CustomerMetadataProperties"]
-    assert set(props) == {"git_sha", "mlflow_run_id", "smoke_set", "smoke_manifest_sha256"}
+    assert set(props) == {"git_sha", "mlflow_run_id", "smoke_set", "smoke_manifest_sha256", "data_manifest_sha256"}
+    # The data manifest the photos of the run were checked against, as evaluation.json records it.
+    assert props["data_manifest_sha256"]["Std:JsonGet"]["Path"] == "data.manifest_sha256"
     # The smoke set is named beside the evaluation it came from, with its manifest's SHA-256 from evaluation.json.
     assert props["smoke_manifest_sha256"]["Std:JsonGet"]["Path"] == "smoke_set.manifest_sha256"
     evaluation_uri = {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}
@@ -138,7 +140,7 @@ def test_training_contract(definition):
     assert json.loads(hp["sagemaker_program"]) == "training/train.py"
     assert {k: json.loads(hp[k]) for k in DEFAULT_HYPERPARAMETERS} == DEFAULT_HYPERPARAMETERS
     assert hp["image-size"] == '"224"'
-    assert train["InputDataConfig"][0]["ChannelName"] == "train"
+    assert [c["ChannelName"] for c in train["InputDataConfig"]] == ["train", "manifest"]
     image = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6-cpu-py312"
     assert train["AlgorithmSpecification"]["TrainingImage"] == image
     assert definition["Steps"][1]["Arguments"]["AppSpecification"]["ImageUri"] == image
@@ -245,3 +247,21 @@ def test_upsert_refuses_an_invalid_definition(monkeypatch):
 
     with pytest.raises(ValueError, match="invalid pipeline definition: Train"):
         upsert(PipelineSettings(), NoCalls())
+
+
+def test_both_steps_read_the_data_manifest_beside_the_photos(definition):
+    """Train (channel `manifest`, SM_CHANNEL_MANIFEST) and Evaluate (its `manifest` input, which
+    pipelines/evaluate.sh passes as --data-manifest) read <InputDataUri>/manifest.json."""
+    manifest = {"Std:Join": {"On": "/", "Values": [{"Get": "Parameters.InputDataUri"}, "manifest.json"]}}
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in definition["Steps"][0]["Arguments"]["InputDataConfig"]
+    }
+    assert channels["manifest"] == manifest
+    inputs = {i["InputName"]: i["S3Input"] for i in definition["Steps"][1]["Arguments"]["ProcessingInputs"]}
+    assert inputs["manifest"]["S3Uri"] == manifest
+    script = (REPO / "pipelines" / "evaluate.sh").read_text()
+    assert f"--data-manifest {inputs['manifest']['LocalPath']}/manifest.json" in script
+    params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert params["InputDataUri"] == PipelineSettings(git_sha="0123abc").input_data_uri
+    assert params["InputDataUri"].endswith("/data/cats-vs-dogs")

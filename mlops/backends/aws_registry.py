@@ -20,6 +20,7 @@ from training.smoke_set import MANIFEST
 ACCURACY_KEYS = ("accuracy", "test_accuracy")
 # CustomerMetadataProperties the pipeline's Register step writes (pipelines/sagemaker_pipeline.py).
 SMOKE_SET_KEY, SMOKE_SHA_KEY = "smoke_set", "smoke_manifest_sha256"
+DATA_SHA_KEY = "data_manifest_sha256"
 MAX_SMOKE_OBJECT_BYTES = 4 * 1024 * 1024
 
 
@@ -130,6 +131,7 @@ class SageMakerRegistry:
             reason=reason or who,
             smoke_set=props.get(SMOKE_SET_KEY, ""),
             smoke_sha256=props.get(SMOKE_SHA_KEY, ""),
+            data_manifest_sha256=props.get(DATA_SHA_KEY, ""),
         )
 
     def fetch_smoke_set(self, version: ModelVersion) -> Path:

@@ -60,6 +60,7 @@ class ModelVersion:
     reason: str = ""
     smoke_set: str = ""  # where its smoke set is (s3:// or file:// folder), as registered by the pipeline
     smoke_sha256: str = ""  # SHA-256 of that set's manifest.json, as registered
+    data_manifest_sha256: str = ""  # SHA-256 of the data manifest its photos were checked against (mlops data upload)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,6 +12,7 @@ from mlops.backends.base import PENDING, STATUSES, ModelVersion, RegistryError
 
 APPROVAL_TAG = "approval_status"
 SMOKE_SET_TAG, SMOKE_SHA_TAG = "smoke_set", "smoke_manifest_sha256"
+DATA_SHA_TAG = "data_manifest_sha256"  # the same name as the model package's CustomerMetadataProperties key
 
 
 def _client():
@@ -29,11 +30,18 @@ class LocalRegistry:
         self.client = _client()
 
     def register(
-        self, run_id: str, artifact_uri: str, accuracy: float, git_sha: str, smoke_set: dict | None = None
+        self,
+        run_id: str,
+        artifact_uri: str,
+        accuracy: float,
+        git_sha: str,
+        smoke_set: dict | None = None,
+        data_manifest_sha256: str = "",
     ) -> ModelVersion:
         """One call creates the version with all its tags, so a version is never half-registered.
 
-        smoke_set: {"uri": the run folder's smoke set (file://), "manifest_sha256": ...} from the evaluation."""
+        smoke_set: {"uri": the run folder's smoke set (file://), "manifest_sha256": ...} from the evaluation;
+        data_manifest_sha256: the data manifest's, which evaluation.json records (training/data_manifest.py)."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -51,6 +59,7 @@ class LocalRegistry:
                 "artifact_uri": artifact_uri,
                 "git_sha": git_sha,
                 **({SMOKE_SET_TAG: smoke_set["uri"], SMOKE_SHA_TAG: smoke_set["manifest_sha256"]} if smoke_set else {}),
+                **({DATA_SHA_TAG: data_manifest_sha256} if data_manifest_sha256 else {}),
             },
             description=f"test accuracy {accuracy:.4f}",
         )
@@ -102,6 +111,7 @@ class LocalRegistry:
             reason=tags.get("approval_reason", ""),
             smoke_set=tags.get(SMOKE_SET_TAG, ""),
             smoke_sha256=tags.get(SMOKE_SHA_TAG, ""),
+            data_manifest_sha256=tags.get(DATA_SHA_TAG, ""),
         )
 
 
