@@ -83,6 +83,12 @@ def test_operations_map_to_the_actions_aws_authorizes_them_as() -> None:
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_EMULATOR_IAM", "enforce")
+        yield from _running(tmp_path_factory)
+
+
+def _running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     with Emulator(Path(tmp_path_factory.mktemp("iam-emulator"))) as running:
         yield running
 

@@ -26,7 +26,12 @@ from typing import Any
 from aws_emulator import iam_catalog, iam_conditions, iam_policy, iam_s3
 from aws_emulator.iam_principals import ADMIN_KEYS, Principal, check_web_identity, principal_for_key, role_documents
 
-MODE = os.environ.get("AWS_EMULATOR_IAM", "audit")  # enforce | audit
+
+def mode() -> str:
+    """enforce (refuse what IAM would refuse) or audit (record it only)."""
+    return os.environ.get("AWS_EMULATOR_IAM", "audit")
+
+
 CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 RPC_V2 = re.compile(r"^/service/[^/]+/operation/([A-Za-z0-9]+)$")
 _log_lock = threading.Lock()
@@ -114,7 +119,7 @@ def check(principal: Principal, action: str, resources: list[str], context: dict
             f"User: {principal.arn} is not authorized to perform: {action} on resource: "
             f"{decision.resource} because {decision.reason}"
         )
-        if MODE == "enforce":
+        if mode() == "enforce":
             raise Denied(message, action, decision.resource)
 
 
