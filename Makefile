@@ -142,6 +142,10 @@ web-build: venv ## Build the web page with the API URL injected: make web-build 
 web-publish: venv ## Publish the web page to the stage's S3 bucket (AWS): make web-publish ENV=staging
 	$(MLOPS) web publish --backend aws --stage $(ENV)
 
+.PHONY: data-upload
+data-upload: venv ## Upload the photos of DATA_DIR to where the pipeline reads them, manifest last (AWS): make data-upload ENV=staging
+	$(MLOPS) data upload --backend aws --stage $(ENV)
+
 .PHONY: browser
 browser: ## Install Debian's chromium for the browser test (when missing)
 	@if ! command -v chromium >/dev/null; then \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlops import cli_aws, cli_cost, cli_release, cli_stack, cli_web
+from mlops import cli_aws, cli_cost, cli_data, cli_release, cli_stack, cli_web
 from mlops.cli_pipeline import pipeline_app, registry_app
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(registry_app, name="registry")
 cli_aws.register_pipeline(pipeline_app)
 cli_aws.register(app)
+cli_data.register(app)
 cli_stack.register(app)
 cli_release.register(app)
 cli_stack.register_demo(app)

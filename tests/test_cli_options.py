@@ -56,7 +56,8 @@ def test_the_readme_names_every_command_once() -> None:
     assert groups["backend"] == [
         "registry list", "approve", "reject", "promote", "smoke", "rollback", "repair", "status",
     ]  # fmt: skip
-    assert groups["aws_only"] == ["pipeline upsert", "pipeline start", "lambda update-code", "web publish"]
+    aws_only = ["pipeline upsert", "pipeline start", "data upload", "lambda update-code", "web publish"]
+    assert groups["aws_only"] == aws_only
     assert groups["neither"] == ["pipeline run", "up", "down", "demo", "pipeline definition", "web build"]
 
 
