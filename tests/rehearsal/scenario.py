@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,20 +112,17 @@ class Flow(VersionSteps, TeardownSteps):
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
         return f"s3://{bucket}"
 
-    def upload_photos(self) -> str:
-        bucket = checks.outputs(self.ws, "staging").get("artifact_bucket") or self.settings["artifact_bucket"]
-        s3, root, uploads = self.emu.client("s3"), Path(self.settings["data_dir"]), []
-        for split, per_class in (
-            ("train", self.settings["train_per_class"]),
-            ("test", self.settings["test_per_class"]),
-        ):
+    def photo_subset(self) -> str:
+        """The rehearsal's share of the photos (train_per_class, test_per_class): a folder of symlinks that the
+        documented upload step reads as DATA_DIR."""
+        root, subset = Path(self.settings["data_dir"]), Path(self.settings["out"]) / "photos"
+        shutil.rmtree(subset, ignore_errors=True)
+        for split in ("train", "test"):
             for label in ("cat", "dog"):
-                for path in sorted((root / split / label).glob("*.jpg"))[:per_class]:
-                    uploads.append((f"data/cats-vs-dogs/{split}/{label}/{path.name}", path))
-        with ThreadPoolExecutor(4) as pool:
-            done = pool.map(lambda u: s3.put_object(Bucket=bucket, Key=u[0], Body=u[1].read_bytes()), uploads)
-            count = len(list(done))
-        return f"{count} photos to s3://{bucket}/data/cats-vs-dogs"
+                (subset / split / label).mkdir(parents=True)
+                for path in sorted((root / split / label).glob("*.jpg"))[: self.settings[f"{split}_per_class"]]:
+                    (subset / split / label / path.name).symlink_to(path.resolve())
+        return str(subset)
 
     def image_push(self, step: Step, env: dict[str, str]) -> str:
         """make image-push needs Docker: put an image manifest with the commit tag into the stage's ECR."""
@@ -217,7 +215,7 @@ def run(flow: Flow) -> None:
         where = doc_line(ws, "make infra-apply ENV=production")
         production = f.beside("Apply production (operator)", where, "make infra-apply ENV=production")
     try:
-        f.runner.action("Upload the training photos", "rehearsal (no documented step)", f.upload_photos)
+        f.doc_step("Upload the training photos", "## The training photos", {"DATA_DIR": f.photo_subset()})
         if f.settings.get("model_artifact"):
             f.runner.action("Register version 1 (prebuilt model)", "rehearsal", f.prebuilt_version)
         else:
