@@ -16,8 +16,17 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
 NAMES = ("ci", "deploy", "promote", "retrain")
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
-PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
-VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+(\.\d+)*\s*$")
+PINNED = re.compile(r"^(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})$")
+VERSION_COMMENT = re.compile(r"^\s+#\s+v(?P<version>\d+\.\d+\.\d+)\s*$")
+# The first release of each action whose action.yml says `runs: using: node24` (read from the tags of the
+# action's own repository); GitHub's runners no longer run Node 20 actions. Every action a workflow uses
+# must be listed here, at this release or a later one.
+NODE24_FIRST = {
+    "actions/checkout": (5, 0, 0),
+    "actions/setup-python": (6, 0, 0),
+    "hashicorp/setup-terraform": (4, 0, 0),
+    "aws-actions/configure-aws-credentials": (6, 0, 0),
+}
 # Plain shell a step may run besides make and mlops: publishing PATH entries and summaries.
 TRIVIAL = re.compile(r'^echo "[^"]*" >> "\$(GITHUB_PATH|GITHUB_STEP_SUMMARY)"$')
 
@@ -103,17 +112,24 @@ def test_deploys_never_overlap() -> None:
     assert "concurrency" in workflow("ci")
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_actions_are_pinned_by_commit_with_a_version_comment(name: str) -> None:
-    found = 0
+def pins(name: str) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(action, commit, version) of every `uses:` line; fails on one not pinned with a version comment."""
+    found = []
     for line in (WORKFLOWS / f"{name}.yml").read_text().splitlines():
-        match = USES.match(line)
-        if not match:
-            continue
-        found += 1
-        assert PINNED.match(match["ref"]), line
-        assert VERSION_COMMENT.match(match["comment"]), line
-    assert found == sum("uses" in step for step in steps(name)) > 0
+        if match := USES.match(line):
+            pinned, comment = PINNED.match(match["ref"]), VERSION_COMMENT.match(match["comment"])
+            assert pinned and comment, f"{name}.yml: not pinned by commit with a # vX.Y.Z comment: {line.strip()}"
+            found.append((pinned["action"], pinned["sha"], tuple(map(int, comment["version"].split(".")))))
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_actions_are_pinned_by_commit_to_a_node24_release(name: str) -> None:
+    found = pins(name)
+    assert len(found) == sum("uses" in step for step in steps(name)) > 0
+    for action, _, version in found:
+        assert action in NODE24_FIRST, f"{action}: add the first release that runs on Node 24 to NODE24_FIRST"
+        assert version >= NODE24_FIRST[action], f"{action} v{'.'.join(map(str, version))} runs on Node 20"
     assert any(
         step.get("uses", "").startswith("actions/setup-python@") and str(step["with"]["python-version"]) == "3.11"
         for step in steps(name)
@@ -168,6 +184,24 @@ def test_the_release_commands() -> None:
         "make pytest",
         "make aws-rehearsal",
     ]
+
+
+def test_each_action_is_pinned_to_one_release_everywhere() -> None:
+    releases: dict[str, set[tuple[str, tuple[int, ...]]]] = {}
+    for name in NAMES:
+        for action, sha, version in pins(name):
+            releases.setdefault(action, set()).add((sha, version))
+    assert {action: len(found) for action, found in releases.items()} == dict.fromkeys(releases, 1), releases
+
+
+def test_dependabot_keeps_the_actions_and_the_uv_lock_current() -> None:
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    assert config["version"] == 2
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(updates) == {"github-actions", "uv"}
+    assert (REPO / "uv.lock").is_file()
+    for update in updates.values():
+        assert update["directory"] == "/" and update["schedule"]["interval"] in {"daily", "weekly"}
 
 
 def make_targets() -> set[str]:
