@@ -27,6 +27,13 @@ NODE24_FIRST = {
     "hashicorp/setup-terraform": (4, 0, 0),
     "aws-actions/configure-aws-credentials": (6, 0, 0),
 }
+STAGES = ("staging", "production")
+# What changes a deployed environment; `mlops pipeline start` (retrain.yml) only starts a training run and
+# `mlops status` only reads.
+CHANGES_STAGE = re.compile(
+    r"^(?:make (?:infra-apply|image-push) ENV=(?P<env>\w+)"
+    r"|mlops (?:promote|rollback|repair|lambda update-code|web publish|pipeline upsert)\b.*?--stage (?P<stage>\w+))"
+)
 # Plain shell a step may run besides make and mlops: publishing PATH entries and summaries.
 TRIVIAL = re.compile(r'^echo "[^"]*" >> "\$(GITHUB_PATH|GITHUB_STEP_SUMMARY)"$')
 
@@ -63,9 +70,10 @@ def test_triggers() -> None:
     assert set(ci) == {"pull_request", "push"}
     assert ci["push"]["branches"] == ["main"]
 
-    deploy = triggers("deploy")
-    assert deploy["push"]["branches"] == ["main"]
-    assert set(deploy) <= {"push", "workflow_dispatch"}
+    deploy = triggers("deploy")  # only a finished CI run starts it: see test_staging_deploys_only_what_ci_passed
+    assert set(deploy) == {"workflow_run"}
+    ci_name = workflow("ci")["name"]
+    assert deploy["workflow_run"] == {"workflows": [ci_name], "types": ["completed"], "branches": ["main"]}
 
     promote = triggers("promote")
     assert set(promote) == {"workflow_dispatch", "repository_dispatch"}
@@ -105,9 +113,48 @@ def test_aws_credentials_come_from_oidc() -> None:
     assert not any("configure-aws-credentials" in s.get("uses", "") for s in steps("ci"))
 
 
-def test_deploys_never_overlap() -> None:
-    assert workflow("deploy")["concurrency"] == {"group": "deploy-staging", "cancel-in-progress": False}
-    assert workflow("promote")["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+def test_staging_deploys_only_what_ci_passed() -> None:
+    """The deploy job runs for a successful CI run of a push to main in this repository, on main's newest
+    commit, and checks out that commit; a pull request's CI (or a fork's branch named main) deploys nothing."""
+    (job,) = jobs("deploy").values()
+    terms = {" ".join(term.split()) for term in job["if"].split("&&")}
+    assert terms == {
+        "github.event.workflow_run.conclusion == 'success'",
+        "github.event.workflow_run.event == 'push'",
+        "github.event.workflow_run.head_branch == 'main'",
+        "github.event.workflow_run.head_repository.full_name == github.repository",
+        "github.event.workflow_run.head_sha == github.sha",
+    }
+    (checkout,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"
+    assert job["steps"].index(checkout) == 0
+    # GITHUB_SHA (what `mlops pipeline upsert` and the image tag name) is that commit: the condition says so.
+    assert job["env"]["IMAGE_TAG"] == "${{ github.sha }}"
+
+
+def concurrency_groups(name: str) -> dict[str, dict[str, Any]]:
+    """group -> its settings, for the workflow's own concurrency and every job's."""
+    blocks = [workflow(name).get("concurrency"), *(job.get("concurrency") for job in jobs(name).values())]
+    return {block["group"]: block for block in blocks if block}
+
+
+def changed_stages(name: str) -> set[str]:
+    found = (CHANGES_STAGE.match(command) for command in run_commands(name))
+    return {m["env"] or m["stage"] for m in found if m}
+
+
+def test_one_concurrency_group_per_environment_shared_by_every_workflow_that_changes_it() -> None:
+    assert changed_stages("deploy") == {"staging"}
+    assert changed_stages("promote") == {"staging", "production"}
+    assert changed_stages("ci") == changed_stages("retrain") == set()
+    for name in NAMES:
+        groups = concurrency_groups(name)
+        for stage in changed_stages(name):
+            assert groups.get(f"deploy-{stage}", {}).get("cancel-in-progress") is False, (name, stage)
+        for group in groups:  # the one name per environment: no other group speaks of a stage
+            assert not any(stage in group for stage in STAGES) or group in {f"deploy-{s}" for s in STAGES}, group
+    # On deploy.yml's job, not its run: a run its condition skips never enters (nor empties) the group.
+    assert "concurrency" not in workflow("deploy")
     assert workflow("retrain")["concurrency"]["cancel-in-progress"] is False
     assert "concurrency" in workflow("ci")
 
