@@ -220,6 +220,7 @@ def test_endpoint_update_rolls_back_when_an_alarm_fires_during_the_bake(emu: Emu
     cw.put_metric_alarm(
         AlarmName="baked-5xx", MetricName="Invocation5XXErrors", Namespace="AWS/SageMaker", Statistic="Sum",
         Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="ignore",  # no data: CloudWatch keeps the state set here
     )  # fmt: skip
     cw.set_alarm_state(AlarmName="baked-5xx", StateValue="ALARM", StateReason="test")
     sm.update_endpoint(
@@ -244,26 +245,3 @@ def test_endpoint_whose_model_cannot_start_ends_failed(emu: Emulator, models: di
     assert desc["EndpointStatus"] == "Failed" and desc["FailureReason"]
     with pytest.raises(ClientError):
         emu.client("sagemaker-runtime").invoke_endpoint(EndpointName="never", ContentType="image/jpeg", Body=b"x")
-
-
-def test_alarm_state_follows_the_metrics_the_services_publish(emu: Emulator) -> None:
-    from aws_emulator import metrics
-
-    cw = emu.client("cloudwatch")
-    cw.put_metric_alarm(
-        AlarmName="fn-errors", MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=60,
-        EvaluationPeriods=2, DatapointsToAlarm=2, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-        Dimensions=[{"Name": "FunctionName", "Value": "fn"}, {"Name": "Resource", "Value": "fn:live"}],
-        TreatMissingData="notBreaching",
-    )  # fmt: skip
-    state = lambda: cw.describe_alarms(AlarmNames=["fn-errors"])["MetricAlarms"][0]["StateValue"]  # noqa: E731
-    metrics.function_invocation("eu-west-1", "fn", "live", error=False, duration_ms=5)
-    wait_until(lambda: state() == "OK", what="OK on healthy invocations")
-    period = 60 * context.TIME_SCALE
-    metrics.put("eu-west-1", "AWS/Lambda", "Errors", {"FunctionName": "fn", "Resource": "fn:live"}, 1)
-    metrics._points[-1] = metrics._points[-1].__class__(
-        **{**metrics._points[-1].__dict__, "at": metrics._points[-1].at - period}
-    )
-    metrics.function_invocation("eu-west-1", "fn", "live", error=True, duration_ms=5)
-    wait_until(lambda: state() == "ALARM", timeout=10, what="ALARM after errors in two periods")
-    wait_until(lambda: state() == "OK", timeout=30, what="OK once the errors age out")

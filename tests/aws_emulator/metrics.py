@@ -1,40 +1,45 @@
-"""CloudWatch metrics the services publish, and alarm states evaluated from them.
+"""CloudWatch metrics the services publish, seen only as late as CloudWatch shows them, and alarm states
+evaluated from them as CloudWatch evaluates them.
 
-On AWS, API Gateway, Lambda and SageMaker endpoints publish metrics on every request, and
-CloudWatch evaluates each alarm once per period: the statistic of each of the last
-EvaluationPeriods periods is compared with the threshold, and the alarm is ALARM when at least
-DatapointsToAlarm of them breach; periods without data count as not breaching when
-TreatMissingData is notBreaching (missing ones otherwise leave the state as it is). moto 5.2.5
-publishes no service metrics and never evaluates an alarm. Here the emulator's API front, function
-invocations and endpoint invocations publish the metrics the stack's alarms watch, and a ticker
-evaluates the alarms. Periods are scaled by AWS_EMULATOR_TIME_SCALE, like every emulated wait.
+On AWS, API Gateway, Lambda and SageMaker endpoints publish metrics on every request; a datapoint
+reaches CloudWatch one to three minutes later, stamped with the time of the request. CloudWatch
+evaluates an alarm once per period, on complete periods: it reads the last EvaluationPeriods + 2
+periods (the evaluation range); with at least EvaluationPeriods real datapoints there it judges the
+most recent EvaluationPeriods of them, otherwise all of them plus as few missing ones as needed,
+filled as TreatMissingData says (notBreaching: good; breaching: bad; ignore: the state stays unless
+the real ones decide it; missing: INSUFFICIENT_DATA when there are none); ALARM when at least
+DatapointsToAlarm breach. moto 5.2.5 publishes no service metrics and never evaluates an alarm.
+
+Here the API front, function invocations and endpoint invocations publish the metrics (Lambda's
+with FunctionName, Resource and, for an alias, ExecutedVersion: lambda_routing); a datapoint is
+visible to GetMetricData and GetMetricStatistics (a moto metric provider) and to alarms alike only
+context.METRIC_DELAY after it was published; a ticker evaluates each alarm at each boundary of its
+period. Periods and the delay are scaled by AWS_EMULATOR_TIME_SCALE and aligned to the emulator's
+clock. Not emulated: metric-math and composite alarms (never evaluated), percentiles through
+GetMetricData, delay on PutMetricData's own datapoints (visible at once, and not read by alarms).
 """
 
 from __future__ import annotations
 
+import bisect
+import json
 import math
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.common_models import CloudWatchMetricProvider
+from moto.core.utils import utcnow
 
-from aws_emulator.context import TIME_SCALE
+from aws_emulator import context
 
-
-@dataclass(frozen=True)
-class Point:
-    region: str
-    namespace: str
-    name: str
-    dims: frozenset
-    value: float
-    at: float
-
-
-_points: list[Point] = []
 _lock = threading.Lock()
+_series: dict[tuple, tuple[list[float], list[float]]] = {}  # (region, namespace, name, dims) → (times, values)
+_published: dict[str, tuple[list[float], list[MetricDatum]]] = {}  # region → (times, datums), in time order
+_evaluated: dict[tuple[str, str], tuple[int, float]] = {}  # (region, alarm) → (last period judged, its length)
 _OPS = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,
@@ -44,8 +49,16 @@ _OPS = {
 
 
 def put(region: str, namespace: str, name: str, dims: dict[str, str], value: float) -> None:
+    """Publish one datapoint now; it becomes visible context.METRIC_DELAY later."""
+    datum = MetricDatum(namespace, name, float(value), [{"Name": k, "Value": v} for k, v in dims.items()], utcnow())
     with _lock:
-        _points.append(Point(region, namespace, name, frozenset(dims.items()), float(value), time.monotonic()))
+        at = time.monotonic()  # taken under the lock: every list stays in time order
+        times, values = _series.setdefault((region, namespace, name, frozenset(dims.items())), ([], []))
+        times.append(at)
+        values.append(float(value))
+        published = _published.setdefault(region, ([], []))
+        published[0].append(at)
+        published[1].append(datum)
 
 
 def api_request(region: str, api_name: str, stage: str, status: int, latency_ms: float) -> None:
@@ -56,8 +69,17 @@ def api_request(region: str, api_name: str, stage: str, status: int, latency_ms:
     put(region, "AWS/ApiGateway", "Latency", dims, latency_ms)
 
 
-def function_invocation(region: str, function: str, qualifier: str, error: bool, duration_ms: float) -> None:
-    for dims in ({"FunctionName": function}, {"FunctionName": function, "Resource": f"{function}:{qualifier}"}):
+def function_invocation(
+    region: str, function: str, qualifier: str, error: bool, duration_ms: float, executed_version: str = ""
+) -> None:
+    """Lambda's metrics for one invocation: by function; by Resource (function:qualifier) when qualified;
+    and, for an alias (`executed_version` given), also by Resource and the version that ran."""
+    sets = [{"FunctionName": function}]
+    if qualifier and qualifier != "$LATEST":
+        sets.append({"FunctionName": function, "Resource": f"{function}:{qualifier}"})
+        if executed_version:
+            sets.append({**sets[-1], "ExecutedVersion": executed_version})
+    for dims in sets:
         put(region, "AWS/Lambda", "Invocations", dims, 1)
         put(region, "AWS/Lambda", "Errors", dims, 1 if error else 0)
         put(region, "AWS/Lambda", "Duration", dims, duration_ms)
@@ -69,6 +91,18 @@ def endpoint_invocation(region: str, endpoint: str, variant: str, status: int, l
     put(region, "AWS/SageMaker", "Invocation4XXErrors", dims, 1 if 400 <= status < 500 else 0)
     put(region, "AWS/SageMaker", "Invocation5XXErrors", dims, 1 if status >= 500 else 0)
     put(region, "AWS/SageMaker", "ModelLatency", dims, latency_us)
+
+
+class ServiceMetrics(CloudWatchMetricProvider):
+    """What moto's GetMetricData and GetMetricStatistics read besides PutMetricData: the visible datapoints."""
+
+    @staticmethod
+    def get_cloudwatch_metrics(account_id: str, region: str) -> list[MetricDatum]:
+        if not context.in_emulator():
+            return []
+        with _lock:
+            times, datums = _published.get(region, ([], []))
+            return datums[: bisect.bisect_right(times, time.monotonic() - context.METRIC_DELAY)]
 
 
 def _statistic(values: list[float], statistic: str | None, extended: str | None) -> float:
@@ -84,47 +118,87 @@ def _statistic(values: list[float], statistic: str | None, extended: str | None)
     }[statistic or "Average"](values)
 
 
-def evaluate(region: str, now: float | None = None) -> None:
-    now = time.monotonic() if now is None else now
-    backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][region]
+def decide(
+    datapoints: list[float | None], periods: int, to_alarm: int, breaches: Callable[[float], bool], treat: str
+) -> tuple[str | None, str]:
+    """The state CloudWatch gives an alarm from its evaluation range (most recent first, None = missing);
+    None keeps the current state. Returns (state, reason)."""
+    real = [v for v in datapoints if v is not None]
+    if len(real) >= periods:
+        bad = sum(breaches(v) for v in real[:periods])
+        why = f"{bad} of the last {periods} datapoints breaching (minimum {to_alarm} for ALARM)"
+        return ("ALARM" if bad >= to_alarm else "OK"), why
+    bad, missing = sum(breaches(v) for v in real), periods - len(real)
+    why = f"{bad} of {len(real)} datapoints breaching, {missing} missing treated as {treat}"
+    if treat == "breaching":
+        bad += missing
+    elif treat == "ignore" and bad < to_alarm:
+        return ("OK" if len(real) - bad > periods - to_alarm else None), why
+    elif treat not in ("notBreaching", "ignore") and not real:
+        return "INSUFFICIENT_DATA", f"no datapoint in the last {len(datapoints)} periods"
+    return ("ALARM" if bad >= to_alarm else "OK"), why
+
+
+def _judge(a: Any, region: str, period: float, last: int, now: float) -> None:
+    periods = int(a.evaluation_periods or 1)
+    key = (region, a.namespace, a.metric_name, frozenset((d.name, d.value) for d in a.dimensions))
     with _lock:
-        points = [p for p in _points if p.region == region]
-    for alarm in list(backend.alarms.values()):
+        times, values = _series.get(key, ([], []))
+        visible = bisect.bisect_right(times, now - context.METRIC_DELAY)
+        datapoints: list[float | None] = []
+        for j in range(last, last - periods - 2, -1):
+            lo = bisect.bisect_left(times, j * period, 0, visible)
+            hi = bisect.bisect_left(times, (j + 1) * period, lo, visible)
+            chunk = values[lo:hi]
+            datapoints.append(_statistic(chunk, a.statistic, a.extended_statistic) if chunk else None)
+    threshold = float(a.threshold)
+    op = _OPS[a.comparison_operator]
+    to_alarm = int(a.datapoints_to_alarm or periods)
+    state, why = decide(datapoints, periods, to_alarm, lambda v: op(v, threshold), a.treat_missing_data or "missing")
+    if state is not None and state != a.state_value:
+        data = {"version": "1.0", "queryDate": utcnow().isoformat(), "evaluatedDatapoints": datapoints}
+        a.update_state(f"Emulated evaluation: {why}", json.dumps(data), state)
+
+
+def signal_lag(window_seconds: float) -> float:
+    """How long after a request its breach can first show in an alarm whose EvaluationPeriods × Period is
+    `window_seconds` (AWS seconds): the metric delay and that window, as the emulator lets them pass."""
+    return context.METRIC_DELAY + context.scaled(window_seconds)
+
+
+def alarm_windows(region: str, names: list[str] | None = None) -> dict[str, float]:
+    """EvaluationPeriods × Period (AWS seconds) of the region's metric alarms (those named, or all)."""
+    alarms = cloudwatch_backends[DEFAULT_ACCOUNT_ID][region].alarms
+    return {
+        n: float(a.period or 60) * int(a.evaluation_periods or 1)
+        for n, a in list(alarms.items())
+        if a.metric_name and (names is None or n in names)
+    }
+
+
+def evaluate(region: str, now: float | None = None) -> None:
+    """Judge every metric alarm of the region whose period ended since it was last judged."""
+    now = time.monotonic() if now is None else now
+    for alarm in list(cloudwatch_backends[DEFAULT_ACCOUNT_ID][region].alarms.values()):
         if not alarm.metric_name or alarm.comparison_operator not in _OPS:
             continue
-        wanted = frozenset((d.name, d.value) for d in alarm.dimensions)
-        mine = [
-            p for p in points if p.namespace == alarm.namespace and p.name == alarm.metric_name and p.dims == wanted
-        ]
-        period = max(0.2, float(alarm.period or 60) * TIME_SCALE)
-        periods = int(alarm.evaluation_periods or 1)
-        breaching, with_data = 0, 0
-        for k in range(periods):
-            values = [p.value for p in mine if now - (k + 1) * period <= p.at < now - k * period]
-            if not values:
-                continue
-            with_data += 1
-            breaching += _OPS[alarm.comparison_operator](
-                _statistic(values, alarm.statistic, alarm.extended_statistic), float(alarm.threshold)
-            )
-        needed = int(alarm.datapoints_to_alarm or periods)
-        if breaching >= needed:
-            state = "ALARM"
-        elif with_data or (alarm.treat_missing_data or "missing") == "notBreaching":
-            state = "OK"
-        else:
+        period = max(0.2, context.scaled(float(alarm.period or 60)))
+        last = math.floor(now / period) - 1  # the last complete period
+        if _evaluated.get((region, alarm.name)) == (last, period):
             continue
-        if state != alarm.state_value:
-            alarm.update_state(f"Emulated evaluation: {breaching} of {periods} periods breaching", "{}", state)
+        _evaluated[(region, alarm.name)] = (last, period)
+        _judge(alarm, region, period, last, now)
 
 
 _stop = threading.Event()
 
 
-def start_ticker(regions: list[str], interval: float = 0.5) -> None:
+def start_ticker(regions: list[str], interval: float = 0.05) -> None:
     _stop.clear()
     with _lock:
-        _points.clear()
+        _series.clear()
+        _published.clear()
+        _evaluated.clear()
 
     def tick() -> None:
         while not _stop.wait(interval):
