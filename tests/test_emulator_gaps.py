@@ -245,3 +245,43 @@ def test_endpoint_whose_model_cannot_start_ends_failed(emu: Emulator, models: di
     assert desc["EndpointStatus"] == "Failed" and desc["FailureReason"]
     with pytest.raises(ClientError):
         emu.client("sagemaker-runtime").invoke_endpoint(EndpointName="never", ContentType="image/jpeg", Body=b"x")
+
+
+def _swapped(archive: bytes) -> bytes:
+    """The same model with its labels the other way round (a cat is then answered `dog`)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as source, tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if member.name.endswith("metadata.json") and data is not None:
+                meta = json.loads(data)
+                data = json.dumps({**meta, "labels": list(reversed(meta["labels"]))}).encode()
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def test_a_model_replaced_behind_the_same_url_is_read_again_by_the_next_fleet(
+    emu: Emulator, models: dict[str, str]
+) -> None:
+    s3, sm = emu.client("s3"), emu.client("sagemaker")
+    original = s3.get_object(Bucket="model-bucket", Key="blue/model.tar.gz")["Body"].read()
+    s3.put_object(Bucket="model-bucket", Key="same-url/model.tar.gz", Body=original)
+    sm.create_model(ModelName="m-same-url", PrimaryContainer={"Image": "img:1",
+                    "ModelDataUrl": "s3://model-bucket/same-url/model.tar.gz"},
+                    ExecutionRoleArn="arn:aws:iam::123456789012:role/sm")  # fmt: skip
+    variant = {"VariantName": "AllTraffic", "ModelName": "m-same-url", "ServerlessConfig": {"MemorySizeInMB": 2048,
+               "MaxConcurrency": 2}}  # fmt: skip
+    for config in ("c-same-1", "c-same-2"):
+        sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[variant])
+    sm.create_endpoint(EndpointName="read-again", EndpointConfigName="c-same-1")
+    wait_until(_settled(sm, "read-again"), what="endpoint created")
+    assert _classify(emu, "read-again")["label"] == "cat"
+    # The object behind the URL changes: the endpoint keeps what its fleet read ...
+    s3.put_object(Bucket="model-bucket", Key="same-url/model.tar.gz", Body=_swapped(original))
+    assert _classify(emu, "read-again")["label"] == "cat"
+    # ... and the next fleet (same model, a new config) reads the new bytes.
+    sm.update_endpoint(EndpointName="read-again", EndpointConfigName="c-same-2")
+    desc = wait_until(_settled(sm, "read-again"), what="endpoint updated")
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", "c-same-2")
+    assert _classify(emu, "read-again")["label"] == "dog"

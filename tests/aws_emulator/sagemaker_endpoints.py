@@ -12,6 +12,10 @@ How SageMaker behaves, and what is reproduced here:
   endpoint InService on the old config, with a FailureReason. Success: InService on the new config.
 - InvokeEndpoint goes to the fleet of the endpoint's current config; a container error answers
   424 ModelError with the container's status and message.
+- A fleet reads its model.tar.gz when it is provisioned: a fleet is keyed by the model and the S3
+  object's ETag, so an object replaced behind the same URL is served by the next fleet provisioned
+  (a new endpoint, or an update to a config), never by one started from the old bytes, while a
+  fleet already serving keeps what it read.
 Waits are real seconds multiplied by AWS_EMULATOR_TIME_SCALE (default 0.02).
 """
 
@@ -31,12 +35,9 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import sagemaker_backends
 
 from aws_emulator import context, metrics
-from aws_emulator.context import TIME_SCALE
 from aws_emulator.processes import PROCESSES, REPO, Proc, base_env, free_port, python, spawn
 
-
-def _scaled(seconds: float) -> float:
-    return max(0.0, seconds * TIME_SCALE)
+_fleets: dict[str, dict[str, tuple[str, Any]]] = {}  # endpoint ARN → {config: (process key, its start)}
 
 
 def _backend(account: str, region: str) -> Any:
@@ -54,18 +55,25 @@ def _model_data(backend: Any, config_name: str) -> tuple[str, dict]:
     return model_name, container
 
 
-def _start_model(container: dict, key: str) -> Proc:
+def _object(data_url: str) -> tuple[str, str]:
+    bucket, _, object_key = data_url.removeprefix("s3://").partition("/")
+    return bucket, object_key
+
+
+def _start_model(container: dict, key: str, etag: str, s3: Any) -> Proc:
     emu = context.emulator()
     folder = emu.workdir / "models" / key.replace(":", "_").replace("/", "_")[-120:]
     folder.mkdir(parents=True, exist_ok=True)
     archive, data_url = folder / "model.tar.gz", container.get("ModelDataUrl", "")
     if not archive.is_file():
-        bucket, _, object_key = data_url.removeprefix("s3://").partition("/")
+        bucket, object_key = _object(data_url)
         try:
-            body = emu.client("s3").get_object(Bucket=bucket, Key=object_key)["Body"].read()
+            got = s3.get_object(Bucket=bucket, Key=object_key)
         except Exception as exc:
             raise RuntimeError(f"Failed to download model data from {data_url}: {exc}") from exc
-        archive.write_bytes(body)
+        if got["ETag"].strip('"') != etag:
+            raise RuntimeError(f"Failed to download model data from {data_url}: it changed while being read")
+        archive.write_bytes(got["Body"].read())
     model_dir = folder / "model"
     if not model_dir.is_dir():
         with tarfile.open(archive) as tar:
@@ -80,10 +88,29 @@ def _start_model(container: dict, key: str) -> Proc:
     return spawn(key, args, env, code, "/ping", port, folder / "server.log")
 
 
-def model_server(backend: Any, config_name: str) -> Proc:
+def provision(endpoint: Any, backend: Any, config_name: str) -> Proc:
+    """A fleet for the config's model as its model data is now (the S3 object's ETag: a new object behind
+    the same URL is a new fleet), remembered as what the endpoint serves while on that config."""
     model_name, container = _model_data(backend, config_name)
-    key = f"model:{model_name}:{container.get('ModelDataUrl', '')}"
-    return PROCESSES.get(key, lambda: _start_model(container, key))
+    bucket, object_key = _object(container.get("ModelDataUrl", ""))
+    # SageMaker reads the model data as the model's execution role (its inference role).
+    role = backend._models[model_name].execution_role_arn
+    try:
+        s3 = context.emulator().client_as(role, "sagemaker.amazonaws.com", "s3")
+        etag = s3.head_object(Bucket=bucket, Key=object_key)["ETag"].strip('"')
+    except Exception as exc:
+        raise RuntimeError(f"Failed to download model data from {container.get('ModelDataUrl')}: {exc}") from exc
+    key = f"model:{model_name}:{etag}"
+    fleet = (key, lambda: _start_model(container, key, etag, s3))
+    proc = PROCESSES.get(*fleet)
+    _fleets.setdefault(endpoint.arn, {})[config_name] = fleet
+    return proc
+
+
+def serving(endpoint: Any, backend: Any) -> Proc:
+    """The fleet of the endpoint's current config, with the model data it was provisioned with."""
+    fleet = _fleets.get(endpoint.arn, {}).get(endpoint.endpoint_config_name)
+    return PROCESSES.get(*fleet) if fleet else provision(endpoint, backend, endpoint.endpoint_config_name)
 
 
 def _alarms_firing(account: str, region: str, names: list[str]) -> list[str]:
@@ -95,7 +122,7 @@ def _alarms_firing(account: str, region: str, names: list[str]) -> list[str]:
 
 def _provision(endpoint: Any, backend: Any, config_name: str) -> None:
     try:
-        model_server(backend, config_name)
+        provision(endpoint, backend, config_name)
         endpoint.endpoint_status, endpoint.failure_reason = "InService", None
     except Exception as exc:
         endpoint.endpoint_status, endpoint.failure_reason = "Failed", str(exc)[:1024]
@@ -105,7 +132,7 @@ def _provision(endpoint: Any, backend: Any, config_name: str) -> None:
 def _update(endpoint: Any, backend: Any, account: str, region: str, config_name: str, deployment: dict) -> None:
     old = endpoint.endpoint_config_name
     try:
-        model_server(backend, config_name)
+        provision(endpoint, backend, config_name)
     except Exception as exc:
         endpoint.endpoint_status = "InService"
         endpoint.failure_reason = f"Failed to update endpoint: the new fleet did not start: {str(exc)[:800]}"
@@ -115,12 +142,12 @@ def _update(endpoint: Any, backend: Any, account: str, region: str, config_name:
     wait = float(policy.get("TrafficRoutingConfiguration", {}).get("WaitIntervalInSeconds", 0))
     alarms = [a["AlarmName"] for a in deployment.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
     endpoint.endpoint_config_name = config_name  # traffic shifts to the new fleet, which bakes
-    deadline = time.monotonic() + _scaled(wait)
+    deadline = time.monotonic() + context.scaled(wait)
     while True:
         firing = _alarms_firing(account, region, alarms)
         if firing:
             endpoint.endpoint_status = "RollingBack"
-            time.sleep(_scaled(30))
+            time.sleep(context.scaled(30))
             endpoint.endpoint_config_name = old
             endpoint.endpoint_status = "InService"
             endpoint.failure_reason = f"Update rolled back: alarm(s) {', '.join(firing)} in ALARM during the bake"
@@ -144,6 +171,7 @@ def create_endpoint(self: Any) -> ActionResult:
         endpoint_name=self._get_param("EndpointName"), endpoint_config_name=config_name, tags=self._get_param("Tags")
     )
     endpoint.endpoint_status = "Creating"
+    _fleets.pop(endpoint.arn, None)  # a new endpoint of an old name provisions its own fleet
     threading.Thread(target=_provision, args=(endpoint, backend, config_name), daemon=True).start()
     return ActionResult({"EndpointArn": endpoint.arn})
 
@@ -177,7 +205,7 @@ def invoke_endpoint(self: Any) -> tuple[int, dict, bytes | str]:
             message = f"Endpoint {name} is {endpoint.endpoint_status}: it cannot be invoked."
         return 400, {"status": "400", "x-amzn-ErrorType": "ValidationError"}, json.dumps({"message": message})
     try:
-        proc = model_server(backend, endpoint.endpoint_config_name)
+        proc = serving(endpoint, backend)
     except Exception as exc:
         return 500, {"status": "500", "x-amzn-ErrorType": "InternalFailure"}, json.dumps({"message": str(exc)[:500]})
     raw = getattr(self, "raw_body", self.body)
