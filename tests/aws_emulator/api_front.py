@@ -3,7 +3,8 @@
 `https://{api}.execute-api.{region}.amazonaws.com/{stage}/{path}` → the stage → its deployment →
 the resource and method → (API key check: the key must be enabled and in a usage plan of this
 stage) → the Lambda proxy integration URI with `${stageVariables.*}` filled from the stage → the
-function version the alias points to → a real process running that version's handler. Responses:
+function version the alias routes this request to (its weights drawn per request: lambda_routing)
+→ a real process running that version's handler. Responses:
 the proxy result's statusCode/headers/body; a function error or malformed result is 502
 {"message": "Internal server error"}; a missing key 403 {"message": "Forbidden"}; an unknown route
 403 {"message": "Missing Authentication Token"} (API Gateway's answer to an unknown path).
@@ -27,8 +28,7 @@ from moto.apigateway.models import apigateway_backends
 from moto.awslambda.models import lambda_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from aws_emulator import metrics
-from aws_emulator.lambda_invoke import invoke_version
+from aws_emulator import lambda_routing, metrics
 
 FUNCTION_URI = re.compile(r"arn:[^:]+:apigateway:[^:]+:lambda:path/2015-03-31/functions/(?P<fn>.+)/invocations$")
 STAGE_VAR = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
@@ -144,15 +144,13 @@ def _route(backend: Any, api: Any, stage: Any, region: str, environ: dict, start
         return 500, _message(500, "Internal server error", start_response)
     target = STAGE_VAR.sub(lambda m: str(stage.variables.get(m.group(1), "")), found.group("fn"))
     name, _, qualifier = target.partition(":function:")[2].partition(":")
+    functions = lambda_backends[DEFAULT_ACCOUNT_ID][region]
     try:
-        fn = lambda_backends[DEFAULT_ACCOUNT_ID][region].get_function(name, qualifier or None)
+        functions.get_function(name, qualifier or None)
     except Exception:
         return 500, _message(500, "Internal server error", start_response)
     event = _event(environ, api.id, stage, stage.deployment_id, resource, params, body)
-    started = time.monotonic()
-    payload, error = invoke_version(fn, json.dumps(event).encode())
-    took = (time.monotonic() - started) * 1000
-    metrics.function_invocation(region, name, qualifier or "$LATEST", bool(error), took)
+    payload, error, _ = lambda_routing.invoke(functions, region, name, qualifier, json.dumps(event).encode())
     try:
         result = json.loads(payload)
         status = int(result["statusCode"])

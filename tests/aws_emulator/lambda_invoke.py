@@ -6,7 +6,8 @@ frozen environment variables, the handler it names, credentials of its role, and
 variables; an unhandled exception comes back as HTTP 200 with X-Amz-Function-Error: Unhandled and
 an {"errorMessage", "errorType"} payload. Here the environment is a process running the project's
 Lambda runtime with the handler imported from the unpacked package; it stays warm per version.
-What it writes reaches the function's CloudWatch log group (lambda_logs).
+What it writes reaches the function's CloudWatch log group (lambda_logs); which version an alias
+runs is drawn by its weights (lambda_routing).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from aws_emulator import context, lambda_logs
+from aws_emulator import context, lambda_logs, lambda_routing
 from aws_emulator.processes import LAMBDA_RUNTIME, PROCESSES, Proc, base_env, free_port, python, spawn
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -98,12 +100,28 @@ def patched_invoke(self: Any, body: Any, request_headers: Any, response_headers:
 
 
 def qualifier_from_query(original: Any) -> Any:
-    """LambdaResponse.invoke reads `qualifier` while clients send `?Qualifier=` (server mode lost it)."""
+    """LambdaResponse.invoke reads `qualifier` while clients send `?Qualifier=` (server mode lost it); a
+    synchronous Invoke in the emulator runs the version the alias's weights draw (lambda_routing) and
+    answers with X-Amz-Executed-Version, as Lambda does."""
 
     def invoke(self: Any) -> Any:
         given = self.querystring.get("Qualifier")
         if given and "qualifier" not in self.querystring:
             self.querystring["qualifier"] = given
-        return original(self)
+        if not context.in_emulator() or self.headers.get("X-Amz-Invocation-Type") in ("Event", "DryRun"):
+            return original(self)
+        name = unquote(self.path.rsplit("/", 2)[-2])
+        try:
+            self.backend.get_function(*lambda_routing.split(name, self._get_param("qualifier")))
+        except Exception:  # an unknown function or qualifier: moto's own answer
+            return original(self)
+        raw = self.body if isinstance(self.body, bytes) else (self.body or "{}").encode()
+        payload, error, version = lambda_routing.invoke(
+            self.backend, self.region, name, self._get_param("qualifier"), raw
+        )
+        headers = {"content-type": "application/json", "X-Amz-Executed-Version": version}
+        if error:
+            headers["x-amz-function-error"] = error
+        return 200, headers, payload
 
     return invoke
