@@ -64,6 +64,14 @@ def resources(prefix: str, action: str, operation: str, params: dict[str, Any], 
         group = params.get("logGroupName") or params.get("logGroupIdentifier")
         if group:
             return [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{str(group).split(':log-group:')[-1]}:*"]
+    if prefix == "sagemaker" and operation == "ListModelPackages" and params.get("ModelPackageGroupName"):
+        group = str(params["ModelPackageGroupName"]).rsplit("/", 1)[-1]  # a group's versions, by name or ARN
+        return [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/*"]
+    if prefix == "wafv2" and params.get("WebACLArn"):
+        return [str(params["WebACLArn"])]
+    if prefix == "wafv2" and operation == "GetWebACLForResource":
+        acl = _backend("wafv2").get_web_acl_for_resource(str(params.get("ResourceArn")))
+        return [acl.arn] if acl is not None else ["*"]
     named = next(
         (v for k, v in params.items() if k.lower() in ("resourcearn", "resource") and str(v).startswith("arn:")), None
     )

@@ -25,6 +25,7 @@ from aws_emulator import context
 from aws_emulator.pipeline_expr import Resolver, evaluate, typed
 from aws_emulator.pipeline_jobs import run_processing, run_training
 
+SAGEMAKER = "sagemaker.amazonaws.com"
 CONTAINER_ENV: dict[str, str] = {}  # what the training images would fetch themselves (set by the runner)
 
 
@@ -33,7 +34,7 @@ class StepFailed(Exception):
 
 
 class ExecutionRun:
-    def __init__(self, execution: Any, pipeline_name: str, account: str, region: str) -> None:
+    def __init__(self, execution: Any, pipeline_name: str, account: str, region: str, pipeline_role: str) -> None:
         self.execution, self.account, self.region = execution, account, region
         definition = json.loads(execution.pipeline_definition_for_execution)
         self.definition = definition
@@ -57,7 +58,11 @@ class ExecutionRun:
         execution.emulated_steps = self.steps
         emu = context.emulator()
         self.root = emu.workdir / "pipelines" / self.exec_id
-        self.sm, self.s3 = emu.client("sagemaker"), emu.client("s3")
+        # SageMaker runs the steps as the pipeline's role, and each job as the job's own role.
+        self.sm = emu.client_as(pipeline_role, SAGEMAKER, "sagemaker")
+
+    def job_s3(self, args: dict) -> Any:
+        return context.emulator().client_as(args["RoleArn"], SAGEMAKER, "s3")
 
     def run(self) -> None:
         ex = self.execution
@@ -109,7 +114,7 @@ class ExecutionRun:
         except Exception:
             arn = f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{name}"
         record["Metadata"] = {"TrainingJob": {"Arn": arn}}
-        artifacts = run_training(self.s3, name, args, self.root / step["Name"], CONTAINER_ENV)
+        artifacts = run_training(self.job_s3(args), name, args, self.root / step["Name"], CONTAINER_ENV)
         self.properties[step["Name"]] = {**args, "TrainingJobName": name, "TrainingJobArn": arn,
                                          "ModelArtifacts": {"S3ModelArtifacts": artifacts}}  # fmt: skip
 
@@ -117,7 +122,7 @@ class ExecutionRun:
         args, name = self.resolve(step["Arguments"]), self._job_name(step)
         arn = self.sm.create_processing_job(ProcessingJobName=name, **args)["ProcessingJobArn"]
         record["Metadata"] = {"ProcessingJob": {"Arn": arn}}
-        outputs = run_processing(self.s3, args, self.root / step["Name"], CONTAINER_ENV)
+        outputs = run_processing(self.job_s3(args), args, self.root / step["Name"], CONTAINER_ENV)
         config = args.get("ProcessingOutputConfig", {})
         by_name = {o["OutputName"]: o for o in config.get("Outputs", [])}
         self.properties[step["Name"]] = {**args, "ProcessingJobName": name, "ProcessingJobArn": arn,
@@ -160,7 +165,9 @@ def start_after(original: Any) -> Any:
         execution = get_pipeline_execution_from_arn(self.pipelines, result["PipelineExecutionArn"])
         execution.pipeline_execution_status = "Executing"
         execution.emulated_steps = []
-        run = ExecutionRun(execution, pipeline_name.rsplit("/", 1)[-1], self.account_id, self.region_name)
+        name = pipeline_name.rsplit("/", 1)[-1]
+        role = self.pipelines[name].role_arn
+        run = ExecutionRun(execution, name, self.account_id, self.region_name, role)
         threading.Thread(target=run.run, name=f"pipeline-{run.exec_id}", daemon=True).start()
         return result
 

@@ -10,20 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import inputs
-from aws_emulator import Emulator, sagemaker_pipelines
+from aws_emulator import Emulator, iam_gate, sagemaker_pipelines
 from aws_emulator.context import TIME_SCALE
 from aws_emulator.processes import PROCESSES
 from aws_emulator.sagemaker_endpoints import endpoint_state
 from aws_emulator.server import NETSHIM
 
-from rehearsal import checks, scenario
+from rehearsal import checks, oidc, scenario
 from rehearsal.runner import Runner, StopFlow, python_shim, table
-from rehearsal.workspace import prepare_workspace
+from rehearsal.workspace import prepare_workspace, remove_grant
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop-after", default="", help="end after the first step whose name contains this")
     p.add_argument("--model-artifact", default="", help="register this model.tar.gz as version 1 (no retrain)")
     p.add_argument("--skip-apply", action="append", default=[], help="a stage whose first apply is skipped")
+    p.add_argument("--remove-grant", action="append", default=[], help="FILE:SID:ACTION taken out of infra/bootstrap")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     workspace = out / "workspace"
     sha = prepare_workspace(REPO, workspace)
+    for spec in args.remove_grant:
+        print(f"rehearsing with {remove_grant(workspace, spec)}")
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True).stdout.strip()
     emu = Emulator(out / "emulator").start()
     emu.code_root = workspace  # the serving image is built from the checkout
     sagemaker_pipelines.CONTAINER_ENV.update(PRETRAINED_WEIGHTS=str(weights))
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "PYTHONPATH": pythonpath,
             "REHEARSAL_FAULTS": faults,
             "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_SHA": sha, "GITHUB_REF": "refs/heads/main",
-            "GITHUB_REPOSITORY": "example/catdog", "GITHUB_ACTOR": "rehearsal", "GITHUB_RUN_ID": "1",
+            "GITHUB_REPOSITORY": "example-org/catdog-mlops", "GITHUB_ACTOR": "rehearsal", "GITHUB_RUN_ID": "1",
             "GITHUB_EVENT_NAME": "workflow_dispatch", "RUNNER_TEMP": str(out / "runner-temp"),
             "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1",
             "TF_VAR_aws_endpoint_url": emu.url, "TF_VAR_emulator": "true", "AWS_ENDPOINT_URL_S3": emu.url,
@@ -86,7 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                      "AWS_DEPLOY_STAGING_ROLE_ARN": f"{role}-deploy-staging", "AWS_RETRAIN_ROLE_ARN": f"{role}-retrain",
                      "AWS_DEPLOY_PRODUCTION_ROLE_ARN": f"{role}-deploy-production"}  # fmt: skip
         context = {
-            "github": {"sha": sha, "run_id": "1", "actor": "rehearsal", "repository": "example/catdog", "event": {}},
+            "github": {
+                "sha": sha,
+                "run_id": "1",
+                "actor": "rehearsal",
+                "repository": "example-org/catdog-mlops",
+                "event": {},
+                "ref": "refs/heads/main",
+            },
             "vars": variables,
             "secrets": {},
             "inputs": {},
@@ -94,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         logs = out / "logs"
         logs.mkdir(exist_ok=True)
         runner = Runner(workspace, base, logs, stop_after=args.stop_after)
+        runner.assume_role = lambda job, step, ctx: oidc.assume(emu, job, step, ctx)
+        runner.refusals = lambda since: iam_gate.refusals_since(emu.workdir, since)
         settings = {
             "state_bucket": state_bucket,
             "account": ACCOUNT,

@@ -50,8 +50,16 @@ class Runner:
     echo: Callable[[str], None] = print
     stop_after: str = ""
     log_prefix: str = ""  # told apart from the main flow's logs: a step run beside it
+    # aws-actions/configure-aws-credentials: the job's role session (rehearsal.oidc.assume); None keeps
+    # the environment's credentials.
+    assume_role: Callable[[Job, Step, dict], dict[str, str]] | None = None
+    # What IAM refused since a moment (time.time()): a failed step's note names it.
+    refusals: Callable[[float], list[str]] | None = None
 
     def record(self, name: str, where: str, ok: bool, seconds: float, note: str = "") -> Result:
+        if not ok and self.refusals is not None:
+            refused = self.refusals(time.time() - seconds - 1)
+            note = "; ".join([note, *refused[:3]]) if refused else note
         result = Result(name, where, ok, seconds, note)
         self.results.append(result)
         mark = "ok" if ok else "FAILED"
@@ -102,8 +110,16 @@ class Runner:
         )
         context = {**context, "_ok": True}
         env.update({k: substitute(v, context) for k, v in job.env.items()})
+        if self.assume_role is not None:  # a job starts without AWS credentials, as on GitHub
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                env.pop(name, None)
         as_expected = True
         for step in job.steps:
+            if step.uses and "configure-aws-credentials" in step.uses and self.assume_role is not None:
+                if should_run(step, context):
+                    context["_ok"] = self._credentials(job, step, env, context) and context["_ok"]
+                    as_expected = as_expected and bool(context["_ok"])
+                continue
             if step.run is None:
                 continue  # `uses:` steps: stood in for by the environment (see the module docstring)
             if not should_run(step, context):
@@ -125,6 +141,24 @@ class Runner:
             as_expected = as_expected and passed
             self.maybe_stop()
         return as_expected
+
+    def _credentials(self, job: Job, step: Step, env: dict[str, str], context: dict) -> bool:
+        """The role session of the job (its OIDC token exchanged at STS), or a failed step naming why."""
+        assert self.assume_role is not None
+        name = f"Assume {step.with_.get('role-to-assume', 'a role')} (OIDC)"
+        self.echo(f">>> {name} ({step.where})")
+        started = time.monotonic()
+        try:
+            env.update(self.assume_role(job, step, context))
+            role = env.get("AWS_ACCESS_KEY_ID", "")[:8]
+            note, ok = (
+                f"session credentials {role}... for {substitute(step.with_.get('role-to-assume', ''), context)}",
+                True,
+            )
+        except Exception as exc:
+            note, ok = f"{type(exc).__name__}: {exc}", False
+        self.record(substitute(name, context), step.where, ok, time.monotonic() - started, note)
+        return ok
 
     def _read_env_files(self, files: dict[str, Path], env: dict[str, str]) -> None:
         for line in files["path"].read_text().splitlines():

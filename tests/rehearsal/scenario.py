@@ -206,7 +206,7 @@ def run(flow: Flow) -> None:
     bootstrap = "### 3. The bootstrap stack, with administrator credentials (once)"
     f.doc_step("Bootstrap stack", bootstrap, {"TF_CLI_ARGS_apply": "-auto-approve"})
     f.runner.record("Subject template of GitHub's OIDC tokens", doc_line(ws, "gh api -X PUT"), True, 0.0,
-                    "stood in: no GitHub here (the emulator does not check tokens)")  # fmt: skip
+                    "stood in: tokens carry that subject; STS checks it against each role's trust policy")  # fmt: skip
     f.workflow("deploy.yml")  # the first run applies staging
     production = lambda: True  # noqa: E731
     if "production" not in f.settings.get("skip_apply", ()):

@@ -23,6 +23,7 @@ class Step:
     uses: str | None
     condition: str | None
     env: dict[str, str] = field(default_factory=dict)
+    with_: dict[str, str] = field(default_factory=dict)  # a `uses:` step's inputs
 
     @property
     def where(self) -> str:
@@ -35,6 +36,7 @@ class Job:
     name: str
     env: dict[str, str]
     steps: list[Step]
+    environment: str = ""  # the job's GitHub environment (its OIDC token's subject names it)
 
 
 def _plain(node: yaml.Node) -> Any:
@@ -65,8 +67,12 @@ def read_jobs(path: Path, root: Path) -> list[Job]:
             step_env = {str(k): str(v) for k, v in (data.get("env") or {}).items()}
             line = step_node.start_mark.line + 1
             run, uses, condition = data.get("run"), data.get("uses"), data.get("if")
-            steps.append(Step(rel, job_key.value, i, line, str(name), run, uses, condition, step_env))
-        jobs.append(Job(rel, job_key.value, env, steps))
+            inputs = {str(k): str(v) for k, v in (data.get("with") or {}).items()}
+            steps.append(Step(rel, job_key.value, i, line, str(name), run, uses, condition, step_env, inputs))
+        environment = _plain(_get(job_node, "environment")) if _get(job_node, "environment") is not None else ""
+        if isinstance(environment, dict):
+            environment = environment.get("name", "")
+        jobs.append(Job(rel, job_key.value, env, steps, str(environment or "")))
     return jobs
 
 
