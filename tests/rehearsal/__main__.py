@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-apply", action="append", default=[], help="a stage whose first apply is skipped")
     p.add_argument("--remove-grant", action="append", default=[], help="FILE:SID:ACTION taken out of infra/bootstrap")
     args = p.parse_args(argv)
+    # Every call authorized as the role that makes it (aws_emulator.iam_gate): what AWS would refuse fails here.
+    os.environ.setdefault("AWS_EMULATOR_IAM", "enforce")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data_dir, weights = inputs.data_dir(), inputs.weights_file()
