@@ -4,7 +4,8 @@ Used by mlops/release.py. The candidate (its own function version reaching only 
 is brought up beside the live release; the split is decided in one place, the function alias's
 weighted routing (backend.route), so a request is served wholly by the live release or wholly
 by the candidate. Each step is watched like the bake: the release's signals (backend.watch) and
-the candidate's own error rate and latency (backend.candidate_signals). Shadow mirrors live
+the candidate's own error rate and latency (backend.candidate_signals), for the step time and at
+least the signals' lag (release_watch.signal_lag), so that the step's own requests can show. Shadow mirrors live
 requests to the candidate, never returns its answers, and gates the promotion on the comparison.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 from mlops.release_choice import PromotionRefused
-from mlops.release_watch import bake_seconds, watch_for
+from mlops.release_watch import bake_seconds, signal_lag, watch_for
 
 STRATEGIES = ("all-at-once", "canary", "linear", "shadow")
 DEFAULT_STRATEGY = {"production": "canary"}  # staging and local: all-at-once
@@ -169,7 +170,7 @@ def _shadow(backend: Backend, release: Release, primary: str, candidate: str, pl
 
 
 def _steps(backend: Backend, release: Release, primary: str, candidate: str, plan: TrafficPlan, log: Log) -> None:
-    seconds = plan.seconds(backend)
+    seconds = max(plan.seconds(backend), signal_lag(backend))  # a step's requests must be able to show
     release.traffic = {"strategy": plan.strategy, "steps": []}
     for percent in plan.percents():
         backend.route(primary, candidate, percent / 100.0)

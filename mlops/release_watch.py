@@ -2,7 +2,9 @@
 
 The signals come from the backend (AWS: the release's CloudWatch alarms; locally: the same
 signals computed from the local servers' logs). The bake time is per stage; MLOPS_BAKE_SECONDS
-overrides it, MLOPS_BAKE_POLL_SECONDS sets how often the signals are read.
+overrides it, MLOPS_BAKE_POLL_SECONDS sets how often the signals are read. Signals lag behind the
+requests (AWS: CloudWatch's metric delay, then the alarms' evaluation periods); a verdict is given
+only once that lag has passed since the switch (MLOPS_SIGNAL_LAG_SECONDS overrides the backend's).
 """
 
 from __future__ import annotations
@@ -14,14 +16,23 @@ from collections.abc import Callable
 from mlops.backends.base import Backend, BackendError, Release
 
 
-def bake_seconds(backend: Backend) -> float:
-    raw = os.environ.get("MLOPS_BAKE_SECONDS", "").strip()
+def _seconds(name: str, default: Callable[[], float]) -> float:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return max(0.0, float(backend.bake_seconds()))
+        return max(0.0, float(default()))
     try:
         return max(0.0, float(raw))
     except ValueError:
-        raise BackendError(f"MLOPS_BAKE_SECONDS={raw!r} is not a number") from None
+        raise BackendError(f"{name}={raw!r} is not a number") from None
+
+
+def bake_seconds(backend: Backend) -> float:
+    return _seconds("MLOPS_BAKE_SECONDS", backend.bake_seconds)
+
+
+def signal_lag(backend: Backend) -> float:
+    """How long after a request its breach can first show in the backend's signals."""
+    return _seconds("MLOPS_SIGNAL_LAG_SECONDS", backend.signal_lag_seconds)
 
 
 def poll_seconds(seconds: float) -> float:
@@ -56,14 +67,18 @@ def bake(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
 ) -> dict:
-    """Watch the release's signals for the bake time (at least one reading); stop at the first breach."""
-    seconds = bake_seconds(backend)
-    started = clock()
-    if seconds:
+    """Watch the release's signals for the bake time, and at least until the signals' lag has passed since
+    the switch (`since`), so that what the switched release did can show; stop at the first breach."""
+    started, lag = clock(), signal_lag(backend)
+    seconds = max(bake_seconds(backend), lag - (started - since))
+    if seconds > bake_seconds(backend):
+        why = f"the signals show a request up to {lag:.0f} s after it, counted from the switch"
+        log(f"baking for {seconds:.0f} s ({why}): watching the release's signals every {poll_seconds(seconds):.0f} s")
+    elif seconds:
         log(f"baking for {seconds:.0f} s: watching the release's signals every {poll_seconds(seconds):.0f} s")
     checks, breaches = watch_for(seconds, lambda: backend.watch(release, since), sleep, clock)
     if breaches:
         log(f"bake breached after {clock() - started:.0f} s: {'; '.join(breaches)}")
     elif seconds:
         log(f"bake passed: {checks} readings over {seconds:.0f} s, no breach")
-    return {"seconds": seconds, "checks": checks, "breaches": breaches, "watched_from": since}
+    return {"seconds": seconds, "lag_seconds": lag, "checks": checks, "breaches": breaches, "watched_from": since}

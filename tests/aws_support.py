@@ -38,7 +38,7 @@ CONFIG_VARS = (
     "LOCK_TTL_SECONDS", "API_URL", "AWS_ACCOUNT_ID", "ARTIFACT_BUCKET", "GITHUB_SHA", "MLOPS_STAGE",
     "MLOPS_BACKEND", "API_KEY", "API_KEY_ID", "IMAGE_TAG", "ENDPOINT_POLL_SECONDS", "RELEASE_ALARM_NAMES",
     "RELEASE_BAKE_SECONDS", "LOCK_WAIT_SECONDS", "MLOPS_BAKE_SECONDS", "MLOPS_LOCK_WAIT_SECONDS",
-    "MLOPS_RESTORE_ATTEMPTS", "MLOPS_RESTORE_BACKOFF_SECONDS",
+    "MLOPS_RESTORE_ATTEMPTS", "MLOPS_RESTORE_BACKOFF_SECONDS", "MLOPS_SIGNAL_LAG_SECONDS", "METRIC_DELAY_SECONDS",
 )  # fmt: skip
 
 
@@ -53,6 +53,7 @@ def aws_env(monkeypatch: Any, outputs_dir: str = "/nonexistent/infra-outputs") -
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("ENDPOINT_POLL_SECONDS", "0")
     monkeypatch.setenv("MLOPS_BAKE_SECONDS", "0")  # one reading of the alarms; tests that bake set their own
+    monkeypatch.setenv("MLOPS_SIGNAL_LAG_SECONDS", "0")  # moto shows datapoints and alarm states at once
     monkeypatch.setenv("MLOPS_RESTORE_BACKOFF_SECONDS", "0")
     monkeypatch.setenv("LOCK_WAIT_SECONDS", "0")  # a busy lock fails at once; the waiting test sets its own
 

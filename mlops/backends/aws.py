@@ -17,7 +17,7 @@ from mlops.backends.aws_records import ReleaseTable
 from mlops.backends.aws_registry import SageMakerRegistry
 from mlops.backends.aws_shadow import read_pairs
 from mlops.backends.aws_traffic import candidate_metrics
-from mlops.backends.aws_watch import alarm_breaches
+from mlops.backends.aws_watch import alarm_breaches, alarm_window_seconds
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,12 @@ class AwsBackend(Backend):
 
     def watch(self, release: Release, since: float) -> list[str]:
         return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names)
+
+    def signal_lag_seconds(self) -> float:
+        """CloudWatch's metric delay (METRIC_DELAY_SECONDS), then the longest EvaluationPeriods × Period of
+        the watched alarms: how late a breach since the switch can turn an alarm to ALARM."""
+        names = self.cfg.alarm_names + self.cfg.release_alarm_names
+        return self.cfg.metric_delay_seconds + alarm_window_seconds(self.clients, names)
 
     # --- progressive delivery: the candidate's own endpoint and function version ---------------------
     def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:

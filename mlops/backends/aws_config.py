@@ -115,6 +115,7 @@ class AwsConfig:
     lock_ttl_seconds: int
     lock_wait_seconds: int
     release_bake_seconds: int
+    metric_delay_seconds: int
     api_url: str
     api_key_id: str
     artifact_bucket: str
@@ -179,6 +180,7 @@ class AwsConfig:
             lock_ttl_seconds=get.int("LOCK_TTL_SECONDS", 120, 10, 86400),
             lock_wait_seconds=get.int("LOCK_WAIT_SECONDS", 1800, 0, 86400),
             release_bake_seconds=get.int("RELEASE_BAKE_SECONDS", 600 if stage == "production" else 300, 0, 86400),
+            metric_delay_seconds=get.int("METRIC_DELAY_SECONDS", 180, 0, 3600),
             api_url=get.text("API_URL").rstrip("/"),
             api_key_id=get.text("API_KEY_ID"),
             artifact_bucket=get.text("ARTIFACT_BUCKET"),

@@ -2,7 +2,9 @@
 
 Watched: the endpoint alarms (5xx, model errors as 4xx, latency) and the release alarms (function
 errors, throttles and duration, the API's 5xx). An alarm in state ALARM is a breach. An alarm that
-does not exist is a breach too: a release that cannot be watched is not kept.
+does not exist is a breach too: a release that cannot be watched is not kept. An alarm turns to
+ALARM only EvaluationPeriods × Period after the breaching requests reach CloudWatch: how long that
+is, the longest of the watched alarms, is read from them (alarm_window_seconds).
 """
 
 from __future__ import annotations
@@ -14,18 +16,23 @@ from mlops.backends.aws_config import AwsClients, aws_call
 PAGE = 100  # DescribeAlarms takes at most 100 names
 
 
-def alarm_breaches(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
-    """One line per watched alarm that is in ALARM or missing; [] when all are OK or INSUFFICIENT_DATA."""
+def _describe(clients: AwsClients, names: list[str]) -> dict[str, dict]:
     cw: Any = clients.get("cloudwatch")
     found: dict[str, dict] = {}
-    wanted = list(dict.fromkeys(names))
-    for i in range(0, len(wanted), PAGE):
+    for i in range(0, len(names), PAGE):
         with aws_call("reading the release's CloudWatch alarms"):
             for page in cw.get_paginator("describe_alarms").paginate(
-                AlarmNames=wanted[i : i + PAGE], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+                AlarmNames=names[i : i + PAGE], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
             ):
                 for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
                     found[alarm["AlarmName"]] = alarm
+    return found
+
+
+def alarm_breaches(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
+    """One line per watched alarm that is in ALARM or missing; [] when all are OK or INSUFFICIENT_DATA."""
+    wanted = list(dict.fromkeys(names))
+    found = _describe(clients, wanted)
     out = []
     for name in wanted:
         alarm = found.get(name)
@@ -34,3 +41,9 @@ def alarm_breaches(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
         elif alarm.get("StateValue") == "ALARM":
             out.append(f"alarm {name} is in ALARM: {alarm.get('StateReason', '')[:200]}".rstrip(": "))
     return out
+
+
+def alarm_window_seconds(clients: AwsClients, names: tuple[str, ...]) -> float:
+    """The longest EvaluationPeriods × Period of the watched metric alarms (0 when there is none)."""
+    found = _describe(clients, list(dict.fromkeys(names))).values()
+    return max((float(a.get("Period") or 0) * int(a.get("EvaluationPeriods") or 1) for a in found), default=0.0)

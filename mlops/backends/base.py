@@ -228,6 +228,11 @@ class Backend(ABC):
     def watch(self, release: Release, since: float) -> list[str]:
         """The release's health signals since `since` (epoch seconds): one line per breach, [] when healthy."""
 
+    def signal_lag_seconds(self) -> float:
+        """How long after a request its breach can first show in watch() and candidate_signals(); the bake
+        and each traffic step last at least this long. Default: none (signals read as they happen)."""
+        return 0.0
+
     # --- progressive delivery: a candidate beside the live release ------------------------------
     @abstractmethod
     def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:
