@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import inputs
-from aws_emulator import Emulator, iam_gate, sagemaker_pipelines
+from aws_emulator import Emulator, iam_gate, metrics, sagemaker_pipelines
 from aws_emulator.context import TIME_SCALE
 from aws_emulator.processes import PROCESSES
 from aws_emulator.sagemaker_endpoints import endpoint_state
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             "DATA_DIR": str(data_dir),
             # The environments' bake time (minutes on AWS): seconds here, the alarms still read by the code.
             "MLOPS_BAKE_SECONDS": os.environ.get("REHEARSAL_BAKE_SECONDS", "5"),
+            # CloudWatch's lag as the emulator lets it pass: the metric delay, then the longest alarm window of
+            # infra/alarms.tf (3 periods of 60 s). Each verdict waits for it; checks.traffic_split verifies it.
+            "MLOPS_SIGNAL_LAG_SECONDS": f"{metrics.signal_lag(3 * 60):g}",
             # SageMaker's waits are scaled down here (AWS_EMULATOR_TIME_SCALE): so are the documented poll
             # intervals of endpoint and pipeline status reads (15 s and 30 s by default).
             "ENDPOINT_POLL_SECONDS": f"{max(0.5, 15 * TIME_SCALE):g}",

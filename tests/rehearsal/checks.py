@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from aws_emulator import lambda_routing, metrics
 from aws_emulator.server import NETSHIM
 
 CLIENT = """
@@ -27,9 +28,8 @@ TRAFFIC = """
 import json, os, sys, time, urllib3
 url, key, photo, stop = sys.argv[1:5]
 body, seen, pool = open(photo, "rb").read(), {}, urllib3.PoolManager(retries=False)
-for _ in range(2000):
-    if os.path.exists(stop):
-        break
+deadline = time.monotonic() + 1800
+while not os.path.exists(stop) and time.monotonic() < deadline:
     r = pool.request("POST", url + "/predict", body=body, headers={"x-api-key": key, "Content-Type": "image/jpeg"})
     answer = json.loads(r.data) if r.data.startswith(b"{") else {}
     what = f"{r.status} version {answer.get('model_version', '-')}"
@@ -97,6 +97,51 @@ def expect_serving(emu: Any, workspace: Path, stage: str, version: str, photo: P
     if seen != wanted:
         raise AssertionError(f"{stage} should serve version {version} everywhere: {seen}")
     return f"{stage}: alias, endpoint and public API all on version {version}"
+
+
+def _releases(emu: Any, out: dict[str, Any], stage: str) -> list[dict]:
+    items = emu.client("dynamodb").query(
+        TableName=out["release_table"], KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"STAGE#{stage}"}},
+    )["Items"]  # fmt: skip
+    return sorted((json.loads(i["data"]["S"]) for i in items), key=lambda r: r.get("started", ""))
+
+
+def traffic_split(emu: Any, workspace: Path, stage: str, since: float, seen: dict[str, int]) -> str:
+    """How many requests each function version answered while the stage's alias split them (the emulator's
+    record of what ran), beside what the release read from CloudWatch; fails when the candidate answered
+    none, a client got an error, or the release gave a verdict before CloudWatch could show its requests."""
+    out = outputs(workspace, stage)
+    split = lambda_routing.shares(lambda_routing.executions(out["function_name"], since))
+    releases = _releases(emu, out, stage)
+    release = releases[-1] if releases else {}
+    previous = next((r for r in releases if r["release_id"] == release.get("previous_release_id")), {})
+    models = {previous.get("lambda_version"): previous.get("model_version")}
+    models[release.get("candidate", {}).get("function_version")] = release.get("model_version")
+    errors = {k: n for k, n in seen.items() if not k.startswith("200 ")}
+    if not split or errors:
+        raise AssertionError(f"{stage}: the alias split {split or 'nothing'}; the clients got {seen}")
+    said = []
+    for weights, counts in split:
+        (candidate, weight), total = next(iter(weights.items())), sum(counts.values())
+        others = ", ".join(f"version {v} (model {models.get(v, '?')}) {n}" for v, n in counts.items() if v != candidate)
+        said.append(
+            f"{weight:.0%} to function version {candidate} (model {models.get(candidate, '?')}): "
+            f"it answered {counts[candidate]} of {total}, {others}"
+        )
+        if not counts[candidate]:
+            raise AssertionError(f"{stage} {release.get('strategy')}: no request reached the candidate: {said[-1]}")
+    names = out["endpoint_alarm_names"] + out["release_alarm_names"]
+    lag = metrics.signal_lag(max(metrics.alarm_windows(emu.region, names).values()))
+    steps = release.get("traffic", {}).get("steps", [])
+    watched = [s["seconds"] for s in steps] + [release.get("bake", {}).get("lag_seconds", 0)]
+    if min(watched) < lag - 0.01:
+        raise AssertionError(f"{stage}: a verdict after {min(watched):g} s, before CloudWatch's lag of {lag:g} s")
+    read = ", ".join(f"{s['served'].get('candidate', 0)} of {sum(s['served'].values())}" for s in steps)
+    return (
+        f"{release.get('strategy')}: {'; '.join(said)} (the release read {read} from CloudWatch; every verdict "
+        f"waited for its {lag:g} s lag; clients: {', '.join(f'{k} {n}' for k, n in sorted(seen.items()))})"
+    )
 
 
 def leftovers(emu: Any, keep_buckets: set[str]) -> dict[str, list[str]]:

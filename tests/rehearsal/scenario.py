@@ -4,9 +4,10 @@ state bucket → bootstrap → deploy.yml (applies staging; nothing approved yet
 applies production while retrain.yml runs (real training and evaluation: version 1) → approve 1,
 deploy.yml promotes it (its re-apply changes nothing) → a broken candidate (version 2) is rolled
 back by deploy.yml → version 3 released → manual rollback → the broken candidate refused by a shadow
-test while a client sends requests → promote.yml takes version 3 through
-staging to production → an ordinary push changes nothing → teardown as documented, leaving
-nothing behind.
+test while a client sends requests → promote.yml takes version 1 to production (its first
+release) → version 3 released to staging in linear steps, then by promote.yml to production as a
+canary, each while a client sends requests (how many requests each version answered is checked)
+→ an ordinary push changes nothing → teardown as documented, leaving nothing behind.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -172,6 +174,18 @@ class Flow(VersionSteps, TeardownSteps):
 
         return self.check(f"No client saw version {version} during its shadow test", clients) and result.ok
 
+    def with_clients(self, stage: str, release: Callable[[], bool]) -> bool:
+        """A release while a client sends requests through the stage's public API; then how many requests each
+        function version answered while the alias split them (the emulator's record), in the table."""
+        started = time.time()
+        with checks.client_traffic(self.emu, self.ws, stage, self.photo) as seen:
+            ok = release()
+        split = self.check(
+            f"Requests each version answered ({stage})",
+            lambda: checks.traffic_split(self.emu, self.ws, stage, started, seen),
+        )
+        return split and ok
+
     def infra_unchanged(self, stage: str) -> str:
         """The last Terraform apply of the stage re-applied a stack that was already applied: no change."""
         name = f"Terraform apply ({stage})"
@@ -245,7 +259,15 @@ def run(flow: Flow) -> None:
     f.serving("staging", "1")
     f.shadow_refused("2", live="1")
     f.serving("staging", "1")
-    f.workflow("promote.yml", {"inputs": {"model_version": "3", "reason": "rehearsal"}})
+    # Production's first release goes all at once (nothing live to share traffic with); staging serves 1 already.
+    f.workflow("promote.yml", {"inputs": {"model_version": "1", "reason": "rehearsal"}})
+    f.serving("production", "1")
+    linear = ("Linear release of version 3 (staging)", doc_line(ws, "--strategy"),
+              "mlops promote 3 --backend aws --stage staging --strategy linear")  # fmt: skip
+    f.with_clients("staging", lambda: f.shell(*linear))
+    f.serving("staging", "3")
+    canary = {"inputs": {"model_version": "3", "reason": "rehearsal"}}  # production's default strategy
+    f.with_clients("production", lambda: f.workflow("promote.yml", canary))
     f.serving("staging", "3")
     f.serving("production", "3")
     f.workflow("deploy.yml")
