@@ -45,7 +45,7 @@ def _start(fn: Any, key: str) -> Proc:
             zf.extractall(code)
     port = free_port()
     env = base_env()
-    env.update(emu.env())
+    env.update(emu.role_env(fn.role, "lambda.amazonaws.com", fn.function_name))  # the function's role, as Lambda does
     env.pop("AWS_EMULATOR_PORT", None)
     env.update({str(k): str(v) for k, v in (fn.environment_vars or {}).items()})
     env.update(
