@@ -1,6 +1,10 @@
-# The API function. Terraform creates it once from build/lambda.zip; releases (the `mlops` CLI)
-# then update the code and configuration, publish versions and move the `live` alias, so those
-# attributes are ignored here and Terraform never fights a release.
+# The API function. Terraform creates it once from build/lambda.zip and manages its settings, the
+# environment variables among them: a change reaches $LATEST at the next apply, and every version
+# published after it. Releases (the `mlops` CLI) own the code (`mlops lambda update-code`), the three
+# variables a release names itself by before it publishes a version (RELEASE_VARIABLES in
+# mlops/backends/aws_front.py), the versions and the `live` alias: those are ignored here, so Terraform
+# never undoes a release. (Changing a setting publishes a version too, publish being true: nothing
+# routes to it.)
 resource "aws_lambda_function" "api" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; a dead-letter queue applies to asynchronous invocations.
   #checkov:skip=CKV_AWS_117:The function only calls regional AWS APIs (SageMaker runtime, DynamoDB) and needs no VPC resources.
@@ -47,7 +51,10 @@ resource "aws_lambda_function" "api" {
   lifecycle {
     ignore_changes = [
       filename, source_code_hash, s3_bucket, s3_key, s3_object_version, image_uri,
-      environment, description, publish, layers,
+      description, publish, layers,
+      environment[0].variables["MODEL_RELEASE"],
+      environment[0].variables["MODEL_VERSION"],
+      environment[0].variables["ENDPOINT_NAME"],
     ]
   }
 
