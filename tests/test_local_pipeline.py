@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def test_gate_passes_and_registers_pending(env):
     assert result["threshold"] == 0.90 and result["status"] == "PendingManualApproval"
     assert result["accuracy"] >= 0.90
     (version,) = registry(env)
-    assert set(version) == {"version", "status", "accuracy", "artifact_uri", "created", "approved_by"}
+    keys = {"version", "status", "accuracy", "artifact_uri", "created", "approved_by", "data_manifest_sha256"}
+    assert set(version) == keys
     assert version["version"] == result["version"] == "1"
     assert version["status"] == "PendingManualApproval"
     assert version["accuracy"] == pytest.approx(result["accuracy"], abs=1e-6)
@@ -59,6 +61,9 @@ def test_gate_passes_and_registers_pending(env):
     assert evaluation["metrics"]["accuracy"]["value"] == pytest.approx(result["accuracy"])
     assert evaluation["metrics"]["test_images"] == 60
     assert (run_dir / "evaluation" / "confusion_matrix.png").stat().st_size > 1000
+    # The data manifest both steps checked the photos against, recorded with the version.
+    data_manifest = (run_dir / "data" / "manifest.json").read_bytes()
+    assert version["data_manifest_sha256"] == evaluation["data"]["manifest_sha256"] == sha256(data_manifest).hexdigest()
     # The smoke set travels with the model: beside evaluation.json, named by the registered version's tags.
     from mlops.backends.local import LocalBackend
     from mlops.smoke import SmokeConfig, smoke_photos
