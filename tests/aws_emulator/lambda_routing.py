@@ -49,19 +49,21 @@ def split(name_or_arn: str, qualifier: str | None) -> tuple[str, str]:
     return name, inline or (qualifier or "")
 
 
-def choose(backend: Any, name: str, qualifier: str) -> tuple[Any, dict[str, float]]:
-    """The function version that runs this invocation, and the alias's additional weights ({} when none)."""
+def choose(backend: Any, name: str, qualifier: str) -> tuple[Any, bool, dict[str, float]]:
+    """The function version that runs this invocation, whether `qualifier` is an alias, and the alias's
+    additional version weights ({} when it has none)."""
     fn = backend.get_function(name, qualifier or None)
     alias = backend._lambdas._get_function_aliases(fn.function_name).get(qualifier) if qualifier else None
-    weights = {str(v): float(w) for v, w in ((alias.routing_config or {}) if alias else {}).get(
-        "AdditionalVersionWeights", {}
-    ).items()}  # fmt: skip
+    if alias is None:
+        return fn, False, {}
+    routing = alias.routing_config or {}
+    weights = {str(v): float(w) for v, w in routing.get("AdditionalVersionWeights", {}).items()}
     draw, total = _draw.random(), 0.0
     for version, weight in sorted(weights.items()):
         total += weight
         if draw < total:
-            return backend.get_function(fn.function_name, version), weights
-    return fn, weights
+            return backend.get_function(fn.function_name, version), True, weights
+    return fn, True, weights
 
 
 def invoke(
@@ -71,9 +73,8 @@ def invoke(
     from aws_emulator.lambda_invoke import invoke_version
 
     name, qualifier = split(name_or_arn, qualifier)
-    fn, weights = choose(backend, name, qualifier)
+    fn, alias, weights = choose(backend, name, qualifier)
     version = str(fn.version)
-    alias = bool(qualifier) and qualifier != version and qualifier.upper() != "$LATEST"
     started = time.monotonic()
     out, error = invoke_version(fn, payload)
     took = (time.monotonic() - started) * 1000
