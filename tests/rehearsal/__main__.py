@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             # SageMaker's waits are scaled down here (AWS_EMULATOR_TIME_SCALE): so are the documented poll
             # intervals of endpoint and pipeline status reads (15 s and 30 s by default).
             "ENDPOINT_POLL_SECONDS": f"{max(0.5, 15 * TIME_SCALE):g}",
+            # Every service here is a local process on the same shared CPUs as the tests: the smoke tests'
+            # latency says nothing of AWS's (make test's local stack checks the 500 ms budget; AWS, its own),
+            # so only what they classify decides here.
+            "SMOKE_P95_BUDGET_MS": os.environ.get("REHEARSAL_SMOKE_P95_BUDGET_MS", "5000"),
             "PIPELINE_POLL_SECONDS": f"{max(1.0, 30 * TIME_SCALE):g}",
         }  # fmt: skip
         (out / "home").mkdir(exist_ok=True)
