@@ -178,8 +178,7 @@ class Runner:
                 note, ok = "stood in: " + stand_in(step, env), True
             except Exception as exc:
                 note, ok = f"stand-in failed: {exc}", False
-            self.record(step.name, step.where, ok, time.monotonic() - started, note)
-            return ok, note
+            return ok, self.record(step.name, step.where, ok, time.monotonic() - started, note).note
         missing = sorted(k for k, v in env.items() if v is None)
         if missing:
             raise ValueError(f"no value for {', '.join(missing)}")
@@ -200,8 +199,9 @@ class Runner:
                 proc.kill()
                 code = -9
         note = "" if code == 0 else f"exit {code}; log {log}"
-        self.record(step.name, step.where, code == 0, time.monotonic() - started, note).log = str(log)
-        return code == 0, note
+        result = self.record(step.name, step.where, code == 0, time.monotonic() - started, note)
+        result.log = str(log)
+        return code == 0, result.note  # with what IAM refused during the step, if it failed
 
 
 def table(results: list[Result]) -> str:
