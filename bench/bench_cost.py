@@ -17,7 +17,7 @@ PROBES = 3  # fresh processes per probe
 sys.path.insert(0, str(REPO))
 
 from mlops.cost import VOLUMES, CostError, Figures, Plan, Prices, plans  # noqa: E402
-from mlops.cost_report import break_even, render, table, usd  # noqa: E402
+from mlops.cost.report import break_even, render, table, usd  # noqa: E402
 
 
 def peak_mb(pid: int | str = "self") -> float:

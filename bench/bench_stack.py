@@ -38,7 +38,7 @@ def trained_home(train_json: Path = TRAIN_JSON) -> tuple[Path, str] | None:
 def mlops(home: Path, env: dict[str, str], *args: str) -> str:
     """Run one `mlops` command in the state folder; its last error line when it fails."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mlops.cli", *args],
+        [sys.executable, "-m", "mlops", *args],
         cwd=REPO,
         env={**os.environ, **env, "MLOPS_HOME": str(home)},
         capture_output=True,

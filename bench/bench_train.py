@@ -30,7 +30,7 @@ def stop_stack(home: Path) -> None:
     """Stop a local stack a previous bench-serve left up in the state folder about to be emptied."""
     if (home / "local" / "control.json").is_file():
         subprocess.run(
-            [sys.executable, "-m", "mlops.cli", "down"],
+            [sys.executable, "-m", "mlops", "down"],
             env={**os.environ, "MLOPS_HOME": str(home)},
             cwd=REPO,
             capture_output=True,
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         env.pop(name, None)
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "mlops.cli", "pipeline", "run", "--json"]
+        [sys.executable, "-m", "mlops", "pipeline", "run", "--json"]
         + ([] if args.threshold is None else ["--threshold", str(args.threshold)]),
         env=env,
         cwd=REPO,

@@ -2,7 +2,7 @@
 # environment variables among them: a change reaches $LATEST at the next apply, and every version
 # published after it. Releases (the `mlops` CLI) own the code (`mlops lambda update-code`), the three
 # variables a release names itself by before it publishes a version (RELEASE_VARIABLES in
-# mlops/backends/aws_front.py), the versions and the `live` alias: those are ignored here, so Terraform
+# mlops/backends/aws/front.py), the versions and the `live` alias: those are ignored here, so Terraform
 # never undoes a release. (Changing a setting publishes a version too, publish being true: nothing
 # routes to it.)
 resource "aws_lambda_function" "api" {

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.backends.aws_registry import read_accuracy, split_s3_uri
+from mlops.backends.aws.registry import read_accuracy, split_s3_uri
 
 # What the training and evaluation containers install on top of the PyTorch image: generated from uv.lock
 # (`make requirements`), with hashes; the bundle ships these bytes unchanged as its requirements.txt.

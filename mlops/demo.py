@@ -13,7 +13,7 @@ from pathlib import Path
 
 import urllib3
 
-from mlops.cli_common import console
+from mlops.cli.common import console
 
 REVIEWER = "demo (standing in for the human reviewer)"
 
@@ -105,7 +105,7 @@ def steady_client(api_url: str, photo: Path) -> Iterator[dict]:
 def progressive_demo(backend, result, broken: Path, photo: Path, smoke, log) -> dict:
     """One canary release of a good candidate and one shadow refusal of a labels-swapped one."""
     from mlops.release import approve, promote
-    from mlops.release_traffic import ShadowRefused, TrafficPlan
+    from mlops.release.traffic import ShadowRefused, TrafficPlan
 
     out: dict = {}
     with stage("7. Canary: 10 % of requests to a new version, watched, then all of it"):
@@ -146,7 +146,7 @@ def run_demo(
     data_dir: Path, threshold: float, train_per_class: int, eval_per_class: int, finetune_epochs: int | None
 ) -> dict:
     from mlops.backends.local import LocalBackend
-    from mlops.cli_pipeline import local_workspace
+    from mlops.cli.pipeline import local_workspace
     from mlops.release import PromotionFailed, approve, promote, status
     from mlops.smoke import SmokeConfig, smoke_photos
     from pipelines.local_runner import run_pipeline

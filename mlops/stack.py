@@ -1,6 +1,6 @@
 """The local stack brought up: the API front, and the live release (or the newest version as a preview).
 
-Used by `mlops up` (mlops/cli_stack.py) and the demo (mlops/demo.py).
+Used by `mlops up` (mlops/cli/stack.py) and the demo (mlops/demo.py).
 """
 
 from __future__ import annotations

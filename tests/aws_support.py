@@ -18,7 +18,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 
 from mlops.backends.aws import AwsBackend
-from mlops.backends.aws_config import AwsClients
+from mlops.backends.aws.config import AwsClients
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

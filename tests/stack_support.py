@@ -48,7 +48,7 @@ def stack_env(home: Path, data_dir: Path) -> dict[str, str]:
 
 def mlops(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mlops.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "mlops", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 from aws_support import GROUP, IMAGE, PREFIX, REGION, STAGE, Stack, add_model_version, aws_env, make_stack, new_backend
 from moto import mock_aws
 
-from mlops.backends.aws_config import AwsConfig, resource_name
+from mlops.backends.aws.config import AwsConfig, resource_name
 from mlops.backends.base import BackendError, LockBusyError, Release
 
 

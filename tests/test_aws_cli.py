@@ -21,7 +21,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from mlops import cli_aws
+from mlops.cli import aws as cli_aws
 from mlops.config import REPO_ROOT as ROOT
 
 EXECUTION = f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/catdog-training/execution/abc123def456"

@@ -11,8 +11,8 @@ import pytest
 from aws_support import PREFIX, REGION, aws_env
 from botocore.stub import ANY, Stubber
 
-from mlops.backends.aws_config import AwsClients, AwsConfig
-from mlops.backends.aws_endpoint import EndpointHost
+from mlops.backends.aws.config import AwsClients, AwsConfig
+from mlops.backends.aws.endpoint import EndpointHost
 from mlops.backends.base import BackendError
 
 ENDPOINT = f"{PREFIX}-classifier"

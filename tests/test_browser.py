@@ -26,7 +26,7 @@ FLAGS = [
 def api(tmp_path_factory, data_dir, small_artifact):
     import os
 
-    from mlops.backends.local_registry import LocalRegistry
+    from mlops.backends.local.registry import LocalRegistry
 
     env = stack_env(tmp_path_factory.mktemp("browser-home"), data_dir)
     os.environ["MLOPS_HOME"], old = env["MLOPS_HOME"], os.environ.get("MLOPS_HOME")

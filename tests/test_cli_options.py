@@ -122,7 +122,7 @@ def test_registry_list_on_aws_with_nothing_registered_is_empty(monkeypatch) -> N
 
 
 def test_registry_list_locally_shows_who_approved(tmp_path: Path, monkeypatch) -> None:
-    from mlops.backends.local_registry import LocalRegistry
+    from mlops.backends.local.registry import LocalRegistry
 
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

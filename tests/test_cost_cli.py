@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mlops.cli import app
 from mlops.config import REPO_ROOT
 
-REFERENCE = REPO_ROOT / "mlops" / "cost_reference.json"
+REFERENCE = REPO_ROOT / "mlops" / "cost" / "reference.json"
 runner = CliRunner()
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from mlops.backends.aws_config import AwsConfig
+from mlops.backends.aws.config import AwsConfig
 from mlops.config import REPO_ROOT
 from mlops.cost import (
     HOURS_PER_MONTH,
@@ -23,7 +23,7 @@ from mlops.cost import (
     plans,
     poisson_concurrency,
 )
-from mlops.cost_report import advise, break_even, table
+from mlops.cost.report import advise, break_even, table
 
 FIG = Figures(
     api_p50_ms=20.0,

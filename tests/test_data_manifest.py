@@ -108,7 +108,7 @@ def listed(*args: str) -> list[dict]:
 
 
 def test_the_local_registry_records_it_as_a_tag(tmp_path: Path, monkeypatch) -> None:
-    from mlops.backends.local_registry import LocalRegistry
+    from mlops.backends.local.registry import LocalRegistry
 
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from mlops import cli_data
 from mlops.cli import app
+from mlops.cli import data as cli_data
 from training.data_manifest import MANIFEST, build_manifest, layout_photos, manifest_bytes, sha256_bytes
 
 PREFIX = "data/cats-vs-dogs"

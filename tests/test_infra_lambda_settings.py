@@ -16,7 +16,7 @@ import boto3
 import pytest
 from test_infra_moto import empty_buckets, emulator_env, lambda_zip, moto_url, prepare, terraform  # noqa: F401
 
-from mlops.backends.aws_front import RELEASE_VARIABLES
+from mlops.backends.aws.front import RELEASE_VARIABLES
 
 pytestmark = pytest.mark.slow
 

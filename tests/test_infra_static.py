@@ -177,10 +177,10 @@ def test_widened_release_permissions_reach_only_what_a_release_needs() -> None:
 
 def test_shadow_records_are_read_from_the_functions_own_log_group_only() -> None:
     """One grant widened for shadow testing: promotion reads the live function's `shadow pair` records
-    (mlops/backends/aws_shadow.py) with logs:FilterLogEvents, on the API function's log group and no
+    (mlops/backends/aws/shadow.py) with logs:FilterLogEvents, on the API function's log group and no
     other; the function itself gains nothing (it mirrors to the candidate endpoint it may already invoke)."""
-    from mlops.backends.aws_config import AwsConfig
-    from mlops.backends.aws_shadow import log_group
+    from mlops.backends.aws.config import AwsConfig
+    from mlops.backends.aws.shadow import log_group
 
     release = (INFRA / "bootstrap" / "modules" / "stack_access" / "release.tf").read_text()
     shadow = release.split('sid       = "ReadShadowRecords"', 1)[1].split("statement {", 1)[0]
@@ -196,10 +196,10 @@ def test_shadow_records_are_read_from_the_functions_own_log_group_only() -> None
 
 
 def test_release_roles_invoke_only_published_versions_of_the_api_function() -> None:
-    """One grant widened because every promotion needs it (mlops/backends/aws_front.py invokes each new
+    """One grant widened because every promotion needs it (mlops/backends/aws/front.py invokes each new
     version before the alias moves): lambda:InvokeFunction on the API function's qualified ARNs only,
     so a release role cannot invoke $LATEST by its unqualified ARN, nor any other function."""
-    assert "self.fn.invoke(" in (REPO / "mlops" / "backends" / "aws_front.py").read_text()
+    assert "self.fn.invoke(" in (REPO / "mlops" / "backends" / "aws" / "front.py").read_text()
     release = (INFRA / "bootstrap" / "modules" / "stack_access" / "release.tf").read_text()
     warm = release.split('sid       = "WarmNewVersions"', 1)[1].split("statement {", 1)[0]
     assert 'actions   = ["lambda:InvokeFunction"]' in warm

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from lambda_servers import serve
 
-from mlops.local.api_front import make_server
-from mlops.local.lambda_runtime import INVOKE_PATH, MAX_PAYLOAD, READY_PATH
+from mlops.standins.api_gateway import make_server
+from mlops.standins.lambda_runtime import INVOKE_PATH, MAX_PAYLOAD, READY_PATH
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "local-test-key-0123456789"
@@ -33,7 +33,7 @@ def free_port() -> int:
 
 @contextmanager
 def function(tmp: Path, reserved: int, timeout: float = 5.0, handler: str = "lambda_probe_handler.handler"):
-    """`python -m mlops.local.lambda_runtime` for the probe handler; yields (url, log path)."""
+    """`python -m mlops.standins.lambda_runtime` for the probe handler; yields (url, log path)."""
     port, log = free_port(), tmp / f"function-{reserved}-{time.monotonic_ns()}.log"
     paths = [str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
@@ -49,7 +49,7 @@ def function(tmp: Path, reserved: int, timeout: float = 5.0, handler: str = "lam
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlops.local.lambda_runtime", *args], cwd=REPO, env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "mlops.standins.lambda_runtime", *args], cwd=REPO, env=env, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
     try:

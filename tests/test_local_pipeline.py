@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def mlops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mlops.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "mlops", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
     )
 
 

@@ -18,7 +18,7 @@ from stack_support import SteadyClient, mlops, rewrite_artifact, stack_env, stat
 def register(env, artifact: Path, accuracy: float = 0.95) -> str:
     import os
 
-    from mlops.backends.local_registry import LocalRegistry
+    from mlops.backends.local.registry import LocalRegistry
 
     old = os.environ.get("MLOPS_HOME")
     os.environ["MLOPS_HOME"] = env["MLOPS_HOME"]

@@ -1,7 +1,7 @@
 """The local stand-ins' limits against slow and piling-up clients, and their graceful SIGTERM (loopback, bounded).
 
 The API front, the Lambda invoke API and the SageMaker runtime stand-in share one HTTP server
-(mlops/local/standin_http.py): each is checked in-process for the header deadline, the body deadline
+(mlops/standins/http_server.py): each is checked in-process for the header deadline, the body deadline
 and the connection cap; the front and the function are checked as processes for SIGTERM.
 """
 
@@ -25,13 +25,13 @@ from lambda_servers import serve
 from test_lambda_local_stack import call, free_port
 from test_serving_limits import drip, waits_then_served
 
-from mlops.local import api_front, lambda_runtime, sagemaker_runtime
-from mlops.local.standin_http import Limits
+from mlops.standins import api_gateway, lambda_runtime, sagemaker_runtime
+from mlops.standins.http_server import Limits
 
 REPO = Path(__file__).resolve().parents[1]
 # What each stand-in is asked for: an upload path and a quick GET it answers 200.
 UPLOADS = {
-    "api_front": ("/predict", "/"),
+    "api_gateway": ("/predict", "/"),
     "lambda_runtime": (lambda_runtime.INVOKE_PATH, lambda_runtime.READY_PATH),
     "sagemaker_runtime": ("/endpoints/catdog/invocations", "/ping"),
 }
@@ -40,10 +40,10 @@ UPLOADS = {
 @contextmanager
 def standin(name: str, limits: Limits, tmp: Path) -> Iterator[tuple[str, int]]:
     """One stand-in served in this process; yields its address."""
-    if name == "api_front":
+    if name == "api_gateway":
         routing = tmp / "routing.json"
         routing.write_text("{}")
-        server = api_front.make_server("127.0.0.1", 0, routing, "http://127.0.0.1", limits=limits)
+        server = api_gateway.make_server("127.0.0.1", 0, routing, "http://127.0.0.1", limits=limits)
     elif name == "lambda_runtime":
         fn = lambda_runtime.Function("lambda_probe_handler.handler", "probe", "1", 3.0, 128, 1)
         server = lambda_runtime.make_server("127.0.0.1", 0, fn, limits)
@@ -146,8 +146,8 @@ def test_sigterm_lets_an_answer_in_progress_go_out_then_the_front_and_the_functi
     api_args = ["--port", str(api_port), "--routing", str(routing)]
     fn_log, api_log = tmp_path / "function.log", tmp_path / "front.log"
     with (
-        started("mlops.local.lambda_runtime", fn_args, fn_url + lambda_runtime.READY_PATH, fn_log) as fn,
-        started("mlops.local.api_front", api_args, api + "/", api_log) as front,
+        started("mlops.standins.lambda_runtime", fn_args, fn_url + lambda_runtime.READY_PATH, fn_log) as fn,
+        started("mlops.standins.api_gateway", api_args, api + "/", api_log) as front,
     ):
         results: list[tuple] = []
         json_type = {"Content-Type": "application/json"}

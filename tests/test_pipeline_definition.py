@@ -42,7 +42,7 @@ def test_cli_output_identical_byte_for_byte_and_checked(tmp_path):
     for i in range(2):
         out = tmp_path / f"d{i}.json"
         done = subprocess.run(
-            [sys.executable, "-m", "mlops.cli", "pipeline", "definition", "--output", str(out), "--git-sha", "abc"],
+            [sys.executable, "-m", "mlops", "pipeline", "definition", "--output", str(out), "--git-sha", "abc"],
             check=True,
             capture_output=True,
             text=True,
@@ -162,7 +162,7 @@ def test_an_unlisted_region_is_refused_with_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"no PyTorch 2\.6 training image is listed for region 'xx-nowhere-1'"):
         definition_json(PipelineSettings(region="xx-nowhere-1"))
     done = subprocess.run(
-        [sys.executable, "-m", "mlops.cli", "pipeline", "definition"],
+        [sys.executable, "-m", "mlops", "pipeline", "definition"],
         capture_output=True,
         text=True,
         cwd=REPO,

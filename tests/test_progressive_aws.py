@@ -34,9 +34,10 @@ from moto import mock_aws
 from test_aws_release import smoke
 from test_release_promises_aws import new_code
 
-from mlops.backends import aws_front, aws_shadow
+from mlops.backends.aws import front as aws_front
+from mlops.backends.aws import shadow as aws_shadow
 from mlops.release import PromotionFailed, PromotionRefused, promote, status
-from mlops.release_traffic import ShadowRefused, TrafficPlan
+from mlops.release.traffic import ShadowRefused, TrafficPlan
 from mlops.smoke import SmokeConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")

@@ -17,7 +17,7 @@ import urllib3
 from stack_support import mlops, rewrite_artifact, stack_env, status
 from test_local_release import cat_photo, register
 
-from mlops.backends.local_store import ReleaseStore
+from mlops.backends.local.store import ReleaseStore
 
 # Seconds-scale steps and shadow window, read twice a second.
 FAST = {"MLOPS_STEP_SECONDS": "6", "MLOPS_BAKE_SECONDS": "2", "MLOPS_BAKE_POLL_SECONDS": "0.5"}

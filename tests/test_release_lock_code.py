@@ -17,7 +17,7 @@ from moto import mock_aws
 from test_aws_cli import run
 from test_aws_release import smoke
 
-from mlops.backends.aws_front import package_sha256
+from mlops.backends.aws.front import package_sha256
 from mlops.release import PromotionFailed, promote
 from mlops.smoke import SmokeConfig
 

@@ -91,7 +91,7 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
     with pytest.raises(PromotionRefused, match="has not passed"):
         promote(production, "2", "alice", SmokeConfig(), log=quiet)
     promote(stack.backend, "2", "alice", SmokeConfig(), log=quiet)  # passes in staging
-    from mlops.release_choice import require_qualified
+    from mlops.release.choice import require_qualified
 
     require_qualified(production, production.get_version("2"), production.function_code_id())  # now allowed
     new_code(stack, "changed")  # other function code: not what staging tested

@@ -107,7 +107,7 @@ def test_sigterm_in_the_middle_of_the_switch_restores_the_previous_release(stack
     client = SteadyClient(stack["api"], cat_photo(data_dir))
     client.start()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops.cli", "promote", "2"],
+        [sys.executable, "-m", "mlops", "promote", "2"],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -18,7 +18,7 @@ from serving_fixtures import (
     stop_model_server,
 )
 
-from mlops.local.sagemaker_runtime import Server
+from mlops.standins.sagemaker_runtime import Server
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 from aws_support import Stack, aws_env, make_stack
 from moto import mock_aws
 
-from mlops import release_traffic
 from mlops.backends.base import Release
-from mlops.release_traffic import TrafficPlan
-from mlops.release_watch import bake
+from mlops.release import traffic as release_traffic
+from mlops.release.traffic import TrafficPlan
+from mlops.release.watch import bake
 
 
 class Clock:

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 import mlops.release as release_mod
 from mlops.backends.local import LocalBackend
-from mlops.backends.local_registry import LocalRegistry
+from mlops.backends.local.registry import LocalRegistry
 from mlops.release import PromotionRefused, promote, rollback
 from mlops.smoke import SmokeConfig, SmokeResult, smoke_photos
 from training.evaluate import smoke_picks

@@ -12,7 +12,7 @@ from aws_support import REGION, aws_env
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from mlops import cli_web
+from mlops.cli import web as cli_web
 from mlops.web_page import KEY_MARK, URL_MARK, render
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/staging"

@@ -1,6 +1,6 @@
 """The seam between the orchestration and a platform: one interface, a local and an AWS implementation.
 
-The promotion logic (mlops/release.py) only talks to these methods; everything that differs
+The promotion logic (the mlops.release package) only talks to these methods; everything that differs
 between "this machine" and "AWS" lives behind them.
 """
 

@@ -1,11 +1,14 @@
-"""The `mlops` command line: the one entry point for the Makefile, the tests and the workflows."""
+"""The `mlops` command line: the one entry point for the Makefile, the tests and the workflows.
+
+One module per command group (aws, cost, data, pipeline, release, stack, web), with the shared options in
+common.py; the console script `mlops` and `python -m mlops` run `app`."""
 
 from __future__ import annotations
 
 import typer
 
-from mlops import cli_aws, cli_cost, cli_data, cli_release, cli_stack, cli_web
-from mlops.cli_pipeline import pipeline_app, registry_app
+from mlops.cli import aws, cost, data, release, stack, web
+from mlops.cli.pipeline import pipeline_app, registry_app
 
 app = typer.Typer(
     help="Cat/dog classifier MLOps: train, register, serve, promote, roll back.",
@@ -15,14 +18,11 @@ app = typer.Typer(
 )
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(registry_app, name="registry")
-cli_aws.register_pipeline(pipeline_app)
-cli_aws.register(app)
-cli_data.register(app)
-cli_stack.register(app)
-cli_release.register(app)
-cli_stack.register_demo(app)
-cli_web.register(app)
-cli_cost.register(app)
-
-if __name__ == "__main__":
-    app()
+aws.register_pipeline(pipeline_app)
+aws.register(app)
+data.register(app)
+stack.register(app)
+release.register(app)
+stack.register_demo(app)
+web.register(app)
+cost.register(app)

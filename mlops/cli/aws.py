@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlops.cli_common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
+from mlops.cli.common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
 
 lambda_app = typer.Typer(help="The API function's code on AWS.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ MAX_ZIP_BYTES = 50 * 1024 * 1024  # the direct-upload limit of UpdateFunctionCod
 
 def _config(stage: str) -> Any:
     """The aws backend's settings for the stage (environment, build/infra/<stage>.json, naming)."""
-    from mlops.backends.aws_config import AwsConfig
+    from mlops.backends.aws.config import AwsConfig
     from mlops.backends.base import BackendError
 
     try:
@@ -37,7 +37,7 @@ def _client(service: str, region: str) -> Any:
     """A boto3 client with the backend's retry and timeout settings (tests replace this function)."""
     import boto3
 
-    from mlops.backends.aws_config import BOTO_CONFIG
+    from mlops.backends.aws.config import BOTO_CONFIG
 
     return boto3.client(service, region_name=region, config=BOTO_CONFIG)
 
@@ -202,7 +202,7 @@ def update_code(
     and moves the alias."""
     from mlops.backends.aws import AwsBackend
     from mlops.backends.base import LockBusyError
-    from mlops.cli_release import _who
+    from mlops.cli.release import _who
 
     _require_aws(backend, "lambda update-code")
     if not zip_path.is_file():

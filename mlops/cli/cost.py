@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli_common import console, fail, print_json
+from mlops.cli.common import console, fail, print_json
 from mlops.config import REPO_ROOT
 
 cost_app = typer.Typer(
     help="Cost per inference of each serving mode (list prices, measured figures).", no_args_is_help=True
 )
 
-REFERENCE = Path(__file__).with_name("cost_reference.json")
+REFERENCE = Path(__file__).resolve().parents[1] / "cost" / "reference.json"
 LATEST = REPO_ROOT / "build" / "bench-cost.json"
 # us-east-1 by default: the only region whose prices the table holds in full (eu-west-1 lacks several).
 RegionOpt = Annotated[
@@ -30,7 +30,7 @@ FiguresOpt = Annotated[
 def load_figures(path: Path | None):
     """(Figures, where they come from) from a bench-cost JSON or the committed reference."""
     from mlops.cost import CostError
-    from mlops.cost_report import figures_from
+    from mlops.cost.report import figures_from
 
     path = path or (LATEST if LATEST.is_file() else REFERENCE)
     try:
@@ -64,7 +64,7 @@ def advise_cmd(
 ) -> None:
     """Print the cheapest deployable serving mode that meets the budget, and the settings that select it."""
     from mlops.cost import CostError
-    from mlops.cost_report import advise, usd
+    from mlops.cost.report import advise, usd
 
     measured, source = load_figures(figures)
     prices = _prices(region)
@@ -125,7 +125,7 @@ def advise_cmd(
 def table_cmd(region: RegionOpt = "us-east-1", figures: FiguresOpt = None) -> None:
     """Print every mode's monthly cost (and per 1,000 inferences) at 10k, 100k, 1M and 10M requests a month."""
     from mlops.cost import CostError, plans
-    from mlops.cost_report import render, table
+    from mlops.cost.report import render, table
 
     measured, source = load_figures(figures)
     prices = _prices(region)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlops.cli_common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
+from mlops.cli.common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
 
 data_app = typer.Typer(help="The training and test photos.", no_args_is_help=True)
 BAD_FOLDER = 2  # the exit code of a folder that is not a data set (nothing was read from AWS or sent)
@@ -18,7 +18,7 @@ def s3_client(region: str, workers: int) -> Any:
     import boto3
     from botocore.config import Config
 
-    from mlops.backends.aws_config import BOTO_CONFIG
+    from mlops.backends.aws.config import BOTO_CONFIG
 
     return boto3.client("s3", region_name=region, config=BOTO_CONFIG.merge(Config(max_pool_connections=workers)))
 
@@ -34,7 +34,8 @@ def upload(
     dry_run: Annotated[bool, typer.Option(help="Compare and say what would change; send nothing")] = False,
 ) -> None:
     """Upload the photos the pipeline trains and evaluates on (only what changed), then their manifest."""
-    from mlops import cli_aws, data_upload
+    from mlops import data_upload
+    from mlops.cli import aws as cli_aws
     from training.data_manifest import DataManifestError, build_manifest, layout_photos
 
     if backend != BackendName.aws:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from mlops.cli_common import BackendName, BackendOpt, StageOpt, console, err, fail, open_backend, print_json
+from mlops.cli.common import BackendName, BackendOpt, StageOpt, console, err, fail, open_backend, print_json
 from pipelines.settings import DEFAULT_THRESHOLD, PENDING, THRESHOLD_FLOOR
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ registry_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 def local_workspace() -> Workspace:
     """The local pipeline runner's workspace: the state folder, the MLflow store and registry."""
     from mlops import config
-    from mlops.backends.local_registry import LocalRegistry
+    from mlops.backends.local.registry import LocalRegistry
     from pipelines.local_runner import Workspace
 
     return Workspace(

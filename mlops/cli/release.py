@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli_common import BackendName, BackendOpt, StageOpt, console, err, fail, print_json
-from mlops.cli_common import open_backend as _backend
+from mlops.cli.common import BackendName, BackendOpt, StageOpt, console, err, fail, print_json
+from mlops.cli.common import open_backend as _backend
 
 
 def _who(by: str | None) -> str:
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         from mlops.backends.base import BackendError
         from mlops.release import PromotionFailed, PromotionRefused
         from mlops.release import promote as do_promote
-        from mlops.release_traffic import TrafficPlan
+        from mlops.release.traffic import TrafficPlan
 
         b = _backend(backend, stage)
         smoke = _smoke_config(photos, p95_budget_ms)

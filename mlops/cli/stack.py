@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli_common import console, fail, print_json
+from mlops.cli.common import console, fail, print_json
 from mlops.stack import bring_up
 from pipelines.settings import DEFAULT_THRESHOLD
 

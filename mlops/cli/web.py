@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli_common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
+from mlops.cli.common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
 
 web_app = typer.Typer(help="The web page: pick a photo, see cat or dog.", no_args_is_help=True)
 
@@ -43,7 +43,7 @@ def publish(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from mlops.backends.aws import AwsBackend
-    from mlops.backends.aws_config import infra_outputs
+    from mlops.backends.aws.config import infra_outputs
     from mlops.backends.base import BackendError
     from mlops.web_page import publish as upload
     from mlops.web_page import render

@@ -208,7 +208,7 @@ def plans(f: Figures, prices: Prices, a: Assumptions | None = None, n_for_settin
     if gaps := prices.missing(a.api, a.arch):
         raise CostError(
             f"the price table has no price for {prices.region} of: {'; '.join(gaps)} (checked {prices.checked}). "
-            "Modes are compared only where every one is priced: fill these in mlops/prices.json from the sources "
+            "Modes are compared only where every one is priced: fill these in mlops/cost/prices.json from the sources "
             "it names"
         )
     api = need(prices.api_request[a.api], f"API Gateway {a.api.upper()} request", prices)

@@ -28,8 +28,8 @@ from mlops.backends.base import (
     ModelVersion,
     Release,
 )
-from mlops.release_choice import PromotionRefused, pick_version, release_kind, require_qualified
-from mlops.release_state import (
+from mlops.release.choice import PromotionRefused, pick_version, release_kind, require_qualified
+from mlops.release.state import (
     REPAIR_HINT,
     Interrupted,
     RestoreFailed,
@@ -40,8 +40,8 @@ from mlops.release_state import (
     restore,
     safe_served,
 )
-from mlops.release_traffic import ShadowRefused, TrafficPlan, progressive
-from mlops.release_watch import bake
+from mlops.release.traffic import ShadowRefused, TrafficPlan, progressive
+from mlops.release.watch import bake
 from mlops.smoke import SmokeConfig, SmokeResult, SmokeSetupError, run_smoke, smoke_photos
 
 

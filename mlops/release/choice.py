@@ -1,6 +1,6 @@
 """What a promotion releases: the version choice, the content's kind, and the stage-to-stage gate.
 
-Used by mlops/release.py. A release is a model version plus the function code (its SHA-256).
+Used by promote (mlops/release/__init__.py). A release is a model version plus the function code (its SHA-256).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What a stage really serves, compared with its records; restoring it, retried; releases that survive signals.
 
-Used by mlops/release.py only. Everything here reads the platform through the backend seam, so
-the same code decides "drift", "already live" and "repaired" on both backends.
+Used by promote, rollback and repair (mlops/release/__init__.py) only. Everything here reads the
+platform through the backend seam, so the same code decides "drift", "already live" and "repaired" on
+both backends.
 """
 
 from __future__ import annotations

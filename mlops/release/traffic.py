@@ -1,11 +1,11 @@
 """Progressive delivery before the final switch: canary and linear traffic shifting, and shadow testing.
 
-Used by mlops/release.py. The candidate (its own function version reaching only its own model)
-is brought up beside the live release; the split is decided in one place, the function alias's
+Used by promote (mlops/release/__init__.py). The candidate (its own function version reaching only its
+own model) is brought up beside the live release; the split is decided in one place, the function alias's
 weighted routing (backend.route), so a request is served wholly by the live release or wholly
 by the candidate. Each step is watched like the bake: the release's signals (backend.watch) and
 the candidate's own error rate and latency (backend.candidate_signals), for the step time and at
-least the signals' lag (release_watch.signal_lag), so that the step's own requests can show. Shadow mirrors live
+least the signals' lag (watch.signal_lag), so that the step's own requests can show. Shadow mirrors live
 requests to the candidate, never returns its answers, and gates the promotion on the comparison.
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
-from mlops.release_choice import PromotionRefused
-from mlops.release_watch import bake_seconds, signal_lag, watch_for
+from mlops.release.choice import PromotionRefused
+from mlops.release.watch import bake_seconds, signal_lag, watch_for
 
 STRATEGIES = ("all-at-once", "canary", "linear", "shadow")
 DEFAULT_STRATEGY = {"production": "canary"}  # staging and local: all-at-once

@@ -3,11 +3,11 @@
 Routing (which function version is behind alias `live`, the stage's deployment and variables,
 and optionally its API key and throttle) is read from routing.json, which the local backend
 rewrites atomically on every switch; in-flight requests finish where they started. The stage's
-own answers (unknown route, API key, throttle, payload limit) come from mlops.local.gateway.
+own answers (unknown route, API key, throttle, payload limit) come from mlops.standins.api_stage.
 While a release shifts traffic, the alias's weight decides per request which function version
-answers it (gateway.Splitter); while a candidate is shadow-tested, each answered POST /predict is
+answers it (api_stage.Splitter); while a candidate is shadow-tested, each answered POST /predict is
 also sent, after the client has its answer, to the candidate, and both answers are logged
-(gateway.Mirror). `/` serves the web page. The HTTP server is the stand-ins' own (standin_http):
+(api_stage.Mirror). `/` serves the web page. The HTTP server is the stand-ins' own (http_server.py):
 capped connections, header and body deadlines, graceful SIGTERM.
 """
 
@@ -25,9 +25,8 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from mlops.local import gateway as gw
-from mlops.local.lambda_runtime import INVOKE_PATH
-from mlops.local.standin_http import (
+from mlops.standins import api_stage as gw
+from mlops.standins.http_server import (
     BodyTimeoutError,
     BodyTooLargeError,
     Limits,
@@ -35,6 +34,7 @@ from mlops.local.standin_http import (
     Response,
     Server,
 )
+from mlops.standins.lambda_runtime import INVOKE_PATH
 from mlops.web_page import render as render_page
 
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's REST integration timeout

@@ -1,6 +1,6 @@
 """One local Lambda execution environment: a runtime-client process and the Runtime API it polls.
 
-The process (awslambdaric when it is installed, else mlops/local/runtime_client.py) imports the
+The process (awslambdaric when it is installed, else mlops/standins/lambda_runtime_client.py) imports the
 handler once and then asks this environment's Runtime API for one invocation at a time. The
 environment measures what Lambda's REPORT line shows: init duration of the cold start, duration
 of each invocation, memory size and the process's peak resident memory.
@@ -25,7 +25,7 @@ from typing import Any
 
 API = "/2018-06-01/runtime"
 ARN_PREFIX = "arn:aws:lambda:local:000000000000:function:"
-CLIENT = Path(__file__).resolve().with_name("runtime_client.py")
+CLIENT = Path(__file__).resolve().with_name("lambda_runtime_client.py")
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 POST /2015-03-31/functions/function/invocations runs one invocation the way Lambda does: in an
 idle execution environment if there is one, else in a new one (a cold start) as long as fewer
 than the reserved concurrency exist, else it is throttled (429 TooManyRequestsException). Each
-environment is its own process running mlops/local/runtime_client.py against its own Runtime
+environment is its own process running mlops/standins/lambda_runtime_client.py against its own Runtime
 API, so it handles exactly one invocation at a time. Payloads over Lambda's 6 MB are refused,
 a handler that runs past the timeout has its environment discarded, and every invocation logs
 START, END and a REPORT line (duration, memory, and the init duration of a cold start). The invoke
-API runs on the stand-ins' HTTP server (standin_http): capped connections, header and body
+API runs on the stand-ins' HTTP server (http_server.py): capped connections, header and body
 deadlines, graceful SIGTERM; an invocation waits for its environment on a thread of its own.
 """
 
@@ -23,9 +23,8 @@ import threading
 import uuid
 from pathlib import Path
 
-try:  # run as `-m mlops.local.lambda_runtime` or as a script (the AWS emulator does the latter)
-    from mlops.local.runtime_env import Environment, Result
-    from mlops.local.standin_http import (
+try:  # run as `-m mlops.standins.lambda_runtime` or as a script (the AWS emulator does the latter)
+    from mlops.standins.http_server import (
         DEFAULT_MAX_CONNECTIONS,
         BodyTimeoutError,
         BodyTooLargeError,
@@ -35,9 +34,9 @@ try:  # run as `-m mlops.local.lambda_runtime` or as a script (the AWS emulator 
         Server,
         json_response,
     )
+    from mlops.standins.lambda_environment import Environment, Result
 except ImportError:  # pragma: no cover - script mode
-    from runtime_env import Environment, Result  # type: ignore[no-redef]
-    from standin_http import (  # type: ignore[no-redef]
+    from http_server import (  # type: ignore[no-redef]
         DEFAULT_MAX_CONNECTIONS,
         BodyTimeoutError,
         BodyTooLargeError,
@@ -47,6 +46,7 @@ except ImportError:  # pragma: no cover - script mode
         Server,
         json_response,
     )
+    from lambda_environment import Environment, Result  # type: ignore[no-redef]
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 READY_PATH = "/_runtime/ready"

@@ -5,8 +5,8 @@ POST /endpoints/{EndpointName}/invocations; the stand-in forwards the body to th
 POST /invocations and answers as the runtime API does: the model's answer as is, a container's
 refusal as 424 ModelError (so boto3 raises ModelError as against AWS), a model still loading as 429.
 The production image serves only the container contract (/ping, /invocations); this lives here,
-on the stand-ins' HTTP server (standin_http): capped connections, header and body deadlines.
-Run: python -m mlops.local.sagemaker_runtime --model-url URL --port N [--watch-pid PID]
+on the stand-ins' HTTP server (http_server.py): capped connections, header and body deadlines.
+Run: python -m mlops.standins.sagemaker_runtime --model-url URL --port N [--watch-pid PID]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import urllib3
 
-from mlops.local import standin_http as standin
+from mlops.standins import http_server as standin
 
 RUNTIME_PATH = re.compile(r"/endpoints/([^/]+)/invocations")
 FORWARDED = ("Content-Type", "Accept")
@@ -96,7 +96,7 @@ def endpoint_url(model_url: str, model_pid: int) -> str:
     """AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME for the model server at model_url: a stand-in started for it
     (or the one already running), which exits when the model server does."""
     from mlops import config
-    from mlops.local import processes as procs
+    from mlops.standins import processes as procs
 
     state_path = config.state_dir() / "local" / "sagemaker-runtime.json"
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def endpoint_url(model_url: str, model_pid: int) -> str:
     taken = {s.get("port") for s in state.values()}
     port = procs.free_port(int(os.environ.get("SAGEMAKER_RUNTIME_PORT") or 8600), taken)
     name = f"sagemaker-runtime-{port}"
-    args = ["-m", "mlops.local.sagemaker_runtime", "--model-url", model_url, "--port", str(port)]
+    args = ["-m", "mlops.standins.sagemaker_runtime", "--model-url", model_url, "--port", str(port)]
     proc = procs.spawn(name, [*args, "--watch-pid", str(model_pid)])
     url = f"http://{procs.HOST}:{port}"
     procs.wait_healthy(name, proc.pid, url + "/ping", timeout=20)
@@ -118,7 +118,7 @@ def endpoint_url(model_url: str, model_pid: int) -> str:
 
 
 def _exit_with(pid: int, server: Server) -> None:
-    from mlops.local.processes import alive
+    from mlops.standins.processes import alive
 
     while alive(pid):
         threading.Event().wait(0.5)

@@ -1,6 +1,6 @@
 """The emulator's compute: real processes for function versions and endpoint models, started on demand.
 
-A Lambda execution environment is the project's own Lambda runtime (mlops/local/lambda_runtime.py,
+A Lambda execution environment is the project's own Lambda runtime (mlops/standins/lambda_runtime.py,
 run as a script beside its Granian-based server module) importing the handler from the version's
 unpacked code; a SageMaker model is the project's model server (serving/) loading that model's
 model.tar.gz. Each is kept warm, keyed by what defines it (a function version's code and
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LAMBDA_RUNTIME = REPO / "mlops" / "local" / "lambda_runtime.py"
+LAMBDA_RUNTIME = REPO / "mlops" / "standins" / "lambda_runtime.py"
 
 
 @dataclass

@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 
-from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, resource_name
-from mlops.backends.aws_endpoint import EndpointHost
-from mlops.backends.aws_front import SHADOW_VARIABLE, ApiFront
-from mlops.backends.aws_image import pin_image
-from mlops.backends.aws_records import ReleaseTable
-from mlops.backends.aws_registry import SageMakerRegistry
-from mlops.backends.aws_shadow import read_pairs
-from mlops.backends.aws_traffic import candidate_metrics
-from mlops.backends.aws_watch import alarm_breaches, alarm_window_seconds
+from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call, resource_name
+from mlops.backends.aws.endpoint import EndpointHost
+from mlops.backends.aws.front import SHADOW_VARIABLE, ApiFront
+from mlops.backends.aws.image import pin_image
+from mlops.backends.aws.records import ReleaseTable
+from mlops.backends.aws.registry import SageMakerRegistry
+from mlops.backends.aws.shadow import read_pairs
+from mlops.backends.aws.traffic import candidate_metrics
+from mlops.backends.aws.watch import alarm_breaches, alarm_window_seconds
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 
 log = logging.getLogger(__name__)

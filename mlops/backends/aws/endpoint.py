@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, resource_name
+from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call, resource_name
 from mlops.backends.base import BackendError
 
 # Statuses an endpoint passes through while SageMaker works on it; anything else is where it settled.

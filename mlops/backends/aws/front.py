@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call, error_code
+from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call, error_code
 from mlops.backends.base import BackendError, Release, alias_text
 
 # Deployment descriptions carry the stage variables they were made with, so a restore can put them back.

@@ -11,7 +11,7 @@ import contextlib
 import re
 from typing import Any
 
-from mlops.backends.aws_config import AwsClients, aws_call
+from mlops.backends.aws.config import AwsClients, aws_call
 from mlops.backends.base import BackendError
 
 RETAIN_TAG_PREFIX = "release-"

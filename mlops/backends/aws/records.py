@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.backends.aws_config import AwsClients, aws_call, error_code
+from mlops.backends.aws.config import AwsClients, aws_call, error_code
 from mlops.backends.base import BackendError, LockBusyError, Release
 
 CONDITION_FAILED = "ConditionalCheckFailedException"

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.backends.aws_config import AwsClients, aws_call
+from mlops.backends.aws.config import AwsClients, aws_call
 from mlops.backends.base import STATUSES, BackendError, ModelVersion
 from training.smoke_set import MANIFEST
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call
+from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call
 
 RECORD = "shadow pair"  # the handler's message (classify_api.shadow.RECORD; the package is not importable here)
 

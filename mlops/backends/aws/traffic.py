@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops.backends.aws_config import AwsClients, AwsConfig, aws_call
+from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call
 
 PERIOD = 60
 

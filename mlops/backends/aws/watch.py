@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.backends.aws_config import AwsClients, aws_call
+from mlops.backends.aws.config import AwsClients, aws_call
 
 PAGE = 100  # DescribeAlarms takes at most 100 names
 

@@ -13,14 +13,14 @@ from urllib.parse import unquote, urlparse
 
 from mlops import config
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release, alias_text
-from mlops.backends.local_registry import LocalRegistry, smoke_folder
-from mlops.backends.local_signals import breaches, read_signals
-from mlops.backends.local_stack import LocalStack
-from mlops.backends.local_store import ControlState, ReleaseStore, exclusive, write_json
-from mlops.backends.local_traffic import LocalTraffic, version_logs
-from mlops.local import processes as procs
-from mlops.local import sagemaker_runtime
-from mlops.local.lambda_runtime import READY_PATH
+from mlops.backends.local.registry import LocalRegistry, smoke_folder
+from mlops.backends.local.signals import breaches, read_signals
+from mlops.backends.local.stack import LocalStack
+from mlops.backends.local.store import ControlState, ReleaseStore, exclusive, write_json
+from mlops.backends.local.traffic import LocalTraffic, version_logs
+from mlops.standins import processes as procs
+from mlops.standins import sagemaker_runtime
+from mlops.standins.lambda_runtime import READY_PATH
 
 ENDPOINT_NAME = "catdog-local"
 DEFAULT_HANDLER = "classify_api.handler.lambda_handler"
@@ -136,11 +136,8 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_runtime.endpoint_url(model["url"], model["pid"]),
             "AWS_LAMBDA_FUNCTION_VERSION": version,
         }
-        proc = procs.spawn(
-            name,
-            ["-m", "mlops.local.lambda_runtime", "--handler", fn["handler"], "--port", str(port), "--version", version],
-            env=env,
-        )
+        args = ["--handler", fn["handler"], "--port", str(port), "--version", version]
+        proc = procs.spawn(name, ["-m", "mlops.standins.lambda_runtime", *args], env=env)
         url = f"http://{procs.HOST}:{port}"
         try:
             procs.wait_healthy(name, proc.pid, url + READY_PATH, timeout=30)

@@ -11,9 +11,9 @@ from pathlib import Path
 import urllib3
 
 from mlops.backends.base import BackendError
-from mlops.backends.local_store import ControlState
-from mlops.local import processes as procs
-from mlops.local.lambda_runtime import INVOKE_PATH
+from mlops.backends.local.store import ControlState
+from mlops.standins import processes as procs
+from mlops.standins.lambda_runtime import INVOKE_PATH
 
 
 class LocalStack:
@@ -64,7 +64,7 @@ class LocalStack:
             raise BackendError(f"API port {self.api_port} is in use: set API_PORT to a free port")
         proc = procs.spawn(
             "api-front",
-            ["-m", "mlops.local.api_front", "--port", str(self.api_port), "--routing", str(self.routing_path)],
+            ["-m", "mlops.standins.api_gateway", "--port", str(self.api_port), "--routing", str(self.routing_path)],
         )
         try:
             procs.wait_healthy("api-front", proc.pid, url + "/", timeout=30)

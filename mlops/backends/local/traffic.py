@@ -1,6 +1,6 @@
 """The local backend's progressive delivery: a candidate beside the live release, the alias's weights
 and mirror (written to routing.json for the local front), the candidate's signals from its own log,
-and the shadow log of mirrored requests. Mixed into LocalBackend (mlops/backends/local.py)."""
+and the shadow log of mirrored requests. Mixed into LocalBackend (mlops/backends/local/__init__.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import ModelVersion, Release
-from mlops.backends.local_signals import breaches, read_shadow_log, read_signals
-from mlops.local import processes as procs
+from mlops.backends.local.signals import breaches, read_shadow_log, read_signals
+from mlops.standins import processes as procs
 
 
 def version_logs(version: str) -> list[Path]:

@@ -1,7 +1,7 @@
 """A deliberate product fault for the rehearsal's own test: promotion never moves the function alias."""
 
 try:
-    from mlops.backends import aws_front
+    from mlops.backends.aws import front as aws_front
 except ImportError:  # a Python without the project (e.g. the runner's setup-python interpreter)
     aws_front = None
 
