@@ -73,7 +73,11 @@ def remove_grant(workspace: Path, spec: str) -> str:
     if not found or quoted not in block:
         raise ValueError(f"{file}: no statement {sid} granting {action}")
     block = block.replace(f"{quoted}, ", "").replace(f", {quoted}", "").replace(quoted, "")
-    path.write_text(head + found + block + sep + tail)
+    if "actions   = []" in block:  # it was the statement's only action: the statement goes
+        start = head.rfind("statement {")
+        path.write_text(head[:start].rstrip(" ") + tail.removeprefix("\n"))
+    else:
+        path.write_text(head + found + block + sep + tail)
     who = {"GIT_AUTHOR_NAME": "rehearsal", "GIT_AUTHOR_EMAIL": "rehearsal@example.org", "PATH": "/usr/bin:/bin"}
     who.update(GIT_COMMITTER_NAME=who["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=who["GIT_AUTHOR_EMAIL"])
     subprocess.run(["git", "commit", "-qam", f"without {action} in {sid}"], cwd=workspace, check=True, env=who)
