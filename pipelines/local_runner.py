@@ -49,7 +49,7 @@ class Workspace:
     # register(run_id, artifact_uri, accuracy, git_sha, smoke_set, data_manifest_sha256) -> the new version (with
     # a `.version`), as PENDING; smoke_set = {"uri": the run folder's smoke set, "manifest_sha256": ...}
     # (training/smoke_set.py); data_manifest_sha256: the data manifest's (training/data_manifest.py)
-    register: Callable[[str, str, float, str, dict | None, str], Any]
+    register: Callable[[str, str, float, str, dict[str, Any] | None, str], Any]
 
 
 @dataclass
@@ -59,20 +59,20 @@ class RunResult:
     threshold: float
     version: str | None
     artifact: Path
-    evaluation: dict
+    evaluation: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     evaluation_dir: Path | None = None  # evaluation.json and the report's PNGs (training/report.py)
 
 
-def json_path(document: dict, path: str) -> float:
+def json_path(document: dict[str, Any], path: str) -> float:
     """Resolve a dotted JSONPath such as metrics.accuracy.value (what the pipeline's JsonGet reads)."""
-    node = document
+    node: Any = document
     for part in path.split("."):
         node = node[part]
     return float(node)
 
 
-def gate(evaluation: dict, threshold: float) -> float:
+def gate(evaluation: dict[str, Any], threshold: float) -> float:
     """The AccuracyGate condition: metrics.accuracy.value ≥ the floor and ≥ threshold; PipelineFailed below."""
     threshold, _ = gate_threshold(threshold)
     accuracy = json_path(evaluation, "metrics.accuracy.value")

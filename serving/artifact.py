@@ -7,6 +7,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 METADATA_FILE = "metadata.json"
 
@@ -18,7 +19,7 @@ class ArtifactError(RuntimeError):
 @dataclass(frozen=True)
 class Artifact:
     root: Path
-    metadata: dict
+    metadata: dict[str, Any]
 
     @property
     def serving_model_path(self) -> Path:

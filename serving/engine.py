@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,7 @@ class ModelEngine:
                     self._alone.record(name, ended - started)
         return softmax(logits)[0]
 
-    def predict(self, data: bytes) -> dict:
+    def predict(self, data: bytes) -> dict[str, Any]:
         """classify(), with a refused image as RequestError: 413 too large, 415 not an accepted format, 422 corrupt."""
         try:
             return self.classify(data)
@@ -115,7 +116,7 @@ class ModelEngine:
         except ImageDecodeError as exc:
             raise RequestError(422, str(exc)) from exc
 
-    def classify(self, data: bytes) -> dict:
+    def classify(self, data: bytes) -> dict[str, Any]:
         """Encoded image → {label, confidence, scores, model_version}; raises ImageDecodeError."""
         with self._gate:
             probs = self.probabilities(preprocess_bytes(data, self.prep))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -57,13 +58,13 @@ class Predictor:
         (logits,) = self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})
         return softmax(logits)
 
-    def predict_bytes(self, data: bytes) -> dict:
+    def predict_bytes(self, data: bytes) -> dict[str, Any]:
         """Classify one encoded image; raises serving.preprocess.ImageDecodeError on bad input."""
         probs = self.probabilities(preprocess_bytes(data, self.prep)[None])[0]
         return answer(self.labels, probs)
 
 
-def answer(labels: list[str], probs: np.ndarray) -> dict:
+def answer(labels: list[str], probs: np.ndarray) -> dict[str, Any]:
     """The prediction document: best label, its probability, and every label's probability."""
     best = int(probs.argmax())
     return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import (  # the accepted formats' plugins, imported so Pillow never loads all of its others
@@ -82,15 +83,15 @@ class Preprocessing:
     std: tuple[float, float, float]
 
     @classmethod
-    def from_metadata(cls, meta: dict) -> Preprocessing:
+    def from_metadata(cls, meta: dict[str, Any]) -> Preprocessing:
         return cls(
             input_size=int(meta["input_size"]),
             resize_size=int(meta["resize_size"]),
-            mean=tuple(meta["mean"]),  # type: ignore[arg-type]
-            std=tuple(meta["std"]),  # type: ignore[arg-type]
+            mean=tuple(meta["mean"]),
+            std=tuple(meta["std"]),
         )
 
-    def to_metadata(self) -> dict:
+    def to_metadata(self) -> dict[str, Any]:
         return {
             "input_size": self.input_size,
             "resize_size": self.resize_size,

@@ -89,7 +89,7 @@ def _shutdown(sock: socket.socket) -> None:
 def watched(base: type[HTTPConnection], deadline: Deadline) -> type[HTTPConnection]:
     """`base` whose new sockets are handed to the deadline's watchdog."""
 
-    class Watched(base):  # type: ignore[valid-type, misc]
+    class Watched(base):  # type: ignore[valid-type, misc]  # a base class given at run time
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
             deadline.watch(sock)

@@ -24,7 +24,7 @@ def get_client() -> BaseClient:
     global _client
     if _client is None:
         retries = {"mode": "standard", "total_max_attempts": 2}
-        config = Config(connect_timeout=1, read_timeout=2, retries=retries)  # type: ignore[arg-type]
+        config = Config(connect_timeout=1, read_timeout=2, retries=retries)
         _client = boto3.client("dynamodb", config=config)
     return _client
 

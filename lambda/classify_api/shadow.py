@@ -76,7 +76,7 @@ class Mirror:
     """One mirrored request in flight."""
 
     endpoint: str
-    future: Future
+    future: Future[Any]
     started: float
     wait: float
 
