@@ -154,15 +154,45 @@ browser: ## Install Debian's chromium for the browser test (when missing)
 	fi
 	@chromium --version
 
+# --- Checks and tests -------------------------------------------------------------------------------
+# make check before a commit (lint, type check, unit tests: under 2 minutes on 2 cores); make test for
+# everything CI runs. The tests come in tiers (tests/tiers.py): unit, integration, e2e.
+tier = $(shell $(PYTHON) tests/tiers.py $(1))
+
 .PHONY: lint
-lint: venv actionlint ## ruff (lint + format check) and actionlint
+lint: venv actionlint typecheck zizmor ## ruff (lint + format check), hadolint, actionlint, zizmor and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint serving/Dockerfile
 
+.PHONY: typecheck
+typecheck: venv ## mypy, strict on mlops/ serving/ lambda/classify_api pipelines/ (per-module baseline: pyproject.toml)
+	$(BIN)/mypy
+
+.PHONY: zizmor
+zizmor: venv ## Security lint of the GitHub workflows (zizmor, offline)
+	$(BIN)/zizmor --offline $(WORKFLOWS)
+
+.PHONY: check
+check: lint test-unit ## Before a commit: lint, type check and the unit tests (under 2 minutes)
+
+.PHONY: test-unit
+test-unit: venv ## Unit tests: in-memory fakes, no server, no process, no training (seconds)
+	$(BIN)/pytest -q -m unit $(call tier,unit)
+
+.PHONY: test-integration
+test-integration: venv browser lambda-zip iam-tools ## Integration tests: real local servers, processes, training
+	$(BIN)/pytest -q --durations=25 -m integration $(filter-out tests/test_infra_moto.py,$(call tier,integration))
+
+.PHONY: test-e2e
+test-e2e: venv lambda-zip ## End to end: the rehearsal's tests, then make aws-rehearsal
+	$(BIN)/pytest -q -m e2e $(call tier,e2e)
+	$(MAKE) aws-rehearsal
+
 .PHONY: pytest
-pytest: venv browser lambda-zip ## Run the Python test suite
-	$(BIN)/pytest -q --durations=25 --ignore=tests/test_infra_moto.py
+pytest: venv browser lambda-zip ## Run the Python test suite, every tier (report: build/reports/pytest.xml)
+	@mkdir -p build/reports
+	$(BIN)/pytest -q --durations=25 --ignore=tests/test_infra_moto.py --junitxml=build/reports/pytest.xml
 
 .PHONY: test
 test: lint infra-check pytest aws-rehearsal ## Everything CI runs: lint, Terraform checks, tests, the AWS rehearsal
@@ -189,6 +219,6 @@ aws-rehearsal: venv lambda-zip ## The documented AWS flow: the workflows' run st
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the venv and .mlops state)
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache
 
 include mk/infra.mk

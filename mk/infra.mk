@@ -127,6 +127,22 @@ actionlint-install: $(ACTIONLINT) ## Install actionlint (.venv-tools/bin/actionl
 actionlint: $(ACTIONLINT) ## Lint the GitHub workflows with actionlint
 	$(ACTIONLINT) $(WORKFLOWS)
 
+# --- pre-commit -----------------------------------------------------------------------------------
+# The runner in its own virtualenv, like checkov; its hooks (.pre-commit-config.yaml) are local ones that
+# call the tools installed from uv.lock (.venv) and actionlint, so they run offline.
+PRE_COMMIT_VERSION := 4.7.0
+PRE_COMMIT_STAMP := $(TOOLS_DIR)/pre-commit/.installed-$(PRE_COMMIT_VERSION)
+
+$(PRE_COMMIT_STAMP):
+	@mkdir -p $(TOOLS_DIR)
+	test -x $(TOOLS_DIR)/pre-commit/bin/python || $(PYTHON) -m venv $(TOOLS_DIR)/pre-commit
+	PIP_CONFIG_FILE=/dev/null $(TOOLS_DIR)/pre-commit/bin/python -m pip install --quiet --disable-pip-version-check pre-commit==$(PRE_COMMIT_VERSION)
+	@touch $@
+
+.PHONY: pre-commit-install
+pre-commit-install: $(PRE_COMMIT_STAMP) $(ACTIONLINT) | venv ## Install pre-commit and its git hook (the linters of make check, on each commit)
+	$(TOOLS_DIR)/pre-commit/bin/pre-commit install
+
 # --- Bootstrap (an administrator, once): OIDC provider, roles, boundary, origin access controls -------
 
 BOOTSTRAP_BACKEND_FLAGS = -backend-config=bucket=$(TF_STATE_BUCKET) -backend-config=key=catdog/bootstrap/terraform.tfstate \

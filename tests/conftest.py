@@ -9,8 +9,17 @@ from pathlib import Path
 
 import inputs
 import pytest
+import tiers
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its module's tier (tests/tiers.py): pytest -m unit|integration|e2e."""
+    for item in items:
+        tier = tiers.tier_of(item.path.stem)
+        if tier is not None:  # a module in no tier fails tests/test_tiers.py
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
