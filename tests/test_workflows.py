@@ -26,6 +26,7 @@ NODE24_FIRST = {
     "actions/setup-python": (6, 0, 0),
     "hashicorp/setup-terraform": (4, 0, 0),
     "aws-actions/configure-aws-credentials": (6, 0, 0),
+    "actions/upload-artifact": (6, 0, 0),
 }
 STAGES = ("staging", "production")
 # What changes a deployed environment; `mlops pipeline start` (retrain.yml) only starts a training run and
@@ -231,6 +232,27 @@ def test_the_release_commands() -> None:
         "make pytest",
         "make aws-rehearsal",
     ]
+
+
+def test_ci_keeps_the_test_report_and_the_rehearsal_state_even_when_a_step_fails() -> None:
+    uploads = {
+        step["with"]["name"]: step
+        for step in steps("ci")
+        if step.get("uses", "").startswith("actions/upload-artifact@")
+    }
+    assert set(uploads) == {"pytest-report", "rehearsal"}
+    assert all(step["if"] == "always()" for step in uploads.values())
+    assert uploads["pytest-report"]["with"]["path"] == "build/reports/pytest.xml"
+    assert set(uploads["rehearsal"]["with"]["path"].split()) == {"build/rehearsal/*.json", "build/rehearsal/logs/"}
+    makefile = (REPO / "Makefile").read_text()
+    assert "--junitxml=build/reports/pytest.xml" in makefile.split("\npytest:", 1)[1].split("\n\n", 1)[0]
+    (test_job,) = [job for job in jobs("ci").values()]
+    names = [step.get("uses", step.get("run", "")) for step in test_job["steps"]]
+    assert all(
+        index > names.index("make aws-rehearsal")
+        for index, step in enumerate(test_job["steps"])
+        if step.get("uses", "").startswith("actions/upload-artifact@")
+    )
 
 
 def test_each_action_is_pinned_to_one_release_everywhere() -> None:
