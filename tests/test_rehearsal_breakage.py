@@ -7,34 +7,27 @@ start-up through the emulated network's sitecustomize); the product's files are 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from serving_fixtures import build_artifact
+from rehearsal_runs import Runs, started
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 TERRAFORM = subprocess.run(["bash", "-c", "command -v terraform"], capture_output=True, text=True).stdout.strip()
 
 
-def rehearse(out: Path, artifact: Path, faults: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
-    env.update(REHEARSAL_FAULTS=faults, REHEARSAL_FAULTS_PATH=str(REPO / "tests" / "rehearsal" / "faults"))
-    args = [sys.executable, "-m", "rehearsal", "--out", str(out), "--model-artifact", str(artifact)]
-    args += ["--skip-apply", "production", "--stop-after", "staging serves version 1"]
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return started(tmp_path_factory)
 
 
-def test_rehearsal_fails_at_the_promotion_that_does_not_move_the_alias(tmp_path: Path) -> None:
+def test_rehearsal_fails_at_the_promotion_that_does_not_move_the_alias(runs: Runs) -> None:
     assert TERRAFORM, "terraform is not on PATH: the rehearsal applies the stacks with it"
-    artifact = build_artifact(tmp_path / "artifact")
-    broken = rehearse(tmp_path / "broken", artifact, "alias_not_moved")
-    assert broken.returncode == 1, broken.stdout[-4000:]
-    results = json.loads((tmp_path / "broken" / "results.json").read_text())
+    assert runs.wait("alias_not_moved") == 1, runs.log("alias_not_moved")[-4000:]
+    results = json.loads((runs.out / "alias_not_moved" / "results.json").read_text())
     steps = [r["step"] for r in results]
     start = steps.index("Approve version 1")
     after = [r for r in results[start + 1 :] if not r["ok"]]
