@@ -263,7 +263,7 @@ def run(flow: Flow) -> None:
     f.workflow("promote.yml", {"inputs": {"model_version": "1", "reason": "rehearsal"}})
     f.serving("production", "1")
     linear = ("Linear release of version 3 (staging)", doc_line(ws, "--strategy"),
-              "mlops promote 3 --backend aws --stage staging --strategy linear")  # fmt: skip
+              "mlops promote 3 --backend aws --stage staging --strategy linear --linear-step-percent 40")  # fmt: skip
     f.with_clients("staging", lambda: f.shell(*linear))
     f.serving("staging", "3")
     canary = {"inputs": {"model_version": "3", "reason": "rehearsal"}}  # production's default strategy
