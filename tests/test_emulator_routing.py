@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aws_emulator import Emulator, context, lambda_routing
-from emulator_support import ACCOUNT, REGION, create_function, wait_until
+from emulator_support import ACCOUNT, REGION, TRUST, create_function, function_zip, wait_until
 from test_emulator_api import requests
 
 pytestmark = pytest.mark.slow
@@ -77,8 +79,6 @@ def test_the_public_api_routes_each_request_by_the_alias_weights(emu: Emulator) 
 
 def _sum(emu: Emulator, dims: dict[str, str]) -> float:
     cw = emu.client("cloudwatch")
-    from datetime import UTC, datetime, timedelta
-
     now = datetime.now(UTC)
     query = {"Namespace": "AWS/Lambda", "MetricName": "Invocations",
              "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}  # fmt: skip
@@ -108,3 +108,38 @@ def test_metrics_and_log_streams_name_the_version_that_ran(emu: Emulator) -> Non
     assert _sum(emu, alias) == sum(recorded.values())
     streams = emu.client("logs").describe_log_streams(logGroupName=f"/aws/lambda/{FUNCTION}")["logStreams"]
     assert {s["logStreamName"].split("[")[1].split("]")[0] for s in streams} == {"1", "2"}
+
+
+SLOW_INIT = """
+import time
+
+time.sleep(2)  # the module's import is a cold start's init
+
+
+def handler(event, context):
+    return {"statusCode": 200, "body": ""}
+"""
+
+
+def test_duration_is_the_handlers_time_without_the_cold_start(emu: Emulator) -> None:
+    fn = emu.client("lambda")
+    role = emu.client("iam").create_role(RoleName="slow-init-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    fn.create_function(FunctionName="slow-init-fn", Runtime="python3.12", Role=role, Handler="app.handler",
+                       Code={"ZipFile": function_zip(SLOW_INIT)}, Timeout=10)  # fmt: skip
+    version = fn.publish_version(FunctionName="slow-init-fn")["Version"]
+    started = time.monotonic()
+    fn.invoke(FunctionName="slow-init-fn", Qualifier=version, Payload=b"{}")
+    assert time.monotonic() - started >= 2  # the caller waited for the init
+    now, cw = datetime.now(UTC), emu.client("cloudwatch")
+    dims = [{"Name": "FunctionName", "Value": "slow-init-fn"}, {"Name": "Resource", "Value": f"slow-init-fn:{version}"}]
+    metric = {"Namespace": "AWS/Lambda", "MetricName": "Duration", "Dimensions": dims}
+
+    def durations() -> list[float]:
+        return cw.get_metric_data(
+            MetricDataQueries=[{"Id": "d", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Maximum"}}],
+            StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=5),
+        )["MetricDataResults"][0]["Values"]  # fmt: skip
+
+    longest = wait_until(durations, timeout=10 + 5 * context.METRIC_DELAY, what="the Duration datapoint")
+    print(f"Duration {longest} ms for an invocation whose cold start took 2 s more")
+    assert longest[0] < 1000

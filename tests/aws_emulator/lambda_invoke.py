@@ -66,26 +66,35 @@ def _start(fn: Any, key: str) -> Proc:
 
 def invoke_version(fn: Any, payload: bytes) -> tuple[bytes, str]:
     """Run one invocation; returns (payload, function error or "")."""
+    return run(fn, payload)[:2]
+
+
+def run(fn: Any, payload: bytes) -> tuple[bytes, str, float | None]:
+    """Run one invocation; returns (payload, function error or "", the Duration its REPORT line gave it, in
+    ms: the handler's time, a cold start's init not included, as in Lambda's metric; None without one)."""
     key = _key(fn)
     proc = PROCESSES.get(key, lambda: _start(fn, key))
+    request_id = ""
     try:
-        return _invoke(proc, fn, payload)
+        out, error, request_id = _invoke(proc, fn, payload)
     finally:
         lambda_logs.ship(fn, proc.log, fn.account_id, fn.region)
+    return out, error, lambda_logs.reported_duration(request_id)
 
 
-def _invoke(proc: Proc, fn: Any, payload: bytes) -> tuple[bytes, str]:
+def _invoke(proc: Proc, fn: Any, payload: bytes) -> tuple[bytes, str, str]:
     req = urllib.request.Request(proc.url + INVOKE_PATH, data=payload or b"{}", method="POST")
     started = time.monotonic()
     try:
         with urllib.request.urlopen(req, timeout=float(fn.timeout or 3) + 30) as resp:
-            return resp.read(), resp.headers.get("X-Amz-Function-Error", "")
+            return resp.read(), resp.headers.get("X-Amz-Function-Error", ""), resp.headers.get("x-amzn-RequestId", "")
     except urllib.error.HTTPError as exc:
-        return exc.read(), exc.headers.get("X-Amz-Function-Error", "") or "Unhandled"
+        error = exc.headers.get("X-Amz-Function-Error", "") or "Unhandled"
+        return exc.read(), error, exc.headers.get("x-amzn-RequestId", "")
     except OSError as exc:
         took = time.monotonic() - started
         body = {"errorMessage": f"{took:.2f}s: {exc}", "errorType": "Sandbox.Timedout"}
-        return json.dumps(body).encode(), "Unhandled"
+        return json.dumps(body).encode(), "Unhandled", ""
 
 
 def patched_invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:

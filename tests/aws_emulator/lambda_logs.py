@@ -4,11 +4,14 @@ On AWS, everything a function writes to stdout and stderr (the runtime's START/E
 included) goes to the log group `/aws/lambda/<function>`, one log stream per execution
 environment, within seconds. moto 5.2.5 runs no function, so nothing is ever written there. Here,
 after each invocation, the new lines of the version's process log are put into moto's log group
-(created if the stack did not create it), so FilterLogEvents finds them as it would on AWS.
+(created if the stack did not create it), so FilterLogEvents finds them as it would on AWS. The
+Duration of each REPORT line is kept for the invocation's metrics (reported_duration), as Lambda's
+Duration metric is the handler's time, a cold start's init not included.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,7 +20,9 @@ from typing import Any
 from moto.logs.models import logs_backends
 
 _offsets: dict[str, int] = {}
+_durations: dict[str, float] = {}  # request id → the Duration of its REPORT line, until asked for
 _lock = threading.Lock()
+REPORT = re.compile(r"^REPORT RequestId: (?P<id>\S+)\s+Duration: (?P<ms>[0-9.]+) ms")
 
 
 def ship(fn: Any, log_path: Any, account: str, region: str) -> int:
@@ -32,6 +37,8 @@ def ship(fn: Any, log_path: Any, account: str, region: str) -> int:
         complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
         _offsets[str(log_path)] = _offsets.get(str(log_path), 0) + len(complete)
         lines = [line for line in complete.decode("utf-8", "replace").splitlines() if line.strip()]
+        for found in filter(None, map(REPORT.match, lines)):
+            _durations[found["id"]] = float(found["ms"])
         if not lines:
             return 0
         backend = logs_backends[account][region]
@@ -44,3 +51,9 @@ def ship(fn: Any, log_path: Any, account: str, region: str) -> int:
         now = int(time.time() * 1000)
         backend.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in lines])
         return len(lines)
+
+
+def reported_duration(request_id: str) -> float | None:
+    """The Duration (ms) the REPORT line of this invocation gave, once shipped; None when there was none."""
+    with _lock:
+        return _durations.pop(request_id, None) if request_id else None

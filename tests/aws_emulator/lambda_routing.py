@@ -70,14 +70,14 @@ def invoke(
     backend: Any, region: str, name_or_arn: str, qualifier: str | None, payload: bytes
 ) -> tuple[bytes, str, str]:
     """Run one invocation as Lambda routes it; returns (payload, function error or "", version that ran)."""
-    from aws_emulator.lambda_invoke import invoke_version
+    from aws_emulator.lambda_invoke import run
 
     name, qualifier = split(name_or_arn, qualifier)
     fn, alias, weights = choose(backend, name, qualifier)
     version = str(fn.version)
     started = time.monotonic()
-    out, error = invoke_version(fn, payload)
-    took = (time.monotonic() - started) * 1000
+    out, error, reported = run(fn, payload)
+    took = reported if reported is not None else (time.monotonic() - started) * 1000
     metrics.function_invocation(region, fn.function_name, qualifier, bool(error), took, version if alias else "")
     with _lock:
         _executions.append(
