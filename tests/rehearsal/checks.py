@@ -147,13 +147,15 @@ def traffic_split(emu: Any, workspace: Path, stage: str, since: float, seen: dic
     names = out["endpoint_alarm_names"] + out["release_alarm_names"]
     lag = metrics.signal_lag(max(metrics.alarm_windows(emu.region, names).values()))
     steps = release.get("traffic", {}).get("steps", [])
-    watched = [s["seconds"] for s in steps] + [release.get("bake", {}).get("lag_seconds", 0)]
+    baked = release.get("bake") or {}
+    watched = [s["seconds"] for s in steps] + ([baked.get("lag_seconds", 0)] if baked else [])
     if min(watched) < lag - 0.01:
         raise AssertionError(f"{stage}: a verdict after {min(watched):g} s, before CloudWatch's lag of {lag:g} s")
     read = ", ".join(f"{s['served'].get('candidate', 0)} of {sum(s['served'].values())}" for s in steps)
+    clients = ", ".join(f"{k} {n}" for k, n in sorted(seen.items()))
     return (
-        f"{release.get('strategy')}: {'; '.join(said)} (the release read {read} from CloudWatch; every verdict "
-        f"waited for its {lag:g} s lag; clients: {', '.join(f'{k} {n}' for k, n in sorted(seen.items()))})"
+        f"{release.get('strategy')} ({release.get('status')}): {'; '.join(said)} (the release read {read} from "
+        f"CloudWatch; every verdict waited for its {lag:g} s lag; clients: {clients})"
     )
 
 
