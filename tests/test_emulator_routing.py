@@ -52,13 +52,13 @@ def weigh(emu: Emulator, weights: dict[str, float]) -> None:
 def test_invoke_of_a_weighted_alias_draws_the_version_per_invocation(emu: Emulator) -> None:
     weigh(emu, {"2": 0.3})
     fn, ran, said = emu.client("lambda"), Counter(), Counter()
-    for _ in range(1000):
+    for _ in range(300):  # version 2's share: 90 ± 8 (one SD); the bounds below are ±4.4 SD
         resp = fn.invoke(FunctionName=FUNCTION, Qualifier="live", Payload=b"{}")
         ran[resp["ExecutedVersion"]] += 1
         said[json.loads(json.loads(resp["Payload"].read())["body"])["version"]] += 1
-    print(f"1000 invocations of live (version 2 weighted 0.3): {dict(ran)}")
+    print(f"300 invocations of live (version 2 weighted 0.3): {dict(ran)}")
     assert ran == said  # the header names the version whose code answered
-    assert set(ran) == {"1", "2"} and 230 <= ran["2"] <= 370, ran
+    assert set(ran) == {"1", "2"} and 55 <= ran["2"] <= 125, ran
     recorded = Counter(e.version for e in lambda_routing.executions(FUNCTION) if e.weights == (("2", 0.3),))
     assert recorded == ran
     # A version qualifier, or an alias without weights, runs that version only.
