@@ -43,7 +43,12 @@ from mlops.smoke import SmokeConfig
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
 FUNCTION = f"{PREFIX}-classify-api"
-TOLERANCE = 0.10  # Lambda's weighted routing is random per request: the share is binomial around the weight
+
+
+def share_bound(weight: float, requests: int) -> float:
+    """The most a weighted alias sends to its candidate, but once in ~30,000 runs: Lambda draws each request's
+    version at random, so the share is binomial around the weight (4 standard deviations above it)."""
+    return weight + 4 * (weight * (1 - weight) / max(requests, 1)) ** 0.5
 
 
 class AliasTraffic(threading.Thread):
@@ -143,7 +148,10 @@ def test_canary_of_a_failing_candidate_is_rolled_back_after_its_share_only(stack
     served = traffic.served
     assert all(r["status"] == 200 for r in served if not r["mobile"])  # the steady client never failed
     to_candidate = [r for r in served if r["version"] == "3"]
-    assert to_candidate and len(to_candidate) / len(served) <= 0.10 + TOLERANCE, (len(to_candidate), len(served))
+    assert to_candidate and len(to_candidate) / len(served) <= share_bound(0.10, len(served)), (
+        len(to_candidate),
+        len(served),
+    )
     # no mixed request: every version answered with its own model
     assert all(r["served_model"] == r["function_model"] for r in served if r["function_model"])
     assert {r["served_model"] for r in to_candidate} == {"2"}
