@@ -2,9 +2,9 @@
 
 policy_sentry ships AWS's Service Authorization Reference as data: every action, the resource types
 it is authorized on (with their ARN formats) and its condition keys, with a link to the API
-operation it authorizes. An operation maps to the action its documentation link names, else to
-the action of the same name; OPERATIONS lists the operations whose action the reference words
-differently (S3's HEAD requests, Lambda's Invoke). A resource ARN is the resource type's format
+operation it authorizes. An operation maps to the action of the same name, else to the action whose
+documentation link names it; OPERATIONS lists the few it words otherwise (Lambda's Invoke).
+A resource ARN is the resource type's format
 filled in from the request's parameters (or the parameter itself when it is an ARN); a variable the
 request does not name leaves the resource as `*`, which only a policy granting `*` allows.
 """
@@ -20,42 +20,10 @@ from policy_sentry.shared.iam_data import get_service_prefix_data
 # botocore service name → IAM service prefix, where they differ.
 PREFIXES = {"sagemaker-runtime": "sagemaker", "monitoring": "cloudwatch", "ecr-public": "ecr-public"}
 # Operations whose IAM action is not the action of the same name or the one its API page documents.
+# (S3's REST requests are read by iam_s3, which names their actions itself.)
 OPERATIONS: dict[tuple[str, str], list[str]] = {
-    ("s3", "HeadObject"): ["GetObject"],
-    ("s3", "HeadBucket"): ["ListBucket"],
-    ("s3", "ListObjects"): ["ListBucket"],
-    ("s3", "ListObjectsV2"): ["ListBucket"],
-    ("s3", "ListObjectVersions"): ["ListBucketVersions"],
-    ("s3", "DeleteObjects"): ["DeleteObject"],
-    ("s3", "CopyObject"): ["PutObject"],
-    ("s3", "GetBucketLifecycleConfiguration"): ["GetLifecycleConfiguration"],
-    ("s3", "PutBucketLifecycleConfiguration"): ["PutLifecycleConfiguration"],
-    ("s3", "GetBucketEncryption"): ["GetEncryptionConfiguration"],
-    ("s3", "PutBucketEncryption"): ["PutEncryptionConfiguration"],
-    ("s3", "GetBucketAccelerateConfiguration"): ["GetAccelerateConfiguration"],
-    ("s3", "GetBucketReplication"): ["GetReplicationConfiguration"],
-    ("s3", "GetPublicAccessBlock"): ["GetBucketPublicAccessBlock"],
-    ("s3", "PutPublicAccessBlock"): ["PutBucketPublicAccessBlock"],
-    ("s3", "DeletePublicAccessBlock"): ["PutBucketPublicAccessBlock"],
-    ("s3", "GetBucketPolicyStatus"): ["GetBucketPolicyStatus"],
-    ("s3", "DeleteBucketLifecycle"): ["PutLifecycleConfiguration"],
-    ("s3", "DeleteBucketEncryption"): ["PutEncryptionConfiguration"],
-    ("s3", "GetObjectTagging"): ["GetObjectTagging"],
-    ("s3", "CreateMultipartUpload"): ["PutObject"],
-    ("s3", "UploadPart"): ["PutObject"],
-    ("s3", "CompleteMultipartUpload"): ["PutObject"],
-    ("s3", "AbortMultipartUpload"): ["AbortMultipartUpload"],
-    ("s3", "GetBucketLocation"): ["GetBucketLocation"],
     ("lambda", "Invoke"): ["InvokeFunction"],
-    ("lambda", "ListVersionsByFunction"): ["ListVersionsByFunction"],
-    ("lambda", "GetFunctionConfiguration"): ["GetFunctionConfiguration"],
-    ("lambda", "ListTags"): ["ListTags"],
-    ("lambda", "GetFunctionCodeSigningConfig"): ["GetFunctionCodeSigningConfig"],
-    ("sagemaker-runtime", "InvokeEndpoint"): ["InvokeEndpoint"],
-    ("logs", "ListTagsLogGroup"): ["ListTagsLogGroup"],
-    ("wafv2", "GetWebACLForResource"): ["GetWebACLForResource"],
     ("cloudfront", "CreateDistributionWithTags"): ["CreateDistribution", "TagResource"],
-    ("cloudfront", "GetDistribution"): ["GetDistribution"],
 }
 # Calls no IAM policy can refuse.
 UNAUTHORIZED = {("sts", "GetCallerIdentity")}
@@ -167,8 +135,3 @@ def resources_for(prefix: str, action: str, params: dict[str, Any], region: str,
         if arn and arn not in found:
             found.append(arn)
     return found or ["*"]
-
-
-def condition_keys(prefix: str, action: str) -> set[str]:
-    privilege = _service(prefix)["privileges"][action]
-    return {key for entry in privilege["resource_types"].values() for key in entry.get("condition_keys", [])}
