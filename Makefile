@@ -158,6 +158,9 @@ browser: ## Install Debian's chromium for the browser test (when missing)
 # make check before a commit (lint, type check, unit tests: under 2 minutes on 2 cores); make test for
 # everything CI runs. The tests come in tiers (tests/tiers.py): unit, integration, e2e.
 tier = $(shell $(PYTHON) tests/tiers.py $(1))
+# The suite's xdist workers: one test module per worker at a time, the longest first (tests/conftest.py).
+PYTEST_WORKERS ?= 6
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 .PHONY: lint
 lint: venv actionlint typecheck zizmor ## ruff (lint + format check), hadolint, actionlint, zizmor and mypy
@@ -182,20 +185,25 @@ test-unit: venv ## Unit tests: in-memory fakes, no server, no process, no traini
 
 .PHONY: test-integration
 test-integration: venv browser lambda-zip iam-tools ## Integration tests: real local servers, processes, training
-	$(BIN)/pytest -q --durations=25 -m integration $(filter-out tests/test_infra_moto.py,$(call tier,integration))
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 -m integration $(filter-out tests/test_infra_moto.py,$(call tier,integration))
 
 .PHONY: test-e2e
-test-e2e: venv lambda-zip ## End to end: the rehearsal's tests, then make aws-rehearsal
-	$(BIN)/pytest -q -m e2e $(call tier,e2e)
-	$(MAKE) aws-rehearsal
+test-e2e: venv lambda-zip ## End to end: the rehearsal (as make aws-rehearsal runs it) and the rehearsals that break a release
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=10 -m e2e $(call tier,e2e)
 
 .PHONY: pytest
-pytest: venv browser lambda-zip ## Run the Python test suite, every tier (report: build/reports/pytest.xml)
+pytest: venv browser lambda-zip ## Run the Python test suite, every tier, the rehearsal too (report: build/reports/pytest.xml)
 	@mkdir -p build/reports
-	$(BIN)/pytest -q --durations=25 --ignore=tests/test_infra_moto.py --junitxml=build/reports/pytest.xml
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 --ignore=tests/test_infra_moto.py --junitxml=build/reports/pytest.xml
 
+# make test runs its three parts side by side (lint, the Terraform checks, the tests); the suite itself runs
+# on PYTEST_WORKERS processes, more than the cores, because most of its time is spent waiting on servers,
+# Terraform and the emulator. Lines of the three parts are printed whole as they come (-Oline).
 .PHONY: test
-test: lint infra-check pytest aws-rehearsal ## Everything CI runs: lint, Terraform checks, tests, the AWS rehearsal
+test: venv browser lambda-zip iam-tools actionlint-install checkov-install ## Everything CI runs: lint, Terraform checks, every test tier and the AWS rehearsal, side by side
+	@start=$$(date +%s); code=0; \
+	$(MAKE) --no-print-directory -j3 --output-sync=line lint infra-check pytest || code=$$?; \
+	echo "make test: $$( [ $$code = 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; exit $$code
 
 .PHONY: bench-train
 bench-train: venv ## Benchmark: wall time and peak memory of the full local pipeline run

@@ -1,4 +1,5 @@
-"""Shared fixtures: the photo folders, a state folder per test session, and a small trained artifact."""
+"""Shared fixtures: the photo folders, a small trained artifact (one per session, shared by the xdist
+workers), and how the workers split the suite: one test module per work unit, the longest first."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ from pathlib import Path
 import inputs
 import pytest
 import tiers
+from session_share import built_once
 
 REPO = Path(__file__).resolve().parents[1]
+# Terraform and its AWS provider (Go) spend most of each provider start collecting garbage while they build
+# the provider's schema: a lazier collector saves a third of their CPU, for memory the suite has to spare.
+os.environ.setdefault("GOGC", "400")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its module's tier (tests/tiers.py): pytest -m unit|integration|e2e."""
+    """Mark every test with its module's tier (tests/tiers.py): pytest -m unit|integration|e2e; put each
+    module in one xdist work unit (its module fixtures start once), and the longest units first, so that
+    no worker starts one of them last (make test runs with --dist loadgroup --no-loadscope-reorder)."""
     for item in items:
-        tier = tiers.tier_of(item.path.stem)
+        module = item.path.stem
+        tier = tiers.tier_of(module)
         if tier is not None:  # a module in no tier fails tests/test_tiers.py
             item.add_marker(getattr(pytest.mark, tier))
+        item.add_marker(pytest.mark.xdist_group(tiers.work_unit(module)))
+    items.sort(key=lambda item: tiers.start_rank(item.path.stem))  # stable: a module's own order is kept
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +81,13 @@ def train_artifact(out: Path, data_dir: Path, weights: Path, per_class: int, fin
 
 @pytest.fixture(scope="session")
 def small_artifact(tmp_path_factory, data_dir, weights) -> Path:
-    """A real model trained on 100 photos per class (frozen-backbone warm-up): good enough to tell cats from dogs."""
-    return train_artifact(tmp_path_factory.mktemp("small-model"), data_dir, weights, per_class=100, finetune_epochs=0)
+    """A real model trained on 100 photos per class (frozen-backbone warm-up): good enough to tell cats from dogs.
+    Trained once per session, by whichever xdist worker asks first."""
+    return built_once(
+        tmp_path_factory,
+        "small-model",
+        lambda out: train_artifact(out, data_dir, weights, per_class=100, finetune_epochs=0),
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -78,9 +78,9 @@ def started(tmp_path_factory: object) -> Runs:
     """The session's Runs, started by whichever test asks first (a module-level singleton, so two test
     modules importing the fixture share one set of runs)."""
     if not _started:
-        from serving_fixtures import build_artifact
+        from serving_fixtures import shared_artifact
 
         out = tmp_path_factory.mktemp("breakages")  # type: ignore[attr-defined]
-        _started.append(Runs(out, build_artifact(out / "artifact")))
+        _started.append(Runs(out, shared_artifact(tmp_path_factory)))
         atexit.register(_started[0].stop)  # a session cut short leaves no rehearsal behind
     return _started[0]

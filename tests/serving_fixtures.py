@@ -47,6 +47,13 @@ def photos(label: str, split: str = "test", count: int = 5, start: int = 0) -> l
     return files[start : start + count]
 
 
+def shared_artifact(factory: object) -> Path:
+    """build_artifact's model.tar.gz, built once per test session and read by every xdist worker."""
+    from session_share import built_once
+
+    return built_once(factory, "serving-artifact", build_artifact)  # type: ignore[arg-type]
+
+
 def build_artifact(dest: Path, per_class: int = 20) -> Path:
     """Build (once) a serving artifact under dest and return its model.tar.gz.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -12,20 +13,44 @@ import threading
 import time
 from pathlib import Path
 
+import session_share
 import urllib3
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def free_base_port() -> int:
-    """A port with 20 free neighbours above it (the stack picks ports upwards from a base)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base < 60000:
+    """A port with 20 free neighbours above it (the stack picks ports upwards from a base).
+
+    Under pytest-xdist each worker takes its bases from its own band of 2,000 ports below the kernel's
+    ephemeral range, in turn, so stacks started by two workers at once never pick the same neighbours."""
+    band = session_share.worker().removeprefix("gw")
+    if not band.isdigit():
+        for _ in range(50):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                base = s.getsockname()[1]
+            if base < 60000:
+                return base
+        raise RuntimeError("no free port")
+    start = 20000 + 2000 * (int(band) % 6)
+    for _ in range(2000 // 25):
+        base = start + next(_band_offsets)
+        if all(_bindable(port) for port in range(base, base + 21)):
             return base
-    raise RuntimeError("no free port")
+    raise RuntimeError(f"no 21 free ports in a row in {start}-{start + 1999}")
+
+
+_band_offsets = itertools.cycle(range(0, 2000, 25))
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def stack_env(home: Path, data_dir: Path) -> dict[str, str]:
@@ -40,6 +65,10 @@ def stack_env(home: Path, data_dir: Path) -> dict[str, str]:
         # A local release bakes for a second in tests (5 s by default); the bake's own tests set more.
         "MLOPS_BAKE_SECONDS": "1",
         "MLOPS_BAKE_POLL_SECONDS": "0.5",
+        # The suite runs on more workers than cores, beside Terraform and training: a release's latency here
+        # says how busy the machine is, not how fast the model is (make bench-serve measures that). The budget
+        # still fails what is slow by design (test_local_release's too_slow candidate, with its own 300 ms).
+        "SMOKE_P95_BUDGET_MS": "3000",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("LAMBDA_HANDLER", None)

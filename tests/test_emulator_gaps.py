@@ -11,7 +11,7 @@ import pytest
 from aws_emulator import Emulator, context
 from botocore.exceptions import ClientError
 from emulator_support import TRUST, create_function, function_zip, put_model, wait_until
-from serving_fixtures import build_artifact, photos
+from serving_fixtures import photos, shared_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +146,7 @@ def test_what_a_function_writes_reaches_its_log_group(emu: Emulator) -> None:
 @pytest.fixture(scope="module")
 def models(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Two endpoint configs on a real (small) model and one on an archive no server can load."""
-    artifact = build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact")
+    artifact = shared_artifact(tmp_path_factory)
     s3, sm = emu.client("s3"), emu.client("sagemaker")
     s3.create_bucket(Bucket="model-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     broken = io.BytesIO()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from test_infra_moto import empty_buckets, emulator_env, lambda_zip, moto_url, prepare, terraform  # noqa: F401
+from test_infra_moto import emulator_env, lambda_zip, moto_url, prepare, terraform  # noqa: F401
 
 from mlops.backends.aws.front import RELEASE_VARIABLES
 
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 PREFIX = "catdog-staging"
 FUNCTION = f"{PREFIX}-classify-api"
 VAR_FILES = ["-var-file=env/staging.tfvars", "-var-file=emulator.tfvars.json"]
-# Plans and the second apply look at the function and its alias only (the rest of the stack is
-# test_infra_moto's): seconds instead of minutes.
+# Applies and plans look at the function and its alias only, with what they depend on (the rest of the
+# stack is test_infra_moto's and the rehearsal's): seconds instead of minutes.
 FUNCTION_ONLY = ["-target=aws_lambda_function.api", "-target=aws_lambda_alias.live"]
 
 
@@ -64,21 +64,15 @@ def test_a_setting_reaches_the_function_and_a_release_is_kept(moto_url: str, tmp
     env = emulator_env()
     bootstrap_roles(moto_url)
     staging = prepare(tmp_path, "staging", moto_url, lambda_zip(tmp_path), {})
-    terraform(staging, env, "apply", "-auto-approve", "-input=false", "-no-color", *VAR_FILES)
-    try:
-        owned, code = release(moto_url)
-        assert plan_is_empty(staging, *VAR_FILES, *FUNCTION_ONLY), "Terraform would undo what the release wrote"
+    terraform(staging, env, "apply", "-auto-approve", "-input=false", "-no-color", *VAR_FILES, *FUNCTION_ONLY)
+    # No destroy: the moto server is this module's own and stops with it (destroying is test_infra_moto's).
+    owned, code = release(moto_url)
+    assert plan_is_empty(staging, *VAR_FILES, *FUNCTION_ONLY), "Terraform would undo what the release wrote"
 
-        changed = [*VAR_FILES, *FUNCTION_ONLY, "-var=prediction_log_ttl_days=31"]
-        assert not plan_is_empty(staging, *changed), "a changed setting does not reach the function"
-        terraform(staging, env, "apply", "-auto-approve", "-input=false", "-no-color", *changed)
-        conf = client("lambda", moto_url).get_function_configuration(FunctionName=FUNCTION)
-        variables = conf["Environment"]["Variables"]
-        assert variables["PREDICTION_TTL_DAYS"] == "31"
-        assert {name: variables.get(name) for name in RELEASE_VARIABLES} == owned and conf["CodeSha256"] == code
-        assert plan_is_empty(staging, *changed)
-    finally:
-        try:
-            empty_buckets(moto_url)
-        finally:
-            terraform(staging, env, "destroy", "-auto-approve", "-input=false", "-no-color", *VAR_FILES)
+    changed = [*VAR_FILES, *FUNCTION_ONLY, "-var=prediction_log_ttl_days=31"]
+    terraform(staging, env, "apply", "-auto-approve", "-input=false", "-no-color", *changed)
+    conf = client("lambda", moto_url).get_function_configuration(FunctionName=FUNCTION)
+    variables = conf["Environment"]["Variables"]
+    assert variables["PREDICTION_TTL_DAYS"] == "31", "a changed setting does not reach the function"
+    assert {name: variables.get(name) for name in RELEASE_VARIABLES} == owned and conf["CodeSha256"] == code
+    assert plan_is_empty(staging, *changed)

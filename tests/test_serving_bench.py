@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from serving_bad_inputs import real_jpeg
-from serving_fixtures import build_artifact, data_dir
+from serving_fixtures import data_dir, shared_artifact
 
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact")
+    return shared_artifact(tmp_path_factory)
 
 
 def test_eager_pytorch_rebuilt_from_onnx_computes_the_same_logits(artifact: Path) -> None:

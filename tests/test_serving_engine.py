@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from serving_bad_inputs import real_jpeg
-from serving_fixtures import build_artifact
+from serving_fixtures import shared_artifact
 
 from serving.cpuload import RunQueue, runnable_tasks
 from serving.engine import EngineOptions, ModelEngine, _Faster
@@ -20,7 +20,7 @@ from serving.preprocess import ImageDecodeError, preprocess_bytes
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> ModelEngine:
     return ModelEngine.load(
-        build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact"),
+        shared_artifact(tmp_path_factory),
         EngineOptions(threads=2),
         model_version="v9",
     )
@@ -73,7 +73,7 @@ def test_lone_requests_go_to_the_faster_session_and_keep_measuring() -> None:
 
 
 def test_engine_on_one_cpu_uses_one_session(tmp_path_factory: pytest.TempPathFactory) -> None:
-    path = build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact")
+    path = shared_artifact(tmp_path_factory)
     single = ModelEngine.load(Path(path), EngineOptions(threads=1))
     assert single.solo is single.shared
     assert single.classify(real_jpeg())["label"] in ("cat", "dog")

@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from serving_bad_inputs import real_jpeg
-from serving_fixtures import build_artifact, classify, request, server_log, start_model_server, stop_model_server
+from serving_fixtures import classify, request, server_log, shared_artifact, start_model_server, stop_model_server
 
 UPLOAD_HEAD = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact")
+    return shared_artifact(tmp_path_factory)
 
 
 def waits_then_served(addr: tuple[str, int], request: bytes, stalled: list[socket.socket]) -> None:

@@ -10,10 +10,10 @@ import pytest
 from serving_bad_inputs import real_jpeg
 from serving_fixtures import (
     VERSION,
-    build_artifact,
     check_answer,
     classify,
     request,
+    shared_artifact,
     start_model_server,
     stop_model_server,
 )
@@ -23,7 +23,7 @@ from mlops.standins.sagemaker_runtime import Server
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory):
-    proc, url = start_model_server(build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact"))
+    proc, url = start_model_server(shared_artifact(tmp_path_factory))
     yield url
     stop_model_server(proc)
 

@@ -17,13 +17,13 @@ from serving_bad_inputs import CASES, Case, real_jpeg
 from serving_fixtures import (
     LABELS,
     VERSION,
-    build_artifact,
     check_answer,
     classify,
     photos,
     raw_request,
     request,
     server_log,
+    shared_artifact,
     start_model_server,
     stop_model_server,
 )
@@ -31,7 +31,7 @@ from serving_fixtures import (
 
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_artifact(tmp_path_factory.getbasetemp() / "serving-artifact")
+    return shared_artifact(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -91,11 +91,43 @@ INTEGRATION = (
 
 E2E = (
     "test_rehearsal_breakage",
+    "test_rehearsal_flow",
     "test_rehearsal_iam",
 )
 
 TIERS = {"unit": UNIT, "integration": INTEGRATION, "e2e": E2E}
 TIER_OF = {module: tier for tier, modules in TIERS.items() for module in modules}
+
+
+# How `make test` spreads the modules over its xdist workers. One module is one work unit (its module
+# fixtures start once), except modules that wait on the same processes: the breakage rehearsals start once
+# per worker process (tests/rehearsal_runs.py) and both these modules read them.
+SHARED_UNITS = {"test_rehearsal_breakage": "rehearsal-breakages", "test_rehearsal_iam": "rehearsal-breakages"}
+# The longest work units, longest first (measured on 2 cores): they start before everything else, so that
+# the run is not left waiting on one of them started last. The others follow in collection order.
+LONGEST_FIRST = (
+    "test_rehearsal_flow",
+    "rehearsal-breakages",
+    "test_local_pipeline",
+    "test_local_release",
+    "test_infra_lambda_settings",
+    "test_demo_reduced",
+    "test_release_promises_local",
+    "test_progressive_local",
+    "test_emulator_routing",
+    "test_browser",
+)
+
+
+def work_unit(module: str) -> str:
+    """The xdist group of a test module: the name of the unit of work one worker runs whole."""
+    return SHARED_UNITS.get(module, module)
+
+
+def start_rank(module: str) -> int:
+    """Where a module's unit starts: its place in LONGEST_FIRST, else after all of them."""
+    unit = work_unit(module)
+    return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 def tier_of(module: str) -> str | None:
