@@ -156,11 +156,10 @@ browser: ## Install Debian's chromium for the browser test (when missing)
 
 # --- Checks and tests -------------------------------------------------------------------------------
 # make check before a commit (lint, type check, unit tests: under 2 minutes on 2 cores); make test for
-# everything CI runs. The tests come in tiers (tests/tiers.py): unit, integration, e2e.
-tier = $(shell $(PYTHON) tests/tiers.py $(1))
+# everything CI runs. The tests come in tiers, one folder each (tests/tiers.py): tests/unit, tests/integration, tests/e2e.
 # The suite's xdist workers: one test module per worker at a time, the longest first (tests/conftest.py).
 PYTEST_WORKERS ?= 6
-PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: lint
 lint: venv actionlint typecheck zizmor ## ruff (lint + format check), hadolint, actionlint, zizmor and mypy
@@ -181,20 +180,20 @@ check: lint test-unit ## Before a commit: lint, type check and the unit tests (u
 
 .PHONY: test-unit
 test-unit: venv ## Unit tests: in-memory fakes, no server, no process, no training (seconds)
-	$(BIN)/pytest -q -m unit $(call tier,unit)
+	$(BIN)/pytest -q tests/unit
 
 .PHONY: test-integration
 test-integration: venv browser lambda-zip iam-tools ## Integration tests: real local servers, processes, training
-	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 -m integration $(filter-out tests/test_infra_moto.py,$(call tier,integration))
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 --ignore=tests/integration/test_infra_moto.py tests/integration
 
 .PHONY: test-e2e
 test-e2e: venv lambda-zip ## End to end: the rehearsal (as make aws-rehearsal runs it) and the rehearsals that break a release
-	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=10 -m e2e $(call tier,e2e)
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=10 tests/e2e
 
 .PHONY: pytest
 pytest: venv browser lambda-zip ## Run the Python test suite, every tier, the rehearsal too (report: build/reports/pytest.xml)
 	@mkdir -p build/reports
-	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 --ignore=tests/test_infra_moto.py --junitxml=build/reports/pytest.xml
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 --ignore=tests/integration/test_infra_moto.py --junitxml=build/reports/pytest.xml
 
 # make test runs its three parts side by side (lint, the Terraform checks, the tests); the suite itself runs
 # on PYTEST_WORKERS processes, more than the cores, because most of its time is spent waiting on servers,

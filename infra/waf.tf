@@ -6,7 +6,7 @@ locals {
   # Gateway encodes binary bodies) still fits Lambda's 6 MB synchronous payload with the event's
   # headers. The image contract's MAX_IMAGE_BYTES (serving/image_contract.py) is the same number.
   max_body_bytes = 4613734
-  # Content-Length greater than max_body_bytes (tests/test_infra_static.py checks it digit by digit).
+  # Content-Length greater than max_body_bytes (tests/unit/test_infra_static.py checks it digit by digit).
   body_over_limit_regex = "^0*([1-9][0-9]{7,}|[5-9][0-9]{6}|4[7-9][0-9]{5}|46[2-9][0-9]{4}|461[4-9][0-9]{3}|4613[8-9][0-9]{2}|46137[4-9][0-9]|461373[5-9])$"
 
   # Managed groups, with the body inspections of the common rule set counted rather than blocking:

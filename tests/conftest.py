@@ -19,18 +19,28 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GOGC", "400")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its module's tier (tests/tiers.py): pytest -m unit|integration|e2e; put each
-    module in one xdist work unit (its module fixtures start once), and the longest units first, so that
-    no worker starts one of them last (make test runs with --dist loadgroup --no-loadscope-reorder)."""
+    """Mark every test with its folder's tier (tests/tiers.py): pytest -m unit|integration|e2e; and put the
+    longest work units first, so that no xdist worker starts one of them last."""
     for item in items:
-        module = item.path.stem
-        tier = tiers.tier_of(module)
-        if tier is not None:  # a module in no tier fails tests/test_tiers.py
+        tier = tiers.tier_of(item.path)
+        if tier is not None:  # a module outside the tier folders fails tests/unit/test_tiers.py
             item.add_marker(getattr(pytest.mark, tier))
-        item.add_marker(pytest.mark.xdist_group(tiers.work_unit(module)))
     items.sort(key=lambda item: tiers.start_rank(item.path.stem))  # stable: a module's own order is kept
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With --dist loadscope (make test): one work unit per test module (its module fixtures start once) or
+    per group of modules that share processes (tests/tiers.py), handed out in collection order."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return tiers.work_unit(Path(nodeid.split("::", 1)[0]).stem)
+
+    return ByWorkUnit(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from functools import cache
 
 from PIL import Image
 
-MAX_IMAGE_BYTES = 4_613_734  # the image contract's limit (tests/test_lambda_bad_inputs.py checks it)
+MAX_IMAGE_BYTES = 4_613_734  # the image contract's limit (tests/unit/test_lambda_bad_inputs.py checks it)
 JPEG = {"Content-Type": "image/jpeg"}
 PNG = {"Content-Type": "image/png"}
 OCTET = {"Content-Type": "application/octet-stream"}

@@ -57,7 +57,7 @@ locals {
 }
 
 data "aws_iam_policy_document" "github_trust" {
-  #checkov:skip=CKV_AWS_358:The subject is pinned exactly (StringEquals, repo:OWNER/REPO first, no wildcard); checkov cannot read it through for_each. tests/test_iam_policies.py and the emulator read-back check it.
+  #checkov:skip=CKV_AWS_358:The subject is pinned exactly (StringEquals, repo:OWNER/REPO first, no wildcard); checkov cannot read it through for_each. tests/integration/test_iam_policies.py and the emulator read-back check it.
   for_each = local.github_roles
 
   statement {

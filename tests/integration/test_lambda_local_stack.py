@@ -21,7 +21,7 @@ from lambda_servers import serve
 from mlops.standins.api_gateway import make_server
 from mlops.standins.lambda_runtime import INVOKE_PATH, MAX_PAYLOAD, READY_PATH
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEY = "local-test-key-0123456789"
 
 

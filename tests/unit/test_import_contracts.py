@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Folder → the package name its modules are imported by.
 ROOTS = {"mlops": "mlops", "pipelines": "pipelines", "training": "training", "serving": "serving"}
 LAMBDA_PACKAGE = REPO / "lambda" / "classify_api"

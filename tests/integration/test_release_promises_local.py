@@ -19,7 +19,7 @@ import urllib3
 from stack_support import REPO, SteadyClient, mlops, rewrite_artifact, stack_env, status
 from test_local_release import cat_photo, post, register
 
-TESTS = str(Path(__file__).parent)
+TESTS = str(Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[\w\s,-]+\])?(?P<rest>.*)$")
 EXPLAINED = ("serving/", "lambda/", "pipelines/")
 

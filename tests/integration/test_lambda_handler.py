@@ -30,6 +30,7 @@ from lambda_support import (
     stubbed_runtime,
 )
 
+TESTS = str(Path(__file__).resolve().parents[1])  # the helpers beside the tier folders
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
 JPEG = image_bytes("JPEG")
@@ -212,7 +213,5 @@ def test_api_base_path_is_stripped() -> None:
         "print('STATUS', r['statusCode'])"
     )
     env = {**os.environ, "API_BASE_PATH": "/v1", "ENDPOINT_NAME": "x", "AWS_DEFAULT_REGION": "us-east-1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True, env=env, check=False
-    )
+    proc = subprocess.run([sys.executable, "-c", code, TESTS], capture_output=True, text=True, env=env, check=False)
     assert "STATUS 200" in proc.stdout, proc.stderr[-2000:]

@@ -22,7 +22,7 @@ from PIL import Image
 from serving import image_contract
 from serving.preprocess import ImageDecodeError, ImageTooLargeError, UnsupportedImageError, decode_image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_function_package_carries_the_model_servers_contract_unchanged() -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from mlops.cli import app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 BACKEND_CHOICES, STAGE_CHOICES, AWS_STAGE_CHOICES = "<local|aws>", "<staging|production|local>", "<staging|production>"
 
 

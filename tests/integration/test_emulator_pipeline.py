@@ -17,7 +17,7 @@ from pipelines.sagemaker_pipeline import definition_json
 from pipelines.settings import PipelineSettings
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUCKET = "catdog-staging-artifacts-123456789012"
 DATA_MANIFEST = b'{"format": 1, "photos": {}}\n'  # what `mlops data upload` writes beside the photos
 

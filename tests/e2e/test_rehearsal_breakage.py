@@ -15,7 +15,7 @@ import pytest
 from rehearsal_runs import Runs, started
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = subprocess.run(["bash", "-c", "command -v terraform"], capture_output=True, text=True).stdout.strip()
 
 

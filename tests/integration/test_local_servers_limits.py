@@ -28,7 +28,7 @@ from test_serving_limits import drip, waits_then_served
 from mlops.standins import api_gateway, lambda_runtime, sagemaker_runtime
 from mlops.standins.http_server import Limits
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # What each stand-in is asked for: an upload path and a quick GET it answers 200.
 UPLOADS = {
     "api_gateway": ("/predict", "/"),

@@ -89,7 +89,7 @@ def promote_with_clients(stack, data_dir, env, version, *args, mobile=False):
 
 def test_canary_of_a_failing_candidate_rolls_back_and_only_its_share_reached_it(stack, data_dir):
     env = {**stack["env"], "LAMBDA_HANDLER": "fault_handlers.fails_for_some_clients"}
-    env["PYTHONPATH"] = str(Path(__file__).parent)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     version = register(env, stack["artifact"])
     assert mlops("approve", version, env=env).returncode == 0
     before = status(env)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lambda_support import REPO
 
+TESTS = str(Path(__file__).resolve().parents[1])  # the helpers beside the tier folders
 REQUIREMENTS = REPO / "lambda" / "requirements.txt"
 HEAVY = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "pillow", "pil", "pydantic", "scipy", "pandas")
 # What the handler may import beyond the standard library: its requirements and what they pull in,
@@ -87,7 +88,7 @@ def run_isolated(extra_env: dict[str, str]) -> dict:
     env.update({"AWS_DEFAULT_REGION": "us-east-1", "ENDPOINT_NAME": "catdog-test", **extra_env})
     env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     # The helper module is imported after the check; Pillow only builds the test photo up here.
-    args = [sys.executable, "-c", BLOCKER, ",".join(HEAVY), str(Path(__file__).parent), image_bytes().hex()]
+    args = [sys.executable, "-c", BLOCKER, ",".join(HEAVY), TESTS, image_bytes().hex()]
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lock_support import Pin, lock_hashes, lock_packages, normalize, read_requirements
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "serving" / "Dockerfile"
 
 

@@ -21,7 +21,7 @@ from pipelines.images import training_image
 from pipelines.sagemaker_pipeline import build_definition, definition_json, upsert
 from pipelines.settings import DEFAULT_HYPERPARAMETERS, PENDING, THRESHOLD_FLOOR, PipelineSettings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 NAMES = ("ci", "deploy", "promote", "retrain")
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
@@ -246,7 +246,7 @@ def test_ci_keeps_the_test_report_and_the_rehearsal_state_even_when_a_step_fails
     makefile = (REPO / "Makefile").read_text()
     assert "--junitxml=build/reports/pytest.xml" in makefile.split("\npytest:", 1)[1].split("\n\n", 1)[0]
     # make pytest runs the rehearsal (into build/rehearsal, where the upload reads it) as one of its tests.
-    flow = (REPO / "tests" / "test_rehearsal_flow.py").read_text()
+    flow = (REPO / "tests" / "e2e" / "test_rehearsal_flow.py").read_text()
     assert '"-m", "rehearsal"' in flow and 'REPO / "build" / "rehearsal"' in flow
     (test_job,) = [job for job in jobs("ci").values()]
     names = [step.get("uses", step.get("run", "")) for step in test_job["steps"]]

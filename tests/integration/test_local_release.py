@@ -94,7 +94,7 @@ def test_faulty_candidate_rolls_back_with_no_failed_request(stack, data_dir, tmp
     else:
         artifact = good
         env["LAMBDA_HANDLER"] = "fault_handlers.raising_handler"
-        env["PYTHONPATH"] = str(Path(__file__).parent)
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     version = register(env, artifact)
     assert mlops("approve", version, env=env).returncode == 0
     before = status(env)
