@@ -168,7 +168,7 @@ lint: venv actionlint typecheck zizmor ## ruff (lint + format check), hadolint, 
 	$(BIN)/hadolint serving/Dockerfile
 
 .PHONY: typecheck
-typecheck: venv ## mypy, strict on mlops/ serving/ lambda/classify_api pipelines/ (per-module baseline: pyproject.toml)
+typecheck: venv ## mypy, strict on mlops/ serving/ lambda/classify_api pipelines/, no module exempt (pyproject.toml)
 	$(BIN)/mypy
 
 .PHONY: zizmor

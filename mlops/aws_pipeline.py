@@ -107,7 +107,7 @@ def start_execution(sm: Any, pipeline: str, parameters: dict[str, str], descript
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
         PipelineExecutionDescription=description[:3072],
     )
-    return response["PipelineExecutionArn"]
+    return str(response["PipelineExecutionArn"])
 
 
 def wait_execution(
@@ -118,11 +118,11 @@ def wait_execution(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_status: Callable[[str], None] = lambda s: None,
-) -> dict:
+) -> dict[str, Any]:
     """Poll until the execution ends; TimeoutError when it has not after timeout_s."""
     deadline, last = clock() + timeout_s, ""
     while True:
-        desc = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+        desc: dict[str, Any] = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
         status = desc["PipelineExecutionStatus"]
         if status != last:
             on_status(status)
@@ -147,7 +147,7 @@ class Outcome:
     gate_message: str = ""
     model_package_arn: str = ""
     model_version: str = ""
-    steps: list[dict] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _evaluation_accuracy(sm: Any, s3: Any, job_arn: str) -> float | None:
@@ -162,7 +162,7 @@ def _evaluation_accuracy(sm: Any, s3: Any, job_arn: str) -> float | None:
         return None
 
 
-def collect_outcome(sm: Any, s3: Any, desc: dict, threshold: float | None = None) -> Outcome:
+def collect_outcome(sm: Any, s3: Any, desc: dict[str, Any], threshold: float | None = None) -> Outcome:
     arn = desc["PipelineExecutionArn"]
     out = Outcome(arn, desc["PipelineExecutionStatus"], desc.get("FailureReason", ""), threshold=threshold)
     pages = sm.get_paginator("list_pipeline_execution_steps").paginate(PipelineExecutionArn=arn, SortOrder="Ascending")

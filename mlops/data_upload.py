@@ -38,7 +38,7 @@ SHA_METADATA = "sha256"  # x-amz-meta-sha256 on every photo and on the manifest
 class Remote:
     """What is under the prefix now: photo objects by relative path, and the manifest if any."""
 
-    objects: dict[str, dict] = field(default_factory=dict)  # rel -> {"size", "modified"}
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # rel -> {"size", "modified"}
     manifest: bytes | None = None
     manifest_modified: datetime | None = None
 
@@ -104,7 +104,7 @@ def remote_digests(
 
     def head(rel: str) -> str:
         meta = s3.head_object(Bucket=bucket, Key=f"{prefix}/{rel}").get("Metadata", {})
-        return meta.get(SHA_METADATA, "")
+        return str(meta.get(SHA_METADATA, ""))
 
     with ThreadPoolExecutor(workers) as pool:
         known.update(zip(ask, pool.map(head, ask), strict=True))

@@ -7,13 +7,20 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from mlops.cli.common import console
+
+if TYPE_CHECKING:
+    from mlops.backends.base import Release
+    from mlops.backends.local import LocalBackend
+    from mlops.smoke import SmokeConfig
+    from pipelines.local_runner import RunResult
 
 REVIEWER = "demo (standing in for the human reviewer)"
 
@@ -44,7 +51,7 @@ def swapped_labels_artifact(good: Path, dest_dir: Path) -> Path:
     return out
 
 
-def classify(api_url: str, photos: list[tuple[Path, str]]) -> list[dict]:
+def classify(api_url: str, photos: list[tuple[Path, str]]) -> list[dict[str, Any]]:
     http = urllib3.PoolManager(timeout=10.0, retries=False)
     rows = []
     for path, truth in photos:
@@ -75,9 +82,9 @@ def classify(api_url: str, photos: list[tuple[Path, str]]) -> list[dict]:
 
 
 @contextmanager
-def steady_client(api_url: str, photo: Path) -> Iterator[dict]:
+def steady_client(api_url: str, photo: Path) -> Iterator[dict[str, Any]]:
     """Clients keep sending a photo while a release shifts traffic; counts answers by model version."""
-    counts: dict = {"answers": {}, "failed": 0}
+    counts: dict[str, Any] = {"answers": {}, "failed": 0}
     halt = threading.Event()
 
     def loop() -> None:
@@ -102,17 +109,33 @@ def steady_client(api_url: str, photo: Path) -> Iterator[dict]:
         thread.join(timeout=15)
 
 
-def progressive_demo(backend, result, broken: Path, photo: Path, smoke, log) -> dict:
+def released(release: Release | None) -> Release:
+    """promote() returns None only when there is nothing to release; each demo stage has a version to release."""
+    if release is None:
+        raise RuntimeError("promote released nothing")
+    return release
+
+
+def progressive_demo(
+    backend: LocalBackend,
+    result: RunResult,
+    broken: Path,
+    photo: Path,
+    smoke: SmokeConfig,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     """One canary release of a good candidate and one shadow refusal of a labels-swapped one."""
     from mlops.release import approve, promote
     from mlops.release.traffic import ShadowRefused, TrafficPlan
 
-    out: dict = {}
+    out: dict[str, Any] = {}
     with stage("7. Canary: 10 % of requests to a new version, watched, then all of it"):
         good = backend.registry.register(result.run_id, result.artifact.as_uri(), result.accuracy, "demo-canary")
         approve(backend, good.version, REVIEWER, "demo: canary release")
         with steady_client(backend.api_url(), photo) as seen:
-            release = promote(backend, good.version, "demo", smoke, log=log, plan=TrafficPlan(strategy="canary"))
+            release = released(
+                promote(backend, good.version, "demo", smoke, log=log, plan=TrafficPlan(strategy="canary"))
+            )
         step = release.traffic["steps"][0]
         console.print(
             f"  canary step: {step['served']['candidate']} of {sum(step['served'].values())} requests "
@@ -144,7 +167,7 @@ def progressive_demo(backend, result, broken: Path, photo: Path, smoke, log) -> 
 
 def run_demo(
     data_dir: Path, threshold: float, train_per_class: int, eval_per_class: int, finetune_epochs: int | None
-) -> dict:
+) -> dict[str, Any]:
     from mlops.backends.local import LocalBackend
     from mlops.cli.pipeline import local_workspace
     from mlops.release import PromotionFailed, approve, promote, status
@@ -152,7 +175,7 @@ def run_demo(
     from pipelines.local_runner import run_pipeline
 
     backend = LocalBackend()
-    summary: dict = {}
+    summary: dict[str, Any] = {}
     t0 = time.perf_counter()
     with stage("1. Local stack: API front"):
         from mlops.stack import bring_up
@@ -179,7 +202,7 @@ def run_demo(
         console.print(f"  version {mv.version}: {mv.status} by {REVIEWER}")
     smoke = SmokeConfig(photos_dir=data_dir / "test")
     with stage(f"4. Promote version {result.version} (blue/green) and smoke-test through the API"):
-        release = promote(backend, result.version, "demo", smoke, log=lambda m: console.print(f"  {m}"))
+        release = released(promote(backend, result.version, "demo", smoke, log=lambda m: console.print(f"  {m}")))
         console.print(
             f"  smoke: {release.smoke.get('correct')}/{release.smoke.get('total')} photos right, "
             f"p95 {release.smoke.get('p95_ms')} ms"

@@ -10,6 +10,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import urllib3
 
@@ -39,9 +40,9 @@ class SmokeResult:
     total: int
     p50_ms: float
     p95_ms: float
-    checks: dict
+    checks: dict[str, Any]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -53,7 +54,7 @@ def folder_photos(root: Path, per_class: int) -> list[tuple[Path, str]]:
     """Photos from a folder with cat/ and dog/ (SMOKE_PHOTOS_DIR or --photos), per_class of each."""
     if not all((root / label).is_dir() for label in LABELS):
         raise SmokeSetupError(f"no smoke-test photos: {root} needs {'/ and '.join(LABELS)}/ folders")
-    photos = []
+    photos: list[tuple[Path, str]] = []
     for label in LABELS:
         files = sorted(p for p in (root / label).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
         photos.extend((p, label) for p in files[:per_class])
@@ -107,9 +108,11 @@ def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | N
     api_key = cfg.api_key or os.environ.get("API_KEY", "")
     headers = {"x-api-key": api_key} if api_key else {}
     failures: list[str] = []
-    checks: dict = {}
+    checks: dict[str, Any] = {}
 
-    def call(method: str, path: str, body: bytes | None = None, ctype: str | None = None):
+    def call(
+        method: str, path: str, body: bytes | None = None, ctype: str | None = None
+    ) -> tuple[int | None, Any, float, str]:
         h = dict(headers, **({"Content-Type": ctype} if ctype else {}))
         start = time.perf_counter()
         try:

@@ -5,8 +5,10 @@ Used by `mlops up` (mlops/cli/stack.py) and the demo (mlops/demo.py).
 
 from __future__ import annotations
 
+from typing import Any
 
-def bring_up() -> dict:
+
+def bring_up() -> dict[str, Any]:
     """Start the API front and serve the live release, or the newest registered version as a preview."""
     from mlops.backends.base import Release
     from mlops.backends.local import LocalBackend

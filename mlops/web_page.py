@@ -21,7 +21,7 @@ def render(api_url: str, api_key: str = "") -> str:
     return PAGE.read_text(encoding="utf-8").replace(URL_MARK, api_url.rstrip("/")).replace(KEY_MARK, api_key)
 
 
-def publish(s3: Any, bucket: str, html: str, cloudfront: Any = None, distribution_id: str = "") -> dict:
+def publish(s3: Any, bucket: str, html: str, cloudfront: Any = None, distribution_id: str = "") -> dict[str, Any]:
     """Upload the page as the bucket's index.html; invalidate the CDN's copy when there is one."""
     body = html.encode("utf-8")
     put = s3.put_object(

@@ -31,7 +31,9 @@ SCHEMA_VERSION = "2020-12-01"
 
 def _placeholder(shape: Shape | None) -> Any:
     """A value of the field's type, standing for what the pipeline fills in at run time."""
-    kind = shape.type_name if shape is not None else "string"
+    if shape is None:
+        return "pipeline-value"
+    kind = shape.type_name
     if kind == "string":
         return (getattr(shape, "enum", None) or ["pipeline-value"])[0]
     if kind in ("integer", "long"):

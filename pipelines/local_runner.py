@@ -57,7 +57,7 @@ class RunResult:
     run_id: str
     accuracy: float
     threshold: float
-    version: str | None
+    version: str
     artifact: Path
     evaluation: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)

@@ -280,5 +280,5 @@ def upsert(settings: PipelineSettings, boto_session: Any) -> str:
     try:
         sm.describe_pipeline(PipelineName=name)
     except sm.exceptions.ResourceNotFound:
-        return sm.create_pipeline(**common)["PipelineArn"]
-    return sm.update_pipeline(**common)["PipelineArn"]
+        return str(sm.create_pipeline(**common)["PipelineArn"])
+    return str(sm.update_pipeline(**common)["PipelineArn"])

@@ -23,11 +23,13 @@ class Artifact:
 
     @property
     def serving_model_path(self) -> Path:
-        return self.root / self.metadata.get("serving_model", "model.onnx")
+        name: str = self.metadata.get("serving_model", "model.onnx")
+        return self.root / name
 
     @property
     def reference_model_path(self) -> Path:
-        return self.root / self.metadata.get("reference_model", "model.onnx")
+        name: str = self.metadata.get("reference_model", "model.onnx")
+        return self.root / name
 
     @property
     def labels(self) -> list[str]:

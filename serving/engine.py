@@ -103,7 +103,8 @@ class ModelEngine:
                     self._solo_ended = ended
                 if alone and self._busy == 0:  # ran alone throughout: a fair timing
                     self._alone.record(name, ended - started)
-        return softmax(logits)[0]
+        probabilities: np.ndarray = softmax(logits)[0]
+        return probabilities
 
     def predict(self, data: bytes) -> dict[str, Any]:
         """classify(), with a refused image as RequestError: 413 too large, 415 not an accepted format, 422 corrupt."""

@@ -50,8 +50,8 @@ class Predictor:
         self.input_name = self.session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs) -> Predictor:
-        return cls(open_artifact(path), **kwargs)
+    def load(cls, path: str | Path, model_file: Path | None = None, threads: int | None = None) -> Predictor:
+        return cls(open_artifact(path), model_file=model_file, threads=threads)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """[N, 3, H, W] float32 → [N, num_classes] probabilities."""

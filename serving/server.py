@@ -14,10 +14,14 @@ import shutil
 import socket
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 from serving.accesslog import LineLog
 from serving.app import SETTINGS_ENV
 from serving.settings import BACKLOG, Settings, parse_settings
+
+if TYPE_CHECKING:
+    from granian.server import MPServer, MTServer
 
 GRACEFUL_SECONDS = 30  # SIGTERM: answers in progress get this long, then the worker is killed
 
@@ -43,7 +47,7 @@ def unpacked_model(settings: Settings) -> str:
     return str(open_artifact(settings.model, workdir).root)
 
 
-def build_server(settings: Settings, port: int):  # -> granian.server.Server
+def build_server(settings: Settings, port: int) -> MPServer | MTServer:
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.server import Server

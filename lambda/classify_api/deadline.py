@@ -78,7 +78,8 @@ class Deadline:
             raise box["err"]
         if "ok" not in box:
             raise ApiError(422, f"image_url could not be fetched: resolving {host!r} timed out")
-        return box["ok"]
+        addresses: list[str] = box["ok"]
+        return addresses
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -91,7 +92,7 @@ def watched(base: type[HTTPConnection], deadline: Deadline) -> type[HTTPConnecti
 
     class Watched(base):  # type: ignore[valid-type, misc]  # a base class given at run time
         def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
+            sock: socket.socket = super()._new_conn()
             deadline.watch(sock)
             return sock
 

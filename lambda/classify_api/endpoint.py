@@ -74,7 +74,7 @@ def _model_message(raw: Any) -> str:
     except ValueError:
         return text[:300] or "no message"
     if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return doc["error"][:300]
+        return str(doc["error"])[:300]
     return text[:300]
 
 

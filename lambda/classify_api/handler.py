@@ -61,7 +61,7 @@ def _request_id() -> str:
     return str(request_id or "unknown")
 
 
-def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
     request_id = payload.setdefault("request_id", _request_id())
     return Response(
         status_code=status,
@@ -71,7 +71,7 @@ def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None =
     )
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response[str]:
     return _json(status, {"error": message}, headers)
 
 
@@ -79,8 +79,8 @@ def _count(name: str) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
-@app.exception_handler(ApiError)
-def _api_error(exc: ApiError) -> Response:
+@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]  # powertools leaves it unannotated
+def _api_error(exc: ApiError) -> Response[str]:
     _count(exc.metric)
     log = logger.warning if exc.status >= 500 else logger.info
     log("request refused", extra={"status": exc.status, "error": exc.message})
@@ -88,7 +88,7 @@ def _api_error(exc: ApiError) -> Response:
 
 
 @app.not_found
-def _not_found(_exc: NotFoundError) -> Response:
+def _not_found(_exc: NotFoundError) -> Response[str]:
     event = app.current_event
     path = (event.path or "/").rstrip("/") or "/"  # routes match with or without a trailing slash
     allowed = ROUTES.get(path)
@@ -100,8 +100,8 @@ def _not_found(_exc: NotFoundError) -> Response:
     return _error(404, f"not found: no route for {event.http_method} {path}")
 
 
-@app.exception_handler(Exception)
-def _unexpected(exc: Exception) -> Response:
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]  # powertools leaves it unannotated
+def _unexpected(exc: Exception) -> Response[str]:
     if isinstance(exc, ServiceError):
         return _error(exc.status_code, str(exc.msg))
     logger.exception("unhandled error")
@@ -110,7 +110,7 @@ def _unexpected(exc: Exception) -> Response:
 
 
 @app.get("/health")
-def health() -> Response:
+def health() -> Response[str]:
     settings = load_settings()
     stage = app.current_event.stage_variables
     payload: dict[str, Any] = {
@@ -125,7 +125,7 @@ def health() -> Response:
 
 
 @app.post("/predict")
-def predict() -> Response:
+def predict() -> Response[str]:
     started = app.context.get("started") or time.perf_counter()
     settings = load_settings()
     event = app.current_event
@@ -133,8 +133,8 @@ def predict() -> Response:
     endpoint_name = stage.get("endpointName") or settings.endpoint_name
     if not endpoint_name:
         raise ApiError(500, "service misconfigured: no model endpoint name", metric="ConfigErrors")
-    image = extract_image(event.headers, event.body, event.is_base64_encoded, settings)
-    context = app.lambda_context
+    image = extract_image(event.headers, event.body, bool(event.is_base64_encoded), settings)
+    context: LambdaContext | None = app.lambda_context  # None when resolved without a context
     remaining = context.get_remaining_time_in_millis() if context is not None else None
     mirror = shadow.start(stage, settings.endpoint_name, endpoint_name, image.data, image.info.content_type, remaining)
     request_id = _request_id()
@@ -202,10 +202,10 @@ def _fallback_error(event: Any) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    app.append_context(started=time.perf_counter())
+    app.append_context(started=time.perf_counter())  # type: ignore[no-untyped-call]  # unannotated in powertools
     try:
         return app.resolve(event, context)
     except Exception:
         logger.exception("event could not be resolved")
-        app.clear_context()
+        app.clear_context()  # type: ignore[no-untyped-call]  # unannotated in powertools
         return _fallback_error(event)

@@ -15,10 +15,11 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection
 
 from classify_api.config import UrlPolicy
 from classify_api.deadline import Deadline, Resolver, watched
@@ -151,7 +152,8 @@ def _pool(target: Target, ip: str, deadline: Deadline) -> urllib3.HTTPConnection
         )
     else:
         pool = urllib3.HTTPConnectionPool(ip, target.port, **kwargs)
-    pool.ConnectionCls = watched(pool.ConnectionCls, deadline)
+    # Declared as the connection protocol; at run time HTTPConnection or HTTPSConnection (a subclass of it).
+    pool.ConnectionCls = watched(cast(type[HTTPConnection], pool.ConnectionCls), deadline)
     return pool
 
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 # Approval statuses of a model version, as SageMaker's ModelApprovalStatus names them.
 PENDING = "PendingManualApproval"
@@ -62,7 +62,7 @@ class ModelVersion:
     smoke_sha256: str = ""  # SHA-256 of that set's manifest.json, as registered
     data_manifest_sha256: str = ""  # SHA-256 of the data manifest its photos were checked against (mlops data upload)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
@@ -85,18 +85,18 @@ class Release:
     finished: str = ""
     status: str = IN_PROGRESS  # in_progress | live | superseded | rolled_back | rollback_failed | failed
     reason: str = ""
-    smoke: dict = field(default_factory=dict)
+    smoke: dict[str, Any] = field(default_factory=dict)
     previous_release_id: str = ""
     code_id: str = ""  # identity of the function code (Lambda CodeSha256; locally a hash of lambda/)
     image: str = ""  # the serving image, pinned by digest where the platform has one
     kind: str = ""  # what changed against the previous release: model, code, model+code, first, repair
-    bake: dict = field(default_factory=dict)  # the watch after the smoke tests: seconds, signals, breaches
-    observed: dict = field(default_factory=dict)  # what the stage served when a restore failed
+    bake: dict[str, Any] = field(default_factory=dict)  # the watch after the smoke tests: seconds, signals, breaches
+    observed: dict[str, Any] = field(default_factory=dict)  # what the stage served when a restore failed
     strategy: str = ""  # all-at-once | canary | linear | shadow
-    candidate: dict = field(default_factory=dict)  # the candidate beside the live release: function version, model
-    traffic: dict = field(default_factory=dict)  # the progressive phase: steps, shares served, shadow comparison
+    candidate: dict[str, Any] = field(default_factory=dict)  # the candidate beside the live release: version, model
+    traffic: dict[str, Any] = field(default_factory=dict)  # progressive phase: steps, shares served, shadow comparison
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def serves(self) -> dict[str, str]:
@@ -108,11 +108,11 @@ class Release:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Release:
+    def from_dict(cls, data: dict[str, Any]) -> Release:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def alias_text(alias: dict) -> str:
+def alias_text(alias: dict[str, Any]) -> str:
     """`3`, `3+4@10%` (weighted routing) or `3+shadow 4` (mirroring): what drift compares."""
     text = str(alias.get("live", "") or "")
     for version, weight in alias.get("weights", {}).items():
@@ -137,10 +137,13 @@ class Backend(ABC):
 
     name: str
     stage: str
-    registry: ModelRegistry
     mirrors_code = True  # the copy runs the candidate's function too, so shadow can test a code-only release
 
     # --- model registry -------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def registry(self) -> ModelRegistry: ...
+
     def list_versions(self) -> list[ModelVersion]:
         return self.registry.list_versions()
 
@@ -152,7 +155,7 @@ class Backend(ABC):
 
     # --- model host (the SageMaker endpoint, or local model-server processes) --------------------
     @abstractmethod
-    def deploy_endpoint(self, version: ModelVersion, release_id: str) -> str:
+    def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
         """Create an endpoint config for `version`, switch the endpoint to it (blue/green), return its name.
 
         Returns only once the new config answers health checks; raises BackendError otherwise, with
@@ -249,7 +252,7 @@ class Backend(ABC):
         """The candidate's own health since `since`: (breach lines, {"candidate": n, "primary": n} requests)."""
 
     @abstractmethod
-    def shadow_pairs(self, release: Release, since: float) -> list[dict]:
+    def shadow_pairs(self, release: Release, since: float) -> list[dict[str, Any]]:
         """Mirrored requests since `since`: {"live": {label, ms, status}, "candidate": {label, ms, status}}."""
 
     @abstractmethod

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlops.cli.common import AwsBackendOpt, AwsStageName, AwsStageOpt, BackendName, console, fail
+
+if TYPE_CHECKING:
+    from pipelines.settings import PipelineSettings
 
 lambda_app = typer.Typer(help="The API function's code on AWS.", no_args_is_help=True)
 
@@ -50,7 +53,7 @@ def _aws_errors() -> tuple[type[Exception], ...]:
     return (ClientError, BotoCoreError, WaiterError, BackendError, ValueError, OSError, TimeoutError)
 
 
-def _settings(cfg: Any, git_sha: str, offline: bool = False):
+def _settings(cfg: Any, git_sha: str, offline: bool = False) -> PipelineSettings:
     """PipelineSettings for the stage: the Terraform outputs' bucket and SageMaker role when known."""
     from pipelines.settings import PipelineSettings
 
@@ -140,9 +143,9 @@ def register_pipeline(pipeline_app: typer.Typer) -> None:
             if not sep or not name:
                 fail(f"--param {item!r}: expected NAME=VALUE")
             parameters[name] = value
-        for name, value in (("GitSha", git_sha), ("AccuracyThreshold", threshold), ("InputDataUri", input_uri)):
-            if value is not None:
-                parameters[name] = str(value)
+        for name, given in (("GitSha", git_sha), ("AccuracyThreshold", threshold), ("InputDataUri", input_uri)):
+            if given is not None:
+                parameters[name] = str(given)
         try:  # the gate cannot be lowered nor the registration status set: see execution_parameters
             parameters, threshold, notice = aws_pipeline.execution_parameters(parameters)
         except ValueError as exc:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from mlops.backends.base import Backend
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -54,7 +57,7 @@ AwsBackendOpt = Annotated[
 AwsStageOpt = Annotated[AwsStageName, typer.Option("--stage", "--env", envvar="MLOPS_STAGE", help="The AWS stage")]
 
 
-def open_backend(name: BackendName | str, stage: StageName | str | None):
+def open_backend(name: BackendName | str, stage: StageName | str | None) -> Backend:
     """The backend for --backend/--stage; a one-line failure when it cannot be opened."""
     from mlops.backends.base import BackendError
     from mlops.backends.factory import get_backend

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlops.cli.common import console, fail, print_json
 from mlops.config import REPO_ROOT
+
+if TYPE_CHECKING:
+    from mlops.cost import Figures, Prices
 
 cost_app = typer.Typer(
     help="Cost per inference of each serving mode (list prices, measured figures).", no_args_is_help=True
@@ -27,7 +30,7 @@ FiguresOpt = Annotated[
 ]
 
 
-def load_figures(path: Path | None):
+def load_figures(path: Path | None) -> tuple[Figures, str]:
     """(Figures, where they come from) from a bench-cost JSON or the committed reference."""
     from mlops.cost import CostError
     from mlops.cost.report import figures_from
@@ -45,7 +48,7 @@ def load_figures(path: Path | None):
         fail(f"{path}: {exc}")
 
 
-def _prices(region: str):
+def _prices(region: str) -> Prices:
     from mlops.cost import CostError, Prices
 
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,7 +12,7 @@ from mlops.cli.common import BackendName, BackendOpt, StageOpt, console, err, fa
 from pipelines.settings import DEFAULT_THRESHOLD, PENDING, THRESHOLD_FLOOR
 
 if TYPE_CHECKING:
-    from pipelines.local_runner import Workspace
+    from pipelines.local_runner import RunResult, Workspace
 
 pipeline_app = typer.Typer(
     help="The training pipeline: definition, local run, SageMaker upsert/start.", no_args_is_help=True
@@ -119,7 +119,7 @@ def run(
                 console.print(f"{key.replace('_', ' ')}: {summary[key]}")
 
 
-def evaluation_report(result) -> dict:
+def evaluation_report(result: RunResult) -> dict[str, Any]:
     """Calibration and the paths of the evaluation's reliability plot and contact sheet (training/report.py)."""
     report = result.evaluation.get("report")
     if not report or result.evaluation_dir is None:

@@ -5,19 +5,22 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlops.cli.common import BackendName, BackendOpt, StageOpt, console, err, fail, print_json
 from mlops.cli.common import open_backend as _backend
 
+if TYPE_CHECKING:
+    from mlops.smoke import SmokeConfig
+
 
 def _who(by: str | None) -> str:
     return by or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
 
 
-def _smoke_config(photos: Path | None, budget: float | None):
+def _smoke_config(photos: Path | None, budget: float | None) -> SmokeConfig:
     from mlops.smoke import SmokeConfig
 
     cfg = SmokeConfig(photos_dir=photos)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PRICE_TABLE = Path(__file__).with_name("prices.json")
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -37,7 +38,7 @@ class Prices:
     sustained_vcpus: dict[str, float]
 
     @classmethod
-    def load(cls, region: str, table: dict | None = None) -> Prices:
+    def load(cls, region: str, table: dict[str, Any] | None = None) -> Prices:
         table = table if table is not None else json.loads(PRICE_TABLE.read_text())
         regions = table["regions"]
         if region not in regions:

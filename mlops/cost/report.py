@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from mlops.cost import (
     HOURS_PER_MONTH,
@@ -102,7 +103,7 @@ def render(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def figures_from(data: dict) -> Figures:
+def figures_from(data: dict[str, Any]) -> Figures:
     """Figures from a JSON object (build/bench-cost.json's "figures", or the committed reference)."""
     names = Figures.__dataclass_fields__
     missing = [k for k in names if k not in data]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from mlops.backends.base import (
     APPROVED,
@@ -28,7 +29,8 @@ from mlops.backends.base import (
     ModelVersion,
     Release,
 )
-from mlops.release.choice import PromotionRefused, pick_version, release_kind, require_qualified
+from mlops.release.choice import PromotionRefused as PromotionRefused
+from mlops.release.choice import pick_version, release_kind, require_qualified
 from mlops.release.state import (
     REPAIR_HINT,
     Interrupted,
@@ -207,7 +209,8 @@ def rollback(backend: Backend, who: str, smoke: SmokeConfig | None = None, log: 
             raise PromotionRefused("nothing is live: there is nothing to roll back")
         if drift(backend, live):
             log(f"the stage drifted from live release {live.release_id}: restoring it")
-            return _repair_to(backend, live, who, log)
+            _repair_to(backend, live, who, log)
+            return live
         target = {r.release_id: r for r in backend.list_releases()}.get(live.previous_release_id)
         if target is None:
             raise PromotionRefused(f"release {live.release_id} has no previous release to return to")
@@ -250,7 +253,7 @@ def _repair_to(backend: Backend, target: Release | None, who: str, log: Log) -> 
     return target
 
 
-def repair(backend: Backend, who: str, log: Log = print) -> tuple[Release | None, dict]:
+def repair(backend: Backend, who: str, log: Log = print) -> tuple[Release | None, dict[str, Any]]:
     """Bring the stage back to its last good release whenever what it serves differs; returns (target, drift)."""
     with backend.lock(f"repair by {who}"):
         _mark_abandoned(backend)
@@ -270,7 +273,7 @@ def bring_up_release(backend: Backend, live: Release) -> None:
     apply_state(backend, live, force=True)
 
 
-def status(backend: Backend) -> dict:
+def status(backend: Backend) -> dict[str, Any]:
     """What is live and what the stage actually serves; any difference is listed under `drift`."""
     live = backend.live_release()
     served = backend.served()

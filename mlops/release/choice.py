@@ -34,14 +34,15 @@ def pick_version(
     Named: it must be Approved (older than the live one is a downgrade, said so). Not named: the
     newest Approved version, never one older than what is live, nor one this stage already rolled
     back with the same function code (deploy-on-merge would retry it on every push)."""
-    live_no = int(live.model_version) if live and str(live.model_version).isdigit() else -1
+    live_version = live.model_version if live else ""
+    live_no = int(live_version) if str(live_version).isdigit() else -1
     if version:
         mv = backend.get_version(version)
         if mv.status != APPROVED:
             raise PromotionRefused(
                 f"model version {mv.version} is {mv.status}, not Approved: run `mlops approve {mv.version}` first"
             )
-        note = f"downgrade from version {live.model_version} to version {mv.version}" if mv.number < live_no else ""
+        note = f"downgrade from version {live_version} to version {mv.version}" if mv.number < live_no else ""
         return mv, note
     approved = [v for v in backend.list_versions() if v.status == APPROVED]
     if not approved:
@@ -49,7 +50,7 @@ def pick_version(
     newest = max(approved, key=lambda v: v.number)
     if newest.number < live_no:
         return None, (
-            f"version {live.model_version} is live and newer than the newest Approved version {newest.version}: "
+            f"version {live_version} is live and newer than the newest Approved version {newest.version}: "
             f"nothing to do (name a version to downgrade)"
         )
     failed = _failed_here(backend, newest.version, code_id)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from mlops.backends.base import Backend, BackendError, Release
 
@@ -32,7 +33,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def drift(backend: Backend, live: Release | None, served: dict[str, str] | None = None) -> dict[str, dict]:
+def drift(backend: Backend, live: Release | None, served: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Where the stage serves something other than its live release records: {what: {recorded, served}}."""
     if live is None:  # nothing released yet: there is no record to drift from
         return {}

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 from mlops.release.choice import PromotionRefused
@@ -96,7 +97,7 @@ def p95(values: list[float]) -> float:
     return round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1)
 
 
-def compare(pairs: list[dict]) -> dict:
+def compare(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """Agreement (identical labels where the live release answered), the live × candidate confusion,
     candidate errors (5xx, or no answer where the live release answered) and the p95 latency of each."""
     answered = [p for p in pairs if p["live"].get("status") == 200]
@@ -118,7 +119,7 @@ def compare(pairs: list[dict]) -> dict:
     }
 
 
-def shadow_verdict(result: dict, plan: TrafficPlan) -> list[str]:
+def shadow_verdict(result: dict[str, Any], plan: TrafficPlan) -> list[str]:
     """Why the comparison does not let the candidate through; [] when it does."""
     why = []
     if result["compared"] < plan.shadow_min_requests:
@@ -132,7 +133,7 @@ def shadow_verdict(result: dict, plan: TrafficPlan) -> list[str]:
     return why
 
 
-def describe(result: dict) -> str:
+def describe(result: dict[str, Any]) -> str:
     confusion = ", ".join(f"{k} {v}" for k, v in result["confusion"].items()) or "none"
     return (
         f"agreement {result['agreement']:.3f} over {result['compared']} mirrored requests; "
@@ -150,7 +151,7 @@ def _shadow(backend: Backend, release: Release, primary: str, candidate: str, pl
     )
     backend.route(primary, mirror=candidate)
     since = time.time()
-    seen: dict = {}
+    seen: dict[str, Any] = {}
 
     def read() -> list[str]:
         seen["result"] = compare(backend.shadow_pairs(release, since))

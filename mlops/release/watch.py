@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mlops.backends.base import Backend, BackendError, Release
 
@@ -66,7 +67,7 @@ def bake(
     log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
-) -> dict:
+) -> dict[str, Any]:
     """Watch the release's signals for the bake time, and at least until the signals' lag has passed since
     the switch (`since`), so that what the switched release did can show; stop at the first breach."""
     started, lag = clock(), signal_lag(backend)

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -51,9 +52,9 @@ class Routing:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mtime = -1.0
-        self.data: dict = {}
+        self.data: dict[str, Any] = {}
 
-    def current(self) -> dict:
+    def current(self) -> dict[str, Any]:
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -145,7 +146,7 @@ def make_server(
     return Server(handle, host, port, limits)
 
 
-def call_function(pool: urllib3.PoolManager, target: str, event: dict) -> tuple[int, bytes, dict[str, str]]:
+def call_function(pool: urllib3.PoolManager, target: str, event: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
     """Invoke a function version with a proxy event: its answer, or API Gateway's when the integration fails."""
 
     def gateway(answer: gw.Answer) -> tuple[int, bytes, dict[str, str]]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from serving.image_contract import MAX_IMAGE_BYTES
@@ -51,7 +52,7 @@ BAD_INTEGRATION = (502, {"message": "Internal server error"}, "InternalServerErr
 INVOKE_FAILED = (500, {"message": "Internal server error"}, "InternalServerErrorException")
 TIMED_OUT = (504, {"message": "Endpoint request timed out"}, "IntegrationTimeoutException")
 
-Answer = tuple[int, dict, str]
+Answer = tuple[int, dict[str, Any], str]
 
 
 class TokenBucket:
@@ -82,7 +83,7 @@ class StageConfig:
     burst_limit: int | None = None
 
     @classmethod
-    def from_routing(cls, routing: dict, default: StageConfig) -> StageConfig:
+    def from_routing(cls, routing: dict[str, Any], default: StageConfig) -> StageConfig:
         throttle = routing.get("throttle") or {}
         return cls(
             api_key=str(routing.get("api_key") or default.api_key),
@@ -128,10 +129,10 @@ class Splitter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple | None = None
+        self._key: tuple[Any, float] | None = None
         self._share = 0.0
 
-    def pick(self, routing: dict) -> tuple[str, str]:
+    def pick(self, routing: dict[str, Any]) -> tuple[str, str]:
         """(function URL, function version) for the next request."""
         primary = (routing.get("function_url") or "", str(routing.get("function_version") or ""))
         cand = routing.get("candidate") or {}
@@ -149,7 +150,7 @@ class Splitter:
         return cand["function_url"], str(cand.get("function_version") or "")
 
 
-def _summary(status: int, body: bytes, ms: float) -> dict:
+def _summary(status: int, body: bytes, ms: float) -> dict[str, Any]:
     label = None
     if status == 200:
         try:
@@ -164,13 +165,15 @@ class Mirror:
     answers are appended to the shadow log. The candidate's answer never reaches a client; when the
     candidate falls behind (more than `backlog` copies waiting), copies are dropped, never queued."""
 
-    def __init__(self, invoke: Callable[[str, dict], tuple[int, bytes, dict]], backlog: int = 16) -> None:
+    def __init__(
+        self, invoke: Callable[[str, dict[str, Any]], tuple[int, bytes, dict[str, Any]]], backlog: int = 16
+    ) -> None:
         self.invoke = invoke
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mirror")
         self._slots = threading.BoundedSemaphore(backlog)
         self._write = threading.Lock()
 
-    def send(self, routing: dict, event: dict, live: dict) -> bool:
+    def send(self, routing: dict[str, Any], event: dict[str, Any], live: dict[str, Any]) -> bool:
         target = routing.get("mirror") or {}
         if not target.get("function_url") or not routing.get("shadow_log"):
             return False
@@ -179,7 +182,7 @@ class Mirror:
         self._pool.submit(self._run, target, Path(routing["shadow_log"]), event, live)
         return True
 
-    def _run(self, target: dict, log: Path, event: dict, live: dict) -> None:
+    def _run(self, target: dict[str, Any], log: Path, event: dict[str, Any], live: dict[str, Any]) -> None:
         try:
             started = time.perf_counter()
             status, body, _ = self.invoke(target["function_url"], event)
@@ -221,10 +224,10 @@ def build_event(
     headers: dict[str, str],
     multi: dict[str, list[str]],
     body: bytes,
-    routing: dict,
+    routing: dict[str, Any],
     source_ip: str,
     request_id: str,
-) -> dict:
+) -> dict[str, Any]:
     """An API Gateway REST API (v1) Lambda proxy event, as the real service sends it."""
     parts = urlsplit(raw_path)
     query = parse_qs(parts.query, keep_blank_values=True)

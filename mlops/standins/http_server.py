@@ -77,7 +77,7 @@ class Request:
     headers: list[tuple[str, str]]  # in order, names lower-case
     client: str
     server: tuple[str, int]
-    receive: Callable[[], Awaitable[dict]] = field(repr=False)
+    receive: Callable[[], Awaitable[dict[str, Any]]] = field(repr=False)
     consumed: bool = False  # the whole body has been read
 
     def unread_body(self) -> bool:
@@ -142,7 +142,11 @@ def json_response(status: int, doc: Any, headers: dict[str, str] | None = None, 
 def asgi_app(handler: Handler) -> Callable[..., Awaitable[None]]:
     """An ASGI application that answers every HTTP request with `handler`; a crash is a 500 JSON answer."""
 
-    async def app(scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def app(
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
         if scope["type"] == "lifespan":
             while True:
                 kind = (await receive())["type"].rpartition(".")[2]  # startup, then shutdown
@@ -186,7 +190,7 @@ class Server:
     def __init__(self, handler: Handler, host: str, port: int, limits: Limits | None = None) -> None:
         from granian.constants import HTTPModes, Interfaces
         from granian.http import HTTP1Settings
-        from granian.net import SocketSpec
+        from granian.net import SocketSpec  # type: ignore[attr-defined]  # re-exported by granian.net without `as`
         from granian.server.embed import Server as Embedded
 
         class Bound(Embedded):
@@ -217,7 +221,7 @@ class Server:
         with socket.socket(fileno=os.dup(holder.get_fd())) as bound:
             bound.listen(BACKLOG)  # connections queue from now on, before serve_forever starts
             self.server_address: tuple[str, int] = bound.getsockname()[:2]
-        self._granian._shd = holder
+        self._granian._shd = holder  # type: ignore[assignment]  # granian types _shd by its initial None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._done = threading.Event()

@@ -36,7 +36,7 @@ try:  # run as `-m mlops.standins.lambda_runtime` or as a script (the AWS emulat
     )
     from mlops.standins.lambda_environment import Environment, Result
 except ImportError:  # pragma: no cover - script mode
-    from http_server import (  # type: ignore[no-redef]
+    from http_server import (  # type: ignore[no-redef, import-not-found]  # script mode: a sibling on sys.path
         DEFAULT_MAX_CONNECTIONS,
         BodyTimeoutError,
         BodyTooLargeError,
@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover - script mode
         Server,
         json_response,
     )
-    from lambda_environment import Environment, Result  # type: ignore[no-redef]
+    from lambda_environment import Environment, Result  # type: ignore[no-redef, import-not-found]  # script mode
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 READY_PATH = "/_runtime/ready"

@@ -38,12 +38,13 @@ class LambdaContext:
         return max(0, self._deadline_ms - int(time.time() * 1000))
 
 
-def load_handler(spec: str) -> Callable[[dict, Any], Any]:
+def load_handler(spec: str) -> Callable[[dict[str, Any], Any], Any]:
     """'package.module.function' (Lambda's Handler setting) → the function."""
     module_name, _, func = spec.rpartition(".")
     if not module_name:
         raise ValueError(f"handler {spec!r} is not of the form module.function")
-    return getattr(importlib.import_module(module_name), func)
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), func)
+    return handler
 
 
 def error_payload(exc: BaseException, error_type: str | None = None) -> bytes:

@@ -46,7 +46,7 @@ def free_port(start: int, taken: set[int] | None = None, span: int = 200) -> int
     raise ProcessStartError(f"no free port in {start}-{start + span}")
 
 
-def spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start `python args...` detached from this terminal, logging to .mlops/logs/<name>.log."""
     log = open(logs_dir() / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
     merged = {**os.environ, **(env or {})}

@@ -103,7 +103,7 @@ def endpoint_url(model_url: str, model_pid: int) -> str:
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
     known = state.get(model_url) or {}
     if procs.alive(known.get("pid")) and procs.healthy(known["url"] + "/ping"):
-        return known["url"]
+        return str(known["url"])
     taken = {s.get("port") for s in state.values()}
     port = procs.free_port(int(os.environ.get("SAGEMAKER_RUNTIME_PORT") or 8600), taken)
     name = f"sagemaker-runtime-{port}"

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call, resource_name
 from mlops.backends.aws.endpoint import EndpointHost
@@ -36,7 +37,7 @@ class AwsBackend(Backend):
         self._env = env
         self.cfg = AwsConfig.from_env(stage, env)
         self.clients = clients or AwsClients(self.cfg.region)
-        self.registry = SageMakerRegistry(self.clients, self.cfg.model_package_group)
+        self._registry = SageMakerRegistry(self.clients, self.cfg.model_package_group)
         self.host = EndpointHost(self.clients, self.cfg, self.role_arn)
         candidate_name = resource_name(self.cfg.endpoint_name, "candidate")
         self.candidate_host = EndpointHost(self.clients, self.cfg, self.role_arn, name=candidate_name)
@@ -54,8 +55,12 @@ class AwsBackend(Backend):
             self._role_arn = f"arn:{partition}:iam::{account}:role/{self.cfg.prefix}-inference"
         return self._role_arn
 
+    @property
+    def registry(self) -> SageMakerRegistry:
+        return self._registry
+
     # --- model host ----------------------------------------------------------------------------------
-    def _container(self, version: ModelVersion, release: Release) -> dict:
+    def _container(self, version: ModelVersion, release: Release) -> dict[str, Any]:
         container = self.registry.container(version.version)
         if not release.image:
             release.image = pin_image(self.clients, container["Image"], release.release_id)
@@ -174,7 +179,7 @@ class AwsBackend(Backend):
         endpoint = str(release.candidate.get("endpoint", ""))
         return candidate_metrics(self.clients, self.cfg, cand, min(primary, default=""), endpoint, since)
 
-    def shadow_pairs(self, release: Release, since: float) -> list[dict]:
+    def shadow_pairs(self, release: Release, since: float) -> list[dict[str, Any]]:
         """The live function's `shadow pair` log records for the candidate's endpoint since `since`."""
         endpoint = str(release.candidate.get("endpoint", ""))
         version = str(release.candidate.get("function_version", ""))
@@ -212,7 +217,8 @@ class AwsBackend(Backend):
         if os.environ.get("API_KEY") or not self.cfg.api_key_id:
             return os.environ.get("API_KEY", "")
         with aws_call(f"reading API key {self.cfg.api_key_id}"):
-            return self.clients.get("apigateway").get_api_key(apiKey=self.cfg.api_key_id, includeValue=True)["value"]
+            key = self.clients.get("apigateway").get_api_key(apiKey=self.cfg.api_key_id, includeValue=True)
+            return str(key["value"])
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -43,7 +43,7 @@ class EndpointHost:
         return self.clients.get("sagemaker")
 
     # --- request shapes --------------------------------------------------------------------------
-    def variant(self, model_name: str) -> dict:
+    def variant(self, model_name: str) -> dict[str, Any]:
         variant: dict[str, Any] = {"VariantName": self.cfg.variant_name, "ModelName": model_name}
         if self.cfg.endpoint_mode == "serverless":
             variant["ServerlessConfig"] = {
@@ -58,7 +58,7 @@ class EndpointHost:
             )
         return variant
 
-    def deployment_config(self) -> dict:
+    def deployment_config(self) -> dict[str, Any]:
         """Blue/green, all traffic at once, with the endpoint alarms as auto-rollback triggers.
 
         Serverless endpoints accept blue/green with all-at-once shifting only (no rolling update, no
@@ -79,10 +79,10 @@ class EndpointHost:
         return config
 
     # --- reads -----------------------------------------------------------------------------------
-    def describe(self) -> dict | None:
+    def describe(self) -> dict[str, Any] | None:
         """The endpoint's description, or None when it does not exist (yet)."""
         try:
-            return self.sm.describe_endpoint(EndpointName=self.name)
+            return cast(dict[str, Any], self.sm.describe_endpoint(EndpointName=self.name))
         except ClientError as exc:
             if "Could not find endpoint" in exc.response.get("Error", {}).get("Message", ""):
                 return None
@@ -99,7 +99,7 @@ class EndpointHost:
         return resource_name(self.cfg.endpoint_name, f"v{version}", release_id)
 
     # --- switches --------------------------------------------------------------------------------
-    def deploy(self, container: dict, version: str, release_id: str, config_ready: bool = False) -> str:
+    def deploy(self, container: dict[str, Any], version: str, release_id: str, config_ready: bool = False) -> str:
         """A model + endpoint config for the release (unless `config_ready`: a candidate endpoint made
         them), then create or blue/green-update the endpoint."""
         current = self.describe()
@@ -113,7 +113,9 @@ class EndpointHost:
             self._create_config(name, container, version, release_id, tags)
         return self._deploy_rest(name, current, tags)
 
-    def _create_config(self, name: str, container: dict, version: str, release_id: str, tags: list[dict]) -> None:
+    def _create_config(
+        self, name: str, container: dict[str, Any], version: str, release_id: str, tags: list[dict[str, Any]]
+    ) -> None:
         with aws_call(f"creating model {name}"):
             self.sm.create_model(
                 ModelName=name,
@@ -128,7 +130,7 @@ class EndpointHost:
         with aws_call(f"creating endpoint config {name}"):
             self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[self.variant(name)], Tags=tags)
 
-    def _deploy_rest(self, name: str, current: dict | None, tags: list[dict]) -> str:
+    def _deploy_rest(self, name: str, current: dict[str, Any] | None, tags: list[dict[str, Any]]) -> str:
         if current is not None and current["EndpointStatus"] == "Failed":
             # A Failed endpoint (its creation failed) cannot be updated, only deleted and created again.
             self._delete_failed()
@@ -178,7 +180,7 @@ class EndpointHost:
             _ignore_missing(lambda: self.sm.delete_model(ModelName=endpoint_config))
         return f"deleted endpoint config and model {endpoint_config}"
 
-    def _settle(self) -> dict:
+    def _settle(self) -> dict[str, Any]:
         deadline = self.clock() + self.cfg.endpoint_wait_seconds
         while True:
             desc = self.describe()

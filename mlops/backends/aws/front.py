@@ -27,7 +27,7 @@ def package_sha256(package: bytes) -> str:
     return base64.b64encode(hashlib.sha256(package).digest()).decode()
 
 
-def health_event(stage: str, variables: dict[str, str]) -> dict:
+def health_event(stage: str, variables: dict[str, str]) -> dict[str, Any]:
     """An API Gateway REST proxy (v1) event for GET /health, as the stage would send it."""
     request_id = str(uuid.uuid4())
     return {
@@ -216,7 +216,7 @@ class ApiFront:
                     raise
         return f"deleted function version {version}"
 
-    def _alias(self) -> dict:
+    def _alias(self) -> dict[str, Any]:
         """{"live": version, "weights": {version: share}}; {} when the alias does not exist."""
         try:
             alias = self.fn.get_alias(FunctionName=self.cfg.function_name, Name=self.cfg.function_alias)
@@ -263,7 +263,7 @@ class ApiFront:
         variables = self.stage_variables(release)
         description = json.dumps({DESCRIPTION_KEY: variables}, sort_keys=True)
         with aws_call(f"creating a deployment of REST API {self.rest_api_id}"):
-            deployment_id = self.apigw.create_deployment(restApiId=self.rest_api_id, description=description)["id"]
+            deployment_id = str(self.apigw.create_deployment(restApiId=self.rest_api_id, description=description)["id"])
         self._point_stage(deployment_id, variables)
         return deployment_id
 
@@ -278,9 +278,8 @@ class ApiFront:
 
     def current_deployment(self) -> str:
         with aws_call(f"reading stage {self.cfg.stage_name}"):
-            return self.apigw.get_stage(restApiId=self.rest_api_id, stageName=self.cfg.stage_name).get(
-                "deploymentId", ""
-            )
+            stage = self.apigw.get_stage(restApiId=self.rest_api_id, stageName=self.cfg.stage_name)
+            return str(stage.get("deploymentId", ""))
 
     def api_url(self) -> str:
         if self.cfg.api_url:

@@ -55,7 +55,7 @@ class ReleaseTable:
         return self.clients.get("dynamodb")
 
     @property
-    def lock_key(self) -> dict:
+    def lock_key(self) -> dict[str, Any]:
         return {"pk": {"S": f"LOCK#{self.stage}"}, "sk": {"S": "LOCK"}}
 
     # --- releases --------------------------------------------------------------------------------

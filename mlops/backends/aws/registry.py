@@ -8,7 +8,7 @@ import tempfile
 import weakref
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,7 +31,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def read_accuracy(report: dict) -> float | None:
+def read_accuracy(report: dict[str, Any]) -> float | None:
     """metrics.accuracy.value of an evaluation.json (training/evaluate.py), else None."""
     try:
         return float(report["metrics"]["accuracy"]["value"])
@@ -51,19 +51,19 @@ class SageMakerRegistry:
     def sm(self) -> Any:
         return self.clients.get("sagemaker")
 
-    def _summaries(self) -> list[dict]:
+    def _summaries(self) -> list[dict[str, Any]]:
         with aws_call(f"listing model packages of {self.group}"):
             pages = self.sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=self.group)
             return [s for page in pages for s in page.get("ModelPackageSummaryList", [])]
 
-    def _describe(self, arn: str) -> dict:
+    def _describe(self, arn: str) -> dict[str, Any]:
         with aws_call(f"describing model package {arn}"):
-            return self.sm.describe_model_package(ModelPackageName=arn)
+            return cast(dict[str, Any], self.sm.describe_model_package(ModelPackageName=arn))
 
     def _arn(self, version: str) -> str:
         for summary in self._summaries():
             if str(summary.get("ModelPackageVersion")) == str(version):
-                return summary["ModelPackageArn"]
+                return str(summary["ModelPackageArn"])
         raise BackendError(f"model version {version} not found in model package group {self.group}")
 
     def list_versions(self) -> list[ModelVersion]:
@@ -73,7 +73,7 @@ class SageMakerRegistry:
     def get(self, version: str) -> ModelVersion:
         return self._to_version(self._describe(self._arn(version)))
 
-    def container(self, version: str) -> dict:
+    def container(self, version: str) -> dict[str, Any]:
         """Image and model data of a version, as its InferenceSpecification names them."""
         desc = self._describe(self._arn(version))
         containers = desc.get("InferenceSpecification", {}).get("Containers", [])
@@ -91,7 +91,7 @@ class SageMakerRegistry:
             )
         return self.get(version)
 
-    def _accuracy_of(self, desc: dict) -> float | None:
+    def _accuracy_of(self, desc: dict[str, Any]) -> float | None:
         props = desc.get("CustomerMetadataProperties") or {}
         for key in ACCURACY_KEYS:
             if props.get(key):
@@ -114,7 +114,7 @@ class SageMakerRegistry:
         except (ClientError, BotoCoreError, ValueError):
             return None
 
-    def _to_version(self, desc: dict) -> ModelVersion:
+    def _to_version(self, desc: dict[str, Any]) -> ModelVersion:
         props = desc.get("CustomerMetadataProperties") or {}
         who, _, reason = (desc.get("ApprovalDescription") or "").partition(": ")
         created = desc.get("CreationTime")
@@ -173,7 +173,8 @@ class SageMakerRegistry:
             obj = self.clients.get("s3").get_object(Bucket=bucket, Key=key)
             if obj.get("ContentLength", 0) > MAX_SMOKE_OBJECT_BYTES:
                 raise BackendError(f"model version {version.version}: s3://{bucket}/{key} is too large for a smoke set")
-            return obj["Body"].read()
+            data: bytes = obj["Body"].read()
+            return data
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
@@ -182,6 +183,6 @@ class SageMakerRegistry:
             raise BackendError(f"reading the smoke set of model version {version.version}: {exc}") from None
 
 
-def _model_data(container: dict) -> str:
+def _model_data(container: dict[str, Any]) -> str:
     source = container.get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri", "")
-    return container.get("ModelDataUrl") or source
+    return str(container.get("ModelDataUrl") or source)

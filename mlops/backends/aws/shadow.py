@@ -49,7 +49,9 @@ def parse(event: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
     }
 
 
-def read_pairs(clients: AwsClients, cfg: AwsConfig, endpoint: str, candidate_version: str, since: float) -> list[dict]:
+def read_pairs(
+    clients: AwsClients, cfg: AwsConfig, endpoint: str, candidate_version: str, since: float
+) -> list[dict[str, Any]]:
     """The pairs mirrored to `endpoint` since `since` (epoch seconds), oldest first."""
     logs: Any = clients.get("logs")
     group = log_group(cfg)

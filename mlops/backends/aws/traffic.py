@@ -18,7 +18,7 @@ from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call
 PERIOD = 60
 
 
-def _query(qid: str, namespace: str, metric: str, dims: dict[str, str], stat: str) -> dict:
+def _query(qid: str, namespace: str, metric: str, dims: dict[str, str], stat: str) -> dict[str, Any]:
     return {
         "Id": qid,
         "MetricStat": {

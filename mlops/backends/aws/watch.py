@@ -16,9 +16,9 @@ from mlops.backends.aws.config import AwsClients, aws_call
 PAGE = 100  # DescribeAlarms takes at most 100 names
 
 
-def _describe(clients: AwsClients, names: list[str]) -> dict[str, dict]:
+def _describe(clients: AwsClients, names: list[str]) -> dict[str, dict[str, Any]]:
     cw: Any = clients.get("cloudwatch")
-    found: dict[str, dict] = {}
+    found: dict[str, dict[str, Any]] = {}
     for i in range(0, len(names), PAGE):
         with aws_call("reading the release's CloudWatch alarms"):
             for page in cw.get_paginator("describe_alarms").paginate(

@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mlops import config
@@ -55,7 +56,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
         return self._registry
 
     # --- model host ----------------------------------------------------------------------------
-    def _start_model_server(self, name: str, cfg: dict) -> dict:
+    def _start_model_server(self, name: str, cfg: dict[str, Any]) -> dict[str, Any]:
         taken = {c.get("port") for c in self.state.read()["endpoint_configs"].values() if c.get("pid")}
         port = procs.free_port(_env_int("MODEL_PORT", 8080), taken)
         proc = procs.spawn(
@@ -97,8 +98,8 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
             st["endpoint"] = {"name": ENDPOINT_NAME, "config": name}
         return name
 
-    def _ensure_model_server(self, name: str) -> dict:
-        cfg = self.state.read()["endpoint_configs"].get(name)
+    def _ensure_model_server(self, name: str) -> dict[str, Any]:
+        cfg: dict[str, Any] | None = self.state.read()["endpoint_configs"].get(name)
         if cfg is None:
             raise BackendError(f"unknown endpoint config {name}")
         if procs.alive(cfg.get("pid")) and procs.healthy(cfg["url"] + "/ping"):
@@ -114,7 +115,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
             st["endpoint"] = {"name": ENDPOINT_NAME, "config": endpoint_config}
 
     def current_endpoint_config(self) -> str:
-        return self.state.read()["endpoint"].get("config", "")
+        return str(self.state.read()["endpoint"].get("config", ""))
 
     def remove_endpoint(self) -> None:
         """No config serves any more: the model server of the current one is stopped."""
@@ -126,7 +127,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
             st["endpoint"] = {}
 
     # --- function versions and alias -----------------------------------------------------------
-    def _start_function(self, version: str, fn: dict) -> dict:
+    def _start_function(self, version: str, fn: dict[str, Any]) -> dict[str, Any]:
         model = self._ensure_model_server(fn["endpoint_config"])
         name = f"lambda-v{version}"
         taken = {f.get("port") for f in self.state.read()["functions"].values() if f.get("pid")}
@@ -185,9 +186,9 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
             st["functions"][version] = fn
         return version
 
-    def _ensure_function(self, version: str) -> dict:
+    def _ensure_function(self, version: str) -> dict[str, Any]:
         st = self.state.read()
-        fn = st["functions"].get(version)
+        fn: dict[str, Any] | None = st["functions"].get(version)
         if fn is None:
             raise BackendError(f"unknown function version {version}")
         model = st["endpoint_configs"].get(fn["endpoint_config"], {})
@@ -238,7 +239,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
         self._write_routing()
 
     def current_deployment(self) -> str:
-        return self.state.read()["stage"].get("deployment", "")
+        return str(self.state.read()["stage"].get("deployment", ""))
 
     def _write_routing(self) -> None:
         """routing.json for the front: the alias's version, its weighted candidate and its mirror."""
@@ -247,7 +248,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
         live = alias.get("live")
         fn = st["functions"].get(live or "", {})
         deployment = st["stage"].get("deployment", "")
-        routing: dict = {
+        routing: dict[str, Any] = {
             "function_version": live,
             "function_url": fn.get("url"),
             "deployment_id": deployment,

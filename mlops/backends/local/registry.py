@@ -5,17 +5,22 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from mlops import config
 from mlops.backends.base import PENDING, STATUSES, ModelVersion, RegistryError
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
+    from mlflow.tracking import MlflowClient
 
 APPROVAL_TAG = "approval_status"
 SMOKE_SET_TAG, SMOKE_SHA_TAG = "smoke_set", "smoke_manifest_sha256"
 DATA_SHA_TAG = "data_manifest_sha256"  # the same name as the model package's CustomerMetadataProperties key
 
 
-def _client():
+def _client() -> MlflowClient:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
@@ -35,7 +40,7 @@ class LocalRegistry:
         artifact_uri: str,
         accuracy: float,
         git_sha: str,
-        smoke_set: dict | None = None,
+        smoke_set: dict[str, Any] | None = None,
         data_manifest_sha256: str = "",
     ) -> ModelVersion:
         """One call creates the version with all its tags, so a version is never half-registered.
@@ -95,7 +100,7 @@ class LocalRegistry:
         return self.get(version)
 
     @staticmethod
-    def _to_version(mv) -> ModelVersion:
+    def _to_version(mv: MlflowModelVersion) -> ModelVersion:
         tags = mv.tags or {}
         acc = tags.get("test_accuracy")
         created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
@@ -103,7 +108,7 @@ class LocalRegistry:
             version=str(mv.version),
             status=tags.get(APPROVAL_TAG, PENDING),
             accuracy=float(acc) if acc else None,
-            artifact_uri=tags.get("artifact_uri", mv.source),
+            artifact_uri=tags.get("artifact_uri", mv.source or ""),
             created=created,
             run_id=mv.run_id or "",
             git_sha=tags.get("git_sha", ""),

@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVER_ERROR_METRICS = ("EndpointErrors", "InternalErrors")
 
@@ -84,7 +85,7 @@ def breaches(sig: Signals) -> list[str]:
     return found
 
 
-def read_shadow_log(path: Path, since: float) -> list[dict]:
+def read_shadow_log(path: Path, since: float) -> list[dict[str, Any]]:
     """The local front's shadow log since `since`: one line per mirrored request with both answers."""
     try:
         lines = path.read_text(errors="replace").splitlines()

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import urllib3
 
@@ -50,9 +51,10 @@ class LocalStack:
             raise BackendError(f"GET /health answered {status}")
 
     def front_pid(self) -> int | None:
-        return self.state.read()["front"].get("pid")
+        pid: int | None = self.state.read()["front"].get("pid")
+        return pid
 
-    def routing(self) -> dict:
+    def routing(self) -> dict[str, Any]:
         return json.loads(self.routing_path.read_text()) if self.routing_path.is_file() else {}
 
     def start_front(self) -> str:
@@ -89,7 +91,7 @@ class LocalStack:
             st["front"] = {}
         return stopped
 
-    def processes(self) -> dict:
+    def processes(self) -> dict[str, Any]:
         st = self.state.read()
         return {
             "api_front": {**st["front"], "alive": procs.alive(st["front"].get("pid"))},

@@ -8,6 +8,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -52,14 +53,14 @@ class ControlState:
         self._lock = FileLock(str(path) + ".lock")
 
     @contextlib.contextmanager
-    def edit(self) -> Iterator[dict]:
+    def edit(self) -> Iterator[dict[str, Any]]:
         """Read-modify-write under a file lock; the file is replaced atomically."""
         with self._lock:
             data = self.read()
             yield data
             write_json(self.path, data)
 
-    def read(self) -> dict:
+    def read(self) -> dict[str, Any]:
         if not self.path.is_file():
             return {
                 "endpoint_configs": {},
@@ -71,10 +72,11 @@ class ControlState:
                 "front": {},
                 "next_function_version": 1,
             }
-        return json.loads(self.path.read_text())
+        data: dict[str, Any] = json.loads(self.path.read_text())
+        return data
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)

@@ -4,6 +4,7 @@ and the shadow log of mirrored requests. Mixed into LocalBackend (mlops/backends
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ class LocalTraffic:
 
     state: Any
     shadow_log: Path
+    current_endpoint_config: Callable[[], str]
+    _start_config: Callable[[ModelVersion, Release], str]
+    _publish: Callable[[Release, str], str]
+    _ensure_function: Callable[[str], dict[str, Any]]
+    _write_routing: Callable[[], None]
 
     def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:
         config = self.current_endpoint_config() if same_model else self._start_config(version, release)
@@ -33,7 +39,7 @@ class LocalTraffic:
     def route(self, primary: str, candidate: str = "", weight: float = 0.0, mirror: str = "") -> None:
         for v in {primary, candidate, mirror} - {""}:
             self._ensure_function(v)
-        alias: dict = {"live": primary}
+        alias: dict[str, Any] = {"live": primary}
         if candidate and weight > 0:
             alias["weights"] = {candidate: round(weight, 4)}
         if mirror:
@@ -51,7 +57,7 @@ class LocalTraffic:
         served["primary"] = other.invocations + other.unhandled if other else 0
         return [f"candidate {b}" for b in breaches(own)], served
 
-    def shadow_pairs(self, release: Release, since: float) -> list[dict]:
+    def shadow_pairs(self, release: Release, since: float) -> list[dict[str, Any]]:
         cand = str(release.candidate.get("function_version", ""))
         return [p for p in read_shadow_log(self.shadow_log, since) if p.get("candidate_version") == cand]
 
