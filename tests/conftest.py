@@ -19,6 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GOGC", "400")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from cpu_report import CpuReport
+
+    config.pluginmanager.register(CpuReport(), "cpu-report")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test with its folder's tier (tests/tiers.py): pytest -m unit|integration|e2e; and put the
     longest work units first, so that no xdist worker starts one of them last."""

@@ -176,24 +176,33 @@ def alarm_windows(region: str, names: list[str] | None = None) -> dict[str, floa
     }
 
 
-def evaluate(region: str, now: float | None = None) -> None:
-    """Judge every metric alarm of the region whose period ended since it was last judged."""
+def evaluate(region: str, now: float | None = None) -> float:
+    """Judge every metric alarm of the region whose period ended since it was last judged; return the
+    seconds until the next of their periods ends (inf without alarms)."""
     now = time.monotonic() if now is None else now
+    upcoming = math.inf
     for alarm in list(cloudwatch_backends[DEFAULT_ACCOUNT_ID][region].alarms.values()):
         if not alarm.metric_name or alarm.comparison_operator not in _OPS:
             continue
         period = max(0.2, context.scaled(float(alarm.period or 60)))
         last = math.floor(now / period) - 1  # the last complete period
+        upcoming = min(upcoming, (last + 2) * period - now)
         if _evaluated.get((region, alarm.name)) == (last, period):
             continue
         _evaluated[(region, alarm.name)] = (last, period)
         _judge(alarm, region, period, last, now)
+    return upcoming
 
 
 _stop = threading.Event()
+# The ticker sleeps until the next alarm period ends, but at most this long, so that an alarm created in
+# the meantime is judged from its first period on.
+MAX_SLEEP = 0.5
 
 
 def start_ticker(regions: list[str], interval: float = 0.05) -> None:
+    """Judge the alarms of `regions` as each period ends (waking then, not polling: a woken thread costs
+    every other thread of the emulator its share of the interpreter)."""
     _stop.clear()
     with _lock:
         _series.clear()
@@ -201,12 +210,15 @@ def start_ticker(regions: list[str], interval: float = 0.05) -> None:
         _evaluated.clear()
 
     def tick() -> None:
-        while not _stop.wait(interval):
+        wait = interval
+        while not _stop.wait(wait):
+            upcoming = MAX_SLEEP
             for region in regions:
                 try:
-                    evaluate(region)
+                    upcoming = min(upcoming, evaluate(region))
                 except Exception:  # noqa: S112 - a reset backend mid-tick: next tick
                     continue
+            wait = max(interval, upcoming + 0.005)  # just past the boundary, so that period has ended
 
     threading.Thread(target=tick, name="cloudwatch-alarms", daemon=True).start()
 

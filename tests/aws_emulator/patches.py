@@ -39,6 +39,12 @@ def install() -> None:
     from aws_emulator.context import in_emulator
 
     s3_tls.install()
+    # moto's dispatcher lists moto's own package folder on every request (a stat of each of its ~150
+    # service folders) to tell a service name from a host name: the folders do not change while it runs.
+    import moto.backends
+
+    listed = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: listed
     LambdaResponse.invoke = lambda_invoke.qualifier_from_query(LambdaResponse.invoke)  # type: ignore[method-assign]
     LambdaFunction.invoke = emulated(lambda_invoke.patched_invoke, LambdaFunction.invoke)  # type: ignore[method-assign]
     RestAPI.create_deployment = emulated(  # type: ignore[method-assign]
