@@ -176,7 +176,10 @@ zizmor: venv ## Security lint of the GitHub workflows (zizmor, offline)
 	$(BIN)/zizmor --offline $(WORKFLOWS)
 
 .PHONY: check
-check: lint test-unit ## Before a commit: lint, type check and the unit tests (under 2 minutes)
+check: venv actionlint-install ## Before a commit: lint, type check and the unit tests, side by side (under 2 minutes)
+	@start=$$(date +%s); code=0; \
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint test-unit || code=$$?; \
+	echo "make check: $$( [ $$code = 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; exit $$code
 
 .PHONY: test-unit
 test-unit: venv ## Unit tests: in-memory fakes, no server, no process, no training (seconds)
@@ -197,11 +200,11 @@ pytest: venv browser lambda-zip ## Run the Python test suite, every tier, the re
 
 # make test runs its three parts side by side (lint, the Terraform checks, the tests); the suite itself runs
 # on PYTEST_WORKERS processes, more than the cores, because most of its time is spent waiting on servers,
-# Terraform and the emulator. Lines of the three parts are printed whole as they come (-Oline).
+# Terraform and the emulator. Their output interleaves while lint and the Terraform checks run (a minute or two).
 .PHONY: test
 test: venv browser lambda-zip iam-tools actionlint-install checkov-install ## Everything CI runs: lint, Terraform checks, every test tier and the AWS rehearsal, side by side
 	@start=$$(date +%s); code=0; \
-	$(MAKE) --no-print-directory -j3 --output-sync=line lint infra-check pytest || code=$$?; \
+	$(MAKE) --no-print-directory -j3 lint infra-check pytest || code=$$?; \
 	echo "make test: $$( [ $$code = 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; exit $$code
 
 .PHONY: bench-train

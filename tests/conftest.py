@@ -107,6 +107,17 @@ def small_artifact(tmp_path_factory, data_dir, weights) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _cli_consoles_follow_columns() -> None:
+    """The CLI's rich consoles fix their width when built if COLUMNS is set then, as it is inside another
+    test's CliRunner call (a worker runs many modules in one process): each test starts with consoles that
+    read COLUMNS, or the terminal, whenever they print."""
+    common = sys.modules.get("mlops.cli.common")
+    if common is not None:
+        for console in (common.console, common.err):
+            console.width = None  # type: ignore[assignment]  # rich's setter: None means measure when printing
+
+
+@pytest.fixture(autouse=True)
 def _mlflow_environment_restored() -> object:
     """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI into the environment: no test may leave it
     changed, or later in-process registrations would go to another store than the CLI's."""

@@ -95,7 +95,9 @@ def test_an_alarm_stays_ok_until_its_periods_have_passed(emu: Emulator) -> None:
     assert alarmed["one-of-three"] >= max(context.METRIC_DELAY, PERIOD) - 0.05
     assert alarmed["three-of-three"] >= max(context.METRIC_DELAY + PERIOD, 2 * PERIOD) - 0.05
     assert alarmed["three-of-three"] >= alarmed["one-of-three"] + PERIOD - 0.1
-    assert alarmed["three-of-three"] <= context.METRIC_DELAY + 4 * PERIOD + 1.0
+    # Not judged late either (the lower bounds above are CloudWatch's strictness; this one only shows the
+    # alarm is not stuck, with room for a machine whose CPUs the whole suite shares).
+    assert alarmed["three-of-three"] <= context.METRIC_DELAY + 6 * PERIOD + 2.0
 
 
 def test_missing_data_is_treated_as_the_alarm_says(emu: Emulator) -> None:
