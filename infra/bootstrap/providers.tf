@@ -10,7 +10,7 @@ provider "aws" {
   skip_requesting_account_id  = local.emulated
   skip_metadata_api_check     = local.emulated
   skip_region_validation      = local.emulated
-  max_retries                 = local.emulated ? 1 : 25
+  max_retries                 = local.emulated ? 3 : 25
 
   dynamic "endpoints" {
     for_each = local.emulated ? [var.aws_endpoint_url] : []
