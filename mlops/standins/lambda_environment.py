@@ -182,6 +182,21 @@ class Environment:
         self._init_error = body or _error("init failed", "Runtime.Unknown")
 
 
+class RuntimeApiServer(ThreadingHTTPServer):
+    """The Runtime API's server: a runtime client that went away before its acknowledgement is not an error.
+
+    Stopping an environment kills its process, which may happen between the client posting an answer
+    and reading the 202; the Lambda service logs nothing for that, and neither does this server.
+    """
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 def _runtime_api(env: Environment) -> ThreadingHTTPServer:
     class RuntimeApi(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -231,6 +246,4 @@ def _runtime_api(env: Environment) -> ThreadingHTTPServer:
             else:
                 self._send(404, b'{"errorMessage": "not found"}')
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
-    server.daemon_threads = True
-    return server
+    return RuntimeApiServer(("127.0.0.1", 0), RuntimeApi)
