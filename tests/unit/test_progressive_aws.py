@@ -130,6 +130,38 @@ def run_with_traffic(
     return traffic, error
 
 
+class RoutedModels:
+    """After each call of the release that moves requests (alias, stage, endpoint), every version the alias
+    routes to must reach an endpoint serving its own model: API Gateway's `endpointName` wins over the
+    version's ENDPOINT_NAME, so a stale one sends a candidate's requests to the live model."""
+
+    CALLS = ("after-call.lambda.UpdateAlias", "after-call.apigateway.*", "after-call.sagemaker.UpdateEndpoint")
+
+    def __init__(self, stack: Stack) -> None:
+        self.rest_api_id, self.mixed, self.checks = stack.rest_api_id, [], 0
+        self.fn, self.sm, self.apigw = (
+            boto3.client(s, region_name=REGION) for s in ("lambda", "sagemaker", "apigateway")
+        )
+        for service in ("lambda", "apigateway", "sagemaker"):
+            for event in self.CALLS:
+                stack.backend.clients.get(service).meta.events.register(event, self.check)
+
+    def check(self, **_: Any) -> None:
+        fn, sm = self.fn, self.sm
+        alias = fn.get_alias(FunctionName=FUNCTION, Name="live")
+        routed = {alias["FunctionVersion"], *((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})}
+        stage = self.apigw.get_stage(restApiId=self.rest_api_id, stageName=STAGE)
+        override = (stage.get("variables") or {}).get("endpointName")
+        for version in routed:
+            env = fn.get_function_configuration(FunctionName=FUNCTION, Qualifier=version)["Environment"]["Variables"]
+            reached = override or env["ENDPOINT_NAME"]
+            config = sm.describe_endpoint(EndpointName=reached)["EndpointConfigName"]
+            served = re.search(r"-v(\d+)-r", config).group(1)
+            if env.get("MODEL_VERSION") and served != env["MODEL_VERSION"]:
+                self.mixed.append(f"version {version} (model {env['MODEL_VERSION']}) reaches {reached}: model {served}")
+        self.checks += 1
+
+
 def test_canary_of_a_failing_candidate_is_rolled_back_after_its_share_only(stack: Stack) -> None:
     backend = stack.backend
     before = (backend.current_endpoint_config(), backend.current_function_version(), backend.current_deployment())
@@ -161,6 +193,7 @@ def test_canary_of_a_failing_candidate_is_rolled_back_after_its_share_only(stack
 
 def test_linear_release_of_a_good_candidate_reaches_all_traffic(stack: Stack) -> None:
     backend = stack.backend
+    routed = RoutedModels(stack)
     plan = TrafficPlan(strategy="linear", linear_step_percent=25, step_seconds=1.5)
     traffic, error = run_with_traffic(stack, plan, [])
     assert error is None
@@ -177,6 +210,7 @@ def test_linear_release_of_a_good_candidate_reaches_all_traffic(stack: Stack) ->
     assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == [f"{PREFIX}-classifier"]
     alias = stack.client("lambda").get_alias(FunctionName=FUNCTION, Name="live")
     assert alias["FunctionVersion"] == final and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert routed.checks >= 5 and routed.mixed == []  # at no step did a version reach another model
 
 
 # --- shadow: the real handler on the client's path ----------------------------------------------------
@@ -318,8 +352,10 @@ def test_shadow_refuses_a_labels_swapped_candidate_and_no_client_sees_its_answer
 def test_shadow_passes_a_good_candidate_which_is_then_promoted(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = stack.backend
     traffic = HandlerTraffic(stack, set(), monkeypatch)
+    routed = RoutedModels(stack)
     _, error = run_with_traffic(stack, SHADOW, [], traffic)
     assert error is None
+    assert routed.checks >= 3 and routed.mixed == []  # the switch to the candidate never mixed models
     live = status(backend)
     assert live["model_version"] == "2" and live["drift"] == {}
     rec = next(r for r in backend.list_releases() if r.model_version == "2")

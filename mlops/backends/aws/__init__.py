@@ -167,11 +167,13 @@ class AwsBackend(Backend):
         endpoint, which the live function (`primary`) then sends a copy of each POST /predict to."""
         if mirror and self.candidate_host.describe() is None:
             raise BackendError(f"cannot mirror to version {mirror}: endpoint {self.candidate_host.name} does not exist")
-        self.front.route(primary, {candidate: weight} if candidate and weight > 0 else {})
         variables: dict[str, str | None] = {SHADOW_VARIABLE: self.candidate_host.name if mirror else None}
         if candidate or self.front.version_endpoint(primary) != self.cfg.endpoint_name:
             variables["endpointName"] = None  # each version now follows its own ENDPOINT_NAME
+        # The variables before the alias: a version the alias starts sending requests to must never find
+        # `endpointName` still naming another endpoint (a candidate answered by the live model).
         self.front.set_variables(variables)
+        self.front.route(primary, {candidate: weight} if candidate and weight > 0 else {})
 
     def candidate_signals(self, release: Release, since: float) -> tuple[list[str], dict[str, int]]:
         cand = str(release.candidate.get("function_version", ""))
