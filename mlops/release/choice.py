@@ -54,7 +54,7 @@ def pick_version(
             f"nothing to do (name a version to downgrade)"
         )
     failed = _failed_here(backend, newest.version, code_id)
-    if failed and not (live and live.model_version == newest.version):
+    if failed:
         return None, (
             f"version {newest.version} was rolled back in {backend.stage} with this function code "
             f"(release {failed.release_id}: {failed.reason[:120]}): not retried on its own; name it to try again"
@@ -63,16 +63,16 @@ def pick_version(
 
 
 def _failed_here(backend: Backend, version: str, code_id: str) -> Release | None:
-    """The newest release of this stage that ended badly with this model version and function code."""
-    bad = [
+    """The newest release of this stage with this model version and this function code, when it ended badly.
+
+    Both must match: a rolled-back code change beside the same live model is not retried either, and a
+    pair that was released since (by name) is no longer held against itself."""
+    same = [
         r
         for r in backend.list_releases()
-        if r.stage == backend.stage
-        and r.model_version == version
-        and r.code_id in ("", code_id)
-        and r.status in (ROLLED_BACK, ROLLBACK_FAILED, FAILED, REFUSED)
+        if r.stage == backend.stage and r.model_version == version and r.code_id in ("", code_id)
     ]
-    return bad[-1] if bad else None
+    return same[-1] if same and same[-1].status in (ROLLED_BACK, ROLLBACK_FAILED, FAILED, REFUSED) else None
 
 
 def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:

@@ -78,6 +78,25 @@ def test_a_version_rolled_back_here_is_not_retried_by_a_push(stack: Stack, monke
     assert "was rolled back in staging" in log[-1] and backend.live_release().model_version == "1"
 
 
+def test_a_code_change_rolled_back_beside_the_same_live_model_is_not_retried_by_a_push(
+    stack: Stack, monkeypatch
+) -> None:
+    # (v2, code C1) live; (v2, C2) rolled back: the next push must not release (v2, C2) again.
+    smoke(monkeypatch, True, False, True)
+    backend, log = stack.backend, []
+    live = promote(backend, "2", "alice", SmokeConfig(), log=quiet)
+    new_code(stack, "C2")
+    with pytest.raises(PromotionFailed):
+        promote(backend, None, "push", SmokeConfig(), log=quiet)
+    before = live_state(stack)
+    assert promote(backend, None, "push", SmokeConfig(), log=log.append) is None
+    assert "was rolled back in staging with this function code" in log[-1]
+    assert live_state(stack) == before and backend.live_release().release_id == live.release_id
+    new_code(stack, "C3")  # other code: released, with the same model
+    third = promote(backend, None, "push", SmokeConfig(), log=quiet)
+    assert third.model_version == "2" and third.code_id == backend.function_code_id() != live.code_id
+
+
 def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch) -> None:
     smoke(monkeypatch, False, True)
     monkeypatch.setenv("FUNCTION_NAME", FUNCTION)  # production reads the same function code in this emulation
