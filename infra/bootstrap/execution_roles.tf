@@ -115,8 +115,21 @@ data "aws_iam_policy_document" "pipeline" {
 
   statement {
     sid       = "RegisterVersions"
-    actions   = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages", "sagemaker:AddTags"]
+    actions   = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages", "sagemaker:AddTags"]
     resources = ["${local.arn}:sagemaker:${local.regional}:model-package-group/${local.registry_prefix}-models", "${local.arn}:sagemaker:${local.regional}:model-package/${local.registry_prefix}-models/*"]
+  }
+
+  # A version registers as PendingManualApproval and nothing else: code that runs as this role (any
+  # pipeline step, whoever changed the definition) cannot register a version already approved.
+  statement {
+    sid       = "RegisterPendingVersions"
+    actions   = ["sagemaker:CreateModelPackage"]
+    resources = ["${local.arn}:sagemaker:${local.regional}:model-package-group/${local.registry_prefix}-models", "${local.arn}:sagemaker:${local.regional}:model-package/${local.registry_prefix}-models/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "sagemaker:ModelApprovalStatus"
+      values   = ["PendingManualApproval"]
+    }
   }
 
   statement {

@@ -46,6 +46,9 @@ REGISTRY_OWNED = re.compile(
 ENV_KEYS = ("aws:resourcetag/environment", "aws:requesttag/environment")
 # Roles assumed by services may start jobs (the pipeline passes itself to its own jobs).
 APPROVAL_ACTIONS = {"sagemaker:updatemodelpackage"}
+# Registering a version: only as PendingManualApproval (a condition on the request), for every role.
+REGISTER_ACTIONS = {"sagemaker:createmodelpackage"}
+PENDING_ONLY = {"PendingManualApproval"}
 RETRAIN_CHANGES = {"sagemaker:startpipelineexecution"}
 
 
@@ -195,6 +198,11 @@ def own_checks(roles: dict[str, Role], boundary: dict[str, Any], repository: str
                 rows.append((role.name, "production", "changes-production", f"{st.get('Sid', '?')} ({where})"))
             if effective & APPROVAL_ACTIONS and role.name != production_role:
                 rows.append((role.name, "gate", "approves-versions", st.get("Sid", "?")))
+            if (
+                effective & REGISTER_ACTIONS
+                and _condition_values(st, ("sagemaker:modelapprovalstatus",)) != PENDING_ONLY
+            ):
+                rows.append((role.name, "gate", "registers-approved", st.get("Sid", "?")))
             if role.name == retrain_role and effective - RETRAIN_CHANGES:
                 rows.append((role.name, "retrain", "can-deploy", ", ".join(sorted(effective - RETRAIN_CHANGES))[:200]))
     return rows

@@ -4,7 +4,8 @@
   KMS aliases resolved to their key, CloudWatch Logs group ARNs);
 - condition keys: aws:SecureTransport, aws:PrincipalArn, aws:RequestTag/* and aws:TagKeys from the
   request, aws:ResourceTag/* from the resource (KMS keys, API Gateway APIs, usage plans and keys,
-  CloudFront distributions), s3:prefix, kms:ResourceAliases, cloudwatch:namespace;
+  CloudFront distributions), s3:prefix, kms:ResourceAliases, cloudwatch:namespace,
+  sagemaker:ModelApprovalStatus;
 - the checks AWS makes on the caller's behalf: iam:PassRole (with iam:PassedToService) for every
   role ARN a request hands to a service, and kms:Decrypt / kms:GenerateDataKey with kms:ViaService
   when S3 reads or writes an object encrypted with a KMS key;
@@ -170,6 +171,8 @@ def context(prefix: str, action: str, operation: str, params: dict[str, Any], pr
         found["s3:prefix"] = [str(params.get("Prefix") or "")]
     if prefix == "cloudwatch" and params.get("Namespace"):
         found["cloudwatch:namespace"] = [str(params["Namespace"])]
+    if prefix == "sagemaker" and params.get("ModelApprovalStatus"):  # Create/UpdateModelPackage
+        found["sagemaker:ModelApprovalStatus"] = [str(params["ModelApprovalStatus"])]
     return found
 
 

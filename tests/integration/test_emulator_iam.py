@@ -171,3 +171,33 @@ def test_a_role_session_does_what_its_policies_name_and_nothing_else(emu: Emulat
         sagemaker.list_pipelines()
     message = str(refused.value)
     assert "sagemaker:ListPipelines" in message and "assumed-role/gh-scoped" in message, message
+
+
+def test_a_role_that_registers_pending_versions_cannot_register_an_approved_one(emu: Emulator) -> None:
+    """The pipeline role's RegisterPendingVersions statement (infra/bootstrap/execution_roles.tf), attacked
+    as code running as that role would: registering a version already Approved, or leaving the status out."""
+    group = "attack-models"
+    emu.client("sagemaker").create_model_package_group(ModelPackageGroupName=group)
+    arn = f"arn:aws:sagemaker:{emu.region}:123456789012:model-package"
+    pending = {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
+    policy = doc(allow("sagemaker:CreateModelPackage", [f"{arn}-group/{group}", f"{arn}/{group}/*"], Condition=pending))
+    role = _role(emu, "gh-register", policy)
+    sm = _session(emu, role).client("sagemaker", endpoint_url=emu.url, verify=str(emu.tls_files.bundle))
+    spec = {
+        "Containers": [
+            {"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1", "ModelDataUrl": "s3://b/m.tar.gz"}
+        ],
+        "SupportedContentTypes": ["image/jpeg"],
+        "SupportedResponseMIMETypes": ["application/json"],
+    }
+    registered = sm.create_model_package(
+        ModelPackageGroupName=group, InferenceSpecification=spec, ModelApprovalStatus="PendingManualApproval"
+    )
+    assert registered["ModelPackageArn"].endswith(f"{group}/1")
+    for status in ({"ModelApprovalStatus": "Approved"}, {}):
+        with pytest.raises(ClientError) as refused:
+            sm.create_model_package(ModelPackageGroupName=group, InferenceSpecification=spec, **status)
+        assert refused.value.response["Error"]["Code"] == "AccessDeniedException"  # SageMaker's JSON protocol
+        assert "sagemaker:CreateModelPackage" in str(refused.value)
+    listed = emu.client("sagemaker").list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    assert [p["ModelApprovalStatus"] for p in listed] == ["PendingManualApproval"]  # nothing else registered

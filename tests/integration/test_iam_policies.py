@@ -114,6 +114,21 @@ def _add_statement(policy: str, statement: dict[str, Any]) -> Callable[[dict[str
     return mutate
 
 
+def _add_inline_statement(policy: str, statement: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """An execution role's inline policy (aws_iam_role_policy, named by its key: staging-pipeline)."""
+
+    def mutate(plan: dict[str, Any]) -> None:
+        for res in plan["planned_values"]["root_module"]["resources"]:
+            if res["type"] == "aws_iam_role_policy" and res["values"].get("name") == policy:
+                doc = json.loads(res["values"]["policy"])
+                doc["Statement"].append({"Effect": "Allow", **statement})
+                res["values"]["policy"] = json.dumps(doc)
+                return
+        raise KeyError(f"aws_iam_role_policy {policy}")
+
+    return mutate
+
+
 def _edit_trust(role: str, edit: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
     def mutate(plan: dict[str, Any]) -> None:
         values = _resource(plan, "aws_iam_role", role)
@@ -174,6 +189,24 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
             {"Action": "sagemaker:UpdateModelPackage", "Resource": f"{ARN}:model-package/catdog-staging-models/*"},
         ),
         "approves-versions",
+    ),
+    "the pipeline registers approved versions": (
+        _add_inline_statement(
+            "staging-pipeline",
+            {"Action": "sagemaker:CreateModelPackage", "Resource": f"{ARN}:model-package/catdog-staging-models/*"},
+        ),
+        "registers-approved",
+    ),
+    "a deploy role registers versions under a status it chooses": (
+        _add_statement(
+            "catdog-staging-release",
+            {
+                "Action": "sagemaker:CreateModelPackage",
+                "Resource": f"{ARN}:model-package/catdog-staging-models/*",
+                "Condition": {"StringLike": {"sagemaker:ModelApprovalStatus": "*"}},
+            },
+        ),
+        "registers-approved",
     ),
     "retrain deploys": (
         _add_statement(
