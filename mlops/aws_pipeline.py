@@ -73,11 +73,12 @@ def execution_parameters(requested: dict[str, str]) -> tuple[dict[str, str], flo
     """The parameters a start sends, the threshold the gate will apply, and a notice when it was raised.
 
     ValueError for a name the pipeline does not declare — ModelApprovalStatus among them: every version
-    registers as PendingManualApproval — and for a threshold that is not a number. A threshold below
+    registers as PendingManualApproval; InputDataUri too: the photos are the stack's — and for a threshold
+    that is not a number. A threshold below
     the floor is raised to it, as the pipeline's own condition would.
     """
     from pipelines.sagemaker_pipeline import parameters
-    from pipelines.settings import PENDING, PipelineSettings, gate_threshold
+    from pipelines.settings import DATA_PREFIX, PENDING, PipelineSettings, gate_threshold
 
     known = [p["Name"] for p in parameters(PipelineSettings())]
     out = dict(requested)
@@ -85,6 +86,11 @@ def execution_parameters(requested: dict[str, str]) -> tuple[dict[str, str], flo
         raise ValueError(
             f"ModelApprovalStatus is not a pipeline parameter: every version registers as {PENDING}; "
             "approve one with `mlops approve N`"
+        )
+    if "InputDataUri" in out:
+        raise ValueError(
+            "InputDataUri is not a pipeline parameter: the pipeline reads the photos at the stack's data location "
+            f"(s3://<artifact bucket>/{DATA_PREFIX}); upload new ones there with `mlops data upload`"
         )
     unknown = sorted(set(out) - set(known))
     if unknown:

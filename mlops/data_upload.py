@@ -1,4 +1,4 @@
-"""The photos to where the pipeline reads them (`<InputDataUri>/{train,test}/{cat,dog}/`), manifest last.
+"""The photos to where the pipeline reads them (`<data location>/{train,test}/{cat,dog}/`), manifest last.
 
 Only what changed is sent: a photo is unchanged when the object holds its SHA-256 and size, known
 from the manifest of the last complete upload (for objects not written after it) or else from the

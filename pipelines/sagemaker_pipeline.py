@@ -49,19 +49,23 @@ def json_get(step: str, property_file: str, path: str) -> Expr:
 MODEL_ARTIFACTS = get("Steps.Train.ModelArtifacts.S3ModelArtifacts")
 EXECUTION_ID = get("Execution.PipelineExecutionId")
 ACCURACY = json_get("Evaluate", "Evaluation", "metrics.accuracy.value")
-# The data set's manifest beside the photos (mlops data upload writes it last): Train and Evaluate check
-# the photos they read against it, and the registered version records its SHA-256.
-DATA_MANIFEST = join([param("InputDataUri"), MANIFEST], on="/")
+
+
+def data_uri(settings: PipelineSettings, part: str) -> str:
+    """Where Train and Evaluate read the photos (`train`, `test`) and the data set's manifest: the stack's
+    data location, written into the definition. Not a parameter: whoever starts a run cannot choose the
+    photos the gate scores (nor train on them). `mlops data upload` writes the manifest last; both steps
+    check the photos they read against it, and the registered version records its SHA-256."""
+    return f"{settings.input_data_uri}/{part}"
 
 
 def parameters(settings: PipelineSettings) -> list[dict[str, Any]]:
-    """What a start may set. Neither the threshold's floor nor the registration status is among them."""
+    """What a start may set. Neither the threshold's floor, the registration status nor the photos are among them."""
 
     def string(name: str, default: str) -> dict[str, Any]:
         return {"Name": name, "Type": "String", "DefaultValue": default}
 
     return [
-        string("InputDataUri", settings.input_data_uri),
         string("TrainingInstanceType", INSTANCE),
         string("ProcessingInstanceType", INSTANCE),
         {"Name": "AccuracyThreshold", "Type": "Float", "DefaultValue": DEFAULT_THRESHOLD},
@@ -104,8 +108,8 @@ def train_step(settings: PipelineSettings) -> dict[str, Any]:
             "Environment": {"GIT_SHA": param("GitSha"), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
             # SM_CHANNEL_TRAIN and SM_CHANNEL_MANIFEST (training/train.py checks the one against the other).
             "InputDataConfig": [
-                _channel("train", join([param("InputDataUri"), "train"], on="/")),
-                _channel("manifest", DATA_MANIFEST),
+                _channel("train", data_uri(settings, "train")),
+                _channel("manifest", data_uri(settings, MANIFEST)),
             ],
             "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models"},
             "ResourceConfig": {
@@ -148,8 +152,8 @@ def evaluate_step(settings: PipelineSettings) -> dict[str, Any]:
             "Environment": {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
             "ProcessingInputs": [
                 _input("model", MODEL_ARTIFACTS, MODEL_DIR),
-                _input("test", join([param("InputDataUri"), "test"], on="/"), TEST_DIR),
-                _input("manifest", DATA_MANIFEST, DATA_MANIFEST_DIR),
+                _input("test", data_uri(settings, "test"), TEST_DIR),
+                _input("manifest", data_uri(settings, MANIFEST), DATA_MANIFEST_DIR),
                 _input("bundle", settings.code_bundle_uri, BUNDLE_DIR),
                 _input("code", settings.evaluate_script_uri, CODE_DIR),
             ],

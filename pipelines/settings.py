@@ -15,7 +15,7 @@ DEFAULT_THRESHOLD = THRESHOLD_FLOOR
 # Every registration waits for a person: no parameter or option changes this status.
 PENDING = "PendingManualApproval"
 
-# Where the pipeline reads the photos (its InputDataUri parameter's default) and `mlops data upload` puts them:
+# Where the pipeline reads the photos (written into its definition) and `mlops data upload` puts them:
 # <prefix>/train/{cat,dog}, <prefix>/test/{cat,dog} and <prefix>/manifest.json (training/data_manifest.py).
 DATA_PREFIX = "data/cats-vs-dogs"
 

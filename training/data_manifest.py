@@ -1,6 +1,6 @@
 """The data set's manifest: every training and test photo by relative path, with its SHA-256 and size.
 
-`mlops data upload` writes it beside the photos on S3 (`<InputDataUri>/manifest.json`), after every
+`mlops data upload` writes it beside the photos on S3 (`<data location>/manifest.json`), after every
 photo; the Train and Evaluate steps (on SageMaker and in the local runner) check the photos they read
 against it, and the registered version records the manifest's SHA-256 (`data_manifest_sha256`).
 Layout: <root>/{train,test}/{cat,dog}/<photo>. Stdlib only: the control plane imports it without torch.

@@ -123,7 +123,6 @@ def register_pipeline(pipeline_app: typer.Typer) -> None:
         stage: AwsStageOpt = AwsStageName.staging,
         git_sha: Annotated[str | None, typer.Option(envvar="GITHUB_SHA", help="GitSha parameter")] = None,
         threshold: Annotated[float | None, typer.Option(help="AccuracyThreshold parameter")] = None,
-        input_uri: Annotated[str | None, typer.Option(help="InputDataUri parameter (s3://…)")] = None,
         param: Annotated[list[str] | None, typer.Option(help="Another parameter, NAME=VALUE (repeatable)")] = None,
         wait: Annotated[bool, typer.Option(help="Wait for the execution to end; fail when it fails")] = False,
         summary: Annotated[Path | None, typer.Option(help="Append a Markdown summary here (job summary)")] = None,
@@ -143,10 +142,10 @@ def register_pipeline(pipeline_app: typer.Typer) -> None:
             if not sep or not name:
                 fail(f"--param {item!r}: expected NAME=VALUE")
             parameters[name] = value
-        for name, given in (("GitSha", git_sha), ("AccuracyThreshold", threshold), ("InputDataUri", input_uri)):
+        for name, given in (("GitSha", git_sha), ("AccuracyThreshold", threshold)):
             if given is not None:
                 parameters[name] = str(given)
-        try:  # the gate cannot be lowered nor the registration status set: see execution_parameters
+        try:  # the gate cannot be lowered, nor the registration status or the photos set: execution_parameters
             parameters, threshold, notice = aws_pipeline.execution_parameters(parameters)
         except ValueError as exc:
             fail(str(exc))

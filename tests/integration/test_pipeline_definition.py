@@ -123,7 +123,6 @@ def test_parameter_defaults(definition):
     params = {p["Name"]: p for p in definition["Parameters"]}
     assert params["AccuracyThreshold"] == {"Name": "AccuracyThreshold", "Type": "Float", "DefaultValue": 0.90}
     assert set(params) == {
-        "InputDataUri",
         "TrainingInstanceType",
         "ProcessingInstanceType",
         "AccuracyThreshold",
@@ -251,8 +250,11 @@ def test_upsert_refuses_an_invalid_definition(monkeypatch):
 
 def test_both_steps_read_the_data_manifest_beside_the_photos(definition):
     """Train (channel `manifest`, SM_CHANNEL_MANIFEST) and Evaluate (its `manifest` input, which
-    pipelines/evaluate.sh passes as --data-manifest) read <InputDataUri>/manifest.json."""
-    manifest = {"Std:Join": {"On": "/", "Values": [{"Get": "Parameters.InputDataUri"}, "manifest.json"]}}
+    pipelines/evaluate.sh passes as --data-manifest) read <data location>/manifest.json, and the photos
+    beside it: the stack's location written in the definition, which no start parameter can change."""
+    data = PipelineSettings(git_sha="0123abc").input_data_uri
+    assert data.endswith("/data/cats-vs-dogs")
+    manifest = f"{data}/manifest.json"
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
         for c in definition["Steps"][0]["Arguments"]["InputDataConfig"]
@@ -262,6 +264,5 @@ def test_both_steps_read_the_data_manifest_beside_the_photos(definition):
     assert inputs["manifest"]["S3Uri"] == manifest
     script = (REPO / "pipelines" / "evaluate.sh").read_text()
     assert f"--data-manifest {inputs['manifest']['LocalPath']}/manifest.json" in script
-    params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
-    assert params["InputDataUri"] == PipelineSettings(git_sha="0123abc").input_data_uri
-    assert params["InputDataUri"].endswith("/data/cats-vs-dogs")
+    assert channels["train"] == f"{data}/train" and inputs["test"]["S3Uri"] == f"{data}/test"
+    assert "InputDataUri" not in json.dumps(definition)

@@ -234,6 +234,15 @@ def test_a_start_cannot_register_approved(stubs) -> None:
         assert "Traceback" not in result.output and "started" not in result.output
 
 
+def test_a_start_cannot_choose_the_photos_the_gate_scores(stubs) -> None:
+    # An easy test set of the caller's own, named at start: refused before any call (no response queued).
+    result = run("pipeline", "start", "--git-sha", "abc123", "--param", "InputDataUri=s3://mine/easy")
+    assert result.exit_code == 1 and "Traceback" not in result.output and "started" not in result.output
+    assert "InputDataUri is not a pipeline parameter" in " ".join(result.output.split())
+    result = run("pipeline", "start", "--input-uri", "s3://mine/easy")  # the option is gone
+    assert result.exit_code == 2 and "No such option" in result.output and "Traceback" not in result.output
+
+
 def test_unknown_or_malformed_parameters_are_refused_before_any_call(stubs) -> None:
     result = run("pipeline", "start", "--param", "AccuracyTreshold=0.95")
     assert result.exit_code == 1 and "unknown pipeline parameter AccuracyTreshold" in result.output
