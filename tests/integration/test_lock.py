@@ -118,5 +118,6 @@ def test_cpu_torch_install_skips_exactly_the_cuda_stack(tmp_path: Path) -> None:
     for name in stack - {"torch", "torchvision"}:
         assert needed_by[name] <= stack, f"{name} is needed by {needed_by[name] - stack}: it must not be skipped"
     torch, vision = locked["torch"]["version"], locked["torchvision"]["version"]
-    assert re.search(rf"--no-deps --index-url {re.escape(index)} torch=={torch} torchvision=={vision}\n", out)
+    pins = f"torch=={torch} torchvision=={vision}"
+    assert re.search(rf"--no-deps --compile-bytecode --index-url {re.escape(index)} {pins}\n", out)
     assert (torch, vision) == ("2.15.0", "0.29.2")
