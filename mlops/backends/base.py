@@ -45,6 +45,14 @@ class LockBusyError(BackendError):
     """Another promotion or rollback holds the lock."""
 
 
+class LockLostError(BackendError):
+    """The release lock stopped being this holder's: the release must stop at this step."""
+
+    def __init__(self, message: str, taken: bool) -> None:
+        super().__init__(message)
+        self.taken = taken  # another holder has it: this one changes nothing more
+
+
 @dataclass
 class ModelVersion:
     """One registered model version, whichever registry holds it."""

@@ -26,6 +26,7 @@ from mlops.backends.base import (
     SUPERSEDED,
     Backend,
     BackendError,
+    LockLostError,
     ModelVersion,
     Release,
 )
@@ -185,6 +186,14 @@ def promote(
             except ShadowRefused as exc:  # the candidate never answered a client: the live release stays
                 _undo(backend, previous, release, str(exc), log, outcome=REFUSED)
                 raise
+            except LockLostError as exc:
+                if not exc.taken:  # renewals failing: restore while the lock is still ours
+                    _undo(backend, previous, release, str(exc), log)
+                    raise PromotionFailed(f"release of version {mv.version} rolled back: {exc}") from exc
+                hint = f"{REPAIR_HINT} --backend {backend.name} --stage {backend.stage}"
+                raise PromotionFailed(  # another holder has the stage now: it compares what is served with the records
+                    f"release of version {mv.version} stopped, not undone: {exc}; `{hint}` restores what they name"
+                ) from exc
             except (Exception, KeyboardInterrupt, SystemExit, Interrupted) as exc:  # the previous release comes back
                 known = isinstance(exc, PromotionFailed | BackendError | Interrupted)
                 reason = str(exc) if known else f"{type(exc).__name__}: {exc}"

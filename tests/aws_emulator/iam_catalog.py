@@ -24,6 +24,8 @@ PREFIXES = {"sagemaker-runtime": "sagemaker", "monitoring": "cloudwatch", "ecr-p
 OPERATIONS: dict[tuple[str, str], list[str]] = {
     ("lambda", "Invoke"): ["InvokeFunction"],
     ("cloudfront", "CreateDistributionWithTags"): ["CreateDistribution", "TagResource"],
+    # No action of its own: each item is authorized as its own action (iam_conditions.implied).
+    ("dynamodb", "TransactWriteItems"): [],
 }
 # Calls no IAM policy can refuse.
 UNAUTHORIZED = {("sts", "GetCallerIdentity")}

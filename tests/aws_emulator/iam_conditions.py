@@ -6,7 +6,8 @@
   request, aws:ResourceTag/* from the resource (KMS keys, API Gateway APIs, usage plans and keys,
   CloudFront distributions), s3:prefix, kms:ResourceAliases, cloudwatch:namespace,
   sagemaker:ModelApprovalStatus;
-- the checks AWS makes on the caller's behalf: iam:PassRole (with iam:PassedToService) for every
+- the checks AWS makes on the caller's behalf: each item of a DynamoDB TransactWriteItems as its own
+  action on its table; iam:PassRole (with iam:PassedToService) for every
   role ARN a request hands to a service, and kms:Decrypt / kms:GenerateDataKey with kms:ViaService
   when S3 reads or writes an object encrypted with a KMS key;
 - resource-based policies: bucket policies and key policies.
@@ -25,6 +26,9 @@ from aws_emulator.iam_principals import ACCOUNT, Principal
 REGION = "eu-west-1"
 SERVICE_PRINCIPALS = {"sagemaker": "sagemaker.amazonaws.com", "lambda": "lambda.amazonaws.com",
                       "events": "events.amazonaws.com", "apigateway": "apigateway.amazonaws.com"}  # fmt: skip
+# TransactWriteItems: each item is authorized as the action it performs.
+TRANSACT_ACTIONS = {"ConditionCheck": "ConditionCheckItem", "Put": "PutItem", "Update": "UpdateItem",
+                    "Delete": "DeleteItem"}  # fmt: skip
 ROLE_PARAM = re.compile(r"(^|[a-z])(Role|RoleArn|ExecutionRoleArn)$")
 
 
@@ -215,6 +219,11 @@ def implied(service: str, operation: str, params: dict[str, Any], principal: Pri
             checks.append(
                 ("iam:PassRole", [role], {"iam:PassedToService": [passed_to], "aws:PrincipalArn": [principal.arn]})
             )
+    if service == "dynamodb" and operation == "TransactWriteItems":
+        for item in params.get("TransactItems") or []:
+            for kind, body in item.items():
+                table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{body.get('TableName', '')}"
+                checks.append((f"dynamodb:{TRANSACT_ACTIONS[kind]}", [table], {"aws:PrincipalArn": [principal.arn]}))
     if service == "s3" and params.get("CopySourceBucket"):
         source = f"arn:aws:s3:::{params['CopySourceBucket']}/{params['CopySourceKey']}"
         checks.append(("s3:GetObject", [source], {"aws:PrincipalArn": [principal.arn]}))

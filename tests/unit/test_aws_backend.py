@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -214,13 +215,17 @@ def test_releases_round_trip_in_order(stack: Stack, monkeypatch) -> None:
     assert backend.list_releases() == [] and backend.live_release() is None
     second, first = release(2, "2"), release(1, "1")
     second.smoke = {"passed": True, "p95_ms": 123.4, "checks": {"health": 200}}
-    for r in (second, first):
-        r.status = "live" if r is second else "superseded"
-        backend.save_release(r)
+    with pytest.raises(BackendError, match="records are written under the staging release lock"):
+        backend.save_release(second)  # no record without the lock: nothing to fence it with
+    with backend.lock("test"):
+        for r in (second, first):
+            r.status = "live" if r is second else "superseded"
+            backend.save_release(r)
     assert [r.release_id for r in backend.list_releases()] == [first.release_id, second.release_id]
     assert backend.live_release() == second
     second.status = "rolled_back"
-    backend.save_release(second)
+    with backend.lock("test"):
+        backend.save_release(second)
     assert backend.live_release() is None
     monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")
     assert new_backend("production").list_releases() == []  # another stage's partition
@@ -241,13 +246,15 @@ def test_the_lock_is_exclusive_and_released(stack: Stack) -> None:
         pass
 
 
-def test_an_expired_lock_can_be_taken_and_is_not_released_by_its_old_owner(stack: Stack) -> None:
+def test_a_lease_left_unrenewed_is_taken_over_and_not_released_by_its_old_owner(stack: Stack) -> None:
     stale, fresh = stack.backend, new_backend(STAGE)
-    stale.records.clock = lambda: 1_000.0  # took the lock long ago, with a one-hour deadline
-    stale.records.lock_ttl_s = 3600
+    stale.records.lock_ttl_s = 1
+    stale.records._beat = lambda lease, stop: None  # its runner was killed: nothing renews the lease
     held = stale.lock("crashed promotion")
     held.__enter__()
-    with fresh.lock("rollback by carol"):
+    fresh.records.poll_s = 0.1
+    time.sleep(1.1)  # past its holder's deadline: carol watches it and it stays unchanged for its TTL
+    with fresh.lock("rollback by carol"):  # taken over, judged on carol's own clock
         held.__exit__(None, None, None)  # the old owner's release must not free carol's lock
         with pytest.raises(LockBusyError, match="carol"), new_backend(STAGE).lock("dave"):
             pass

@@ -93,8 +93,9 @@ def test_update_code_holds_the_lock_while_it_replaces_the_code(stack: Stack) -> 
 
 
 def test_a_dead_holders_lock_is_taken_over(stack: Stack, tmp_path: Path) -> None:
+    # The lease of a killed runner (TTL 1 s): unchanged for its TTL on the waiter's clock, it is taken over.
     gone = {"owner": {"S": "promote by a killed runner"}, "lock_token": {"S": "t"}, "acquired": {"S": "earlier"}}
-    expired = {"expires_at": {"N": str(int(time.time()) - 1)}}
+    expired = {"expires_at": {"N": str(int(time.time()) - 1)}, "lease": {"N": "7"}, "ttl_s": {"N": "1"}}
     stack.client("dynamodb").put_item(TableName=TABLE, Item={**LOCK, **gone, **expired})
     zipped = tmp_path / "lambda.zip"
     zipped.write_bytes(package("after a crash"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +23,18 @@ from mlops.backends.aws.watch import alarm_breaches, alarm_window_seconds
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 
 log = logging.getLogger(__name__)
+
+
+def leased(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A call that changes what the stage serves, or watches it: first, the lease must still be ours
+    (mlops/backends/aws/lease.py): a holder that lost the lock stops at its next step."""
+
+    @functools.wraps(method)
+    def call(self: AwsBackend, *args: Any, **kwargs: Any) -> Any:
+        self.records.check_lease()
+        return method(self, *args, **kwargs)
+
+    return call
 
 
 class AwsBackend(Backend):
@@ -66,23 +79,28 @@ class AwsBackend(Backend):
             release.image = pin_image(self.clients, container["Image"], release.release_id)
         return {**container, "Image": release.image}
 
+    @leased
     def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
         ready = bool(release.candidate.get("own_model"))  # the candidate endpoint made model and config
         return self.host.deploy(self._container(version, release), version.version, release.release_id, ready)
 
+    @leased
     def restore_endpoint(self, endpoint_config: str) -> None:
         self.host.restore(endpoint_config)
 
     def current_endpoint_config(self) -> str:
         return self.host.current_config()
 
+    @leased
     def remove_endpoint(self) -> None:
         self.host.remove()
 
     # --- API front -----------------------------------------------------------------------------------
+    @leased
     def publish_function(self, release: Release) -> str:
         return self.front.publish(release)
 
+    @leased
     def move_alias(self, function_version: str) -> None:
         """The alias on one version, nothing weighted and nothing mirrored."""
         self.front.move_alias(function_version)
@@ -91,9 +109,11 @@ class AwsBackend(Backend):
     def current_function_version(self) -> str:
         return self.front.current_version()
 
+    @leased
     def deploy_stage(self, release: Release) -> str:
         return self.front.deploy_stage(release)
 
+    @leased
     def restore_stage(self, deployment_id: str) -> None:
         self.front.restore_stage(deployment_id)
 
@@ -136,6 +156,7 @@ class AwsBackend(Backend):
     def bake_seconds(self) -> float:
         return self.cfg.release_bake_seconds
 
+    @leased
     def watch(self, release: Release, since: float) -> list[str]:
         return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names)
 
@@ -146,6 +167,7 @@ class AwsBackend(Backend):
         return self.cfg.metric_delay_seconds + alarm_window_seconds(self.clients, names)
 
     # --- progressive delivery: the candidate's own endpoint and function version ---------------------
+    @leased
     def stage_candidate(self, version: ModelVersion, release: Release, same_model: bool) -> str:
         """Same model: the candidate's function reaches the stage's endpoint. Otherwise its own endpoint
         (`<endpoint>-candidate`) on the release's config, and a function version whose ENDPOINT_NAME names it."""
@@ -162,6 +184,7 @@ class AwsBackend(Backend):
         release.lambda_version = ""  # the final switch publishes the release's own version
         return candidate
 
+    @leased
     def route(self, primary: str, candidate: str = "", weight: float = 0.0, mirror: str = "") -> None:
         """The alias's weights decide the split; a mirror is the stage variable naming the candidate's
         endpoint, which the live function (`primary`) then sends a copy of each POST /predict to."""
@@ -187,6 +210,7 @@ class AwsBackend(Backend):
         version = str(release.candidate.get("function_version", ""))
         return read_pairs(self.clients, self.cfg, endpoint, version, since) if endpoint else []
 
+    @leased
     def drop_candidate(self, release: Release) -> None:
         """Delete the candidate endpoint (its config is the release's: retire or the stage keeps it) and
         the candidate's function version unless the alias routes to it."""
@@ -197,6 +221,7 @@ class AwsBackend(Backend):
             log.info("release %s: %s", release.release_id, self.front.discard_version(version))
 
     # --- housekeeping ------------------------------------------------------------------------------
+    @leased
     def retire(self, release: Release) -> None:
         """Delete a rolled-back release's endpoint config, model and function version.
 
