@@ -21,8 +21,8 @@ TIERS = ("unit", "integration", "e2e")
 
 
 # How `make test` spreads the modules over its xdist workers. One module is one work unit (its module
-# fixtures start once), except modules that wait on the same processes: the breakage rehearsals start once
-# per worker process (tests/rehearsal_runs.py) and both these modules read them.
+# fixtures start once), except modules that wait on the same processes: the breakages rehearsal starts once
+# per worker process (tests/rehearsal_runs.py) and both these modules read it.
 SHARED_UNITS = {"test_rehearsal_breakage": "rehearsal-breakages", "test_rehearsal_iam": "rehearsal-breakages"}
 # The longest work units, longest first (measured on 2 cores): they start before everything else, so that
 # the run is not left waiting on one of them started last. The others follow in collection order.

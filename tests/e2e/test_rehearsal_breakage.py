@@ -6,7 +6,6 @@ start-up through the emulated network's sitecustomize); the product's files are 
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -26,16 +25,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 def test_rehearsal_fails_at_the_promotion_that_does_not_move_the_alias(runs: Runs) -> None:
     assert TERRAFORM, "terraform is not on PATH: the rehearsal applies the stacks with it"
-    assert runs.wait("alias_not_moved") == 1, runs.log("alias_not_moved")[-4000:]
-    results = json.loads((runs.out / "alias_not_moved" / "results.json").read_text())
-    steps = [r["step"] for r in results]
-    start = steps.index("Approve version 1")
-    after = [r for r in results[start + 1 :] if not r["ok"]]
-    assert after, f"the broken release went through: {steps[start:]}"
-    first = after[0]
+    segment = runs.segment("alias_not_moved")
+    failed = [r for r in segment if not r["ok"]]
+    assert failed, f"the broken release went through: {[r['step'] for r in segment]}"
+    first = failed[0]
     # Either the product notices (its promotion step fails) or the rehearsal's check after it does.
     if first["step"].startswith("Promote"):
         assert re.fullmatch(r"\.github/workflows/deploy\.yml:\d+", first["workflow"]), first
     else:
-        assert first["step"] == "staging serves version 1", first
+        assert re.fullmatch(r"staging serves version \d+", first["step"]), first
         assert "function" in first["note"], first

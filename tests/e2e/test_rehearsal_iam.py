@@ -4,12 +4,10 @@ role's policy, fails the step that needs it, and the step names the action.
 Three roles, three steps: the staging deploy role without dynamodb:CreateTable (Terraform's apply),
 the function's role without sagemaker:InvokeEndpoint (the promotion's smoke tests, through the public
 API), the inference role without s3:GetObject on model artifacts (the endpoint the promotion creates).
-The rehearsals run side by side with the other breakages (tests/rehearsal_runs.py).
+Each is one segment of the breakages rehearsal (tests/rehearsal_runs.py, tests/rehearsal/breakages.py).
 """
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from rehearsal_runs import Runs, started
@@ -30,11 +28,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_removed_grant_fails_the_step_that_needs_it_naming_the_action(runs: Runs, name: str) -> None:
     step, action, role = CASES[name]
-    assert runs.wait(name) == 1, f"the rehearsal passed without {action}: {runs.log(name)[-3000:]}"
-    results = json.loads((runs.out / name / "results.json").read_text())
-    failed = [r for r in results if not r["ok"]]
+    segment = runs.segment(name)
+    failed = [r for r in segment if not r["ok"]]
+    assert failed, f"the rehearsal passed without {action}: {[r['step'] for r in segment]} {runs.log()[-3000:]}"
     first = failed[0]
     assert first["step"].startswith(step), first
     assert f"AccessDenied: {role} may not {action}" in first["note"], first["note"]
-    before = results[: results.index(first)]
+    before = segment[: segment.index(first)]
     assert all(r["ok"] for r in before), [r["step"] for r in before if not r["ok"]]
+
+
+def test_with_every_grant_back_every_step_passes(runs: Runs) -> None:
+    """What sets the breakages up and puts them back (the bootstrap re-applied with the grant) all passed."""
+    around = runs.outside_segments()
+    assert around and all(r["ok"] for r in around), [(r["step"], r["note"]) for r in around if not r["ok"]]

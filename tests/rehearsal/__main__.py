@@ -2,7 +2,8 @@
 
 Prints each step with its time, then a table; writes build/rehearsal/emulator-state.json. Exits 1
 when a step did not go as expected. REHEARSAL_FAULTS (module names, importable from PYTHONPATH)
-are imported by every Python process the workflow steps start: tests use it to break the product.
+are imported by every Python process the workflow steps start: tests use it to break the product;
+`--breakages` runs the breakages of tests/rehearsal/breakages.py instead of the flow.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aws_emulator.processes import PROCESSES
 from aws_emulator.sagemaker_endpoints import endpoint_state
 from aws_emulator.server import NETSHIM
 
-from rehearsal import checks, oidc, scenario
+from rehearsal import breakages, checks, oidc, scenario
 from rehearsal.runner import Runner, StopFlow, python_shim, table
 from rehearsal.workspace import prepare_workspace, remove_grant
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-artifact", default="", help="register this model.tar.gz as version 1 (no retrain)")
     p.add_argument("--skip-apply", action="append", default=[], help="a stage whose first apply is skipped")
     p.add_argument("--remove-grant", action="append", default=[], help="FILE:SID:ACTION taken out of infra/bootstrap")
+    p.add_argument("--breakages", nargs="*", default=None, help="these breakages (none named: all), not the flow")
     args = p.parse_args(argv)
     # Every call authorized as the role that makes it (aws_emulator.iam_gate): what AWS would refuse fails here.
     os.environ.setdefault("AWS_EMULATOR_IAM", "enforce")
@@ -136,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         flow = scenario.Flow(runner, emu, context, settings)
         runner.stand_ins = {"make image-push": flow.image_push, "make venv": flow.install}
         try:
-            scenario.run(flow)
+            if args.breakages is None:
+                scenario.run(flow)
+            else:
+                breakages.run(flow, args.breakages)
         except StopFlow as stop:
             print(f"stopped after {stop}")
         finally:
