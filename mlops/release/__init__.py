@@ -77,12 +77,30 @@ def _switch(backend: Backend, release: Release, mv: ModelVersion, previous: Rele
     release.deployment_id = backend.deploy_stage(release)
 
 
-def _mark_abandoned(backend: Backend) -> None:
-    """Releases left in_progress by a holder that is gone (its lock was taken over) are failed."""
-    for r in backend.list_releases():
-        if r.status == IN_PROGRESS and r.stage == backend.stage:
-            r.status, r.reason, r.finished = FAILED, "its promotion stopped without finishing", now_iso()
-            backend.save_release(r)
+def _mark_abandoned(backend: Backend) -> list[Release]:
+    """Releases left in_progress by a holder that is gone (killed, cancelled, its lock taken over) are failed."""
+    abandoned = [r for r in backend.list_releases() if r.status == IN_PROGRESS and r.stage == backend.stage]
+    for r in abandoned:
+        r.status, r.reason, r.finished = FAILED, "its promotion stopped without finishing", now_iso()
+        backend.save_release(r)
+    return abandoned
+
+
+def _settle(backend: Backend, live: Release | None, abandoned: list[Release], log: Log) -> dict[str, Any]:
+    """Before anything else: the stage back to what its records say is live, and what abandoned releases
+    brought up (a candidate endpoint, function versions) gone. Returns the drift that was found."""
+    moved = drift(backend, live)
+    if moved:
+        what = f"release {live.release_id} (version {live.model_version})" if live else "nothing (no release is live)"
+        log(f"the stage drifted from its records ({moved}): restoring {what} first")
+        restore(backend, live, log)
+    for r in abandoned:
+        _drop_candidate(backend, r, log)
+        try:
+            backend.retire(r)
+        except BackendError as exc:
+            log(f"release {r.release_id}: its resources are left in place: {exc}")
+    return moved
 
 
 def _undo(
@@ -136,20 +154,15 @@ def promote(
     plan = plan or TrafficPlan(p95_budget_ms=smoke.p95_budget_ms)
     strategy = plan.resolve(backend)
     with backend.lock(f"promote by {who}"):
-        _mark_abandoned(backend)
         previous = backend.live_release()
+        _settle(backend, previous, _mark_abandoned(backend), log)  # what is served, before any early return
         code_id = backend.function_code_id()
         mv, note = pick_version(backend, version, previous, code_id)
         if mv is None:
             log(note)
             return None
         if previous and previous.model_version == mv.version and previous.code_id in ("", code_id):
-            moved = drift(backend, previous)
-            if not moved:
-                log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
-                return previous
-            log(f"version {mv.version} is recorded live but the stage drifted ({moved}): restoring it")
-            restore(backend, previous, log)
+            log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
             return previous
         require_qualified(backend, mv, code_id)
         try:  # before anything moves: a candidate without its own (unaltered) smoke set is refused
@@ -265,10 +278,12 @@ def _repair_to(backend: Backend, target: Release | None, who: str, log: Log) -> 
 def repair(backend: Backend, who: str, log: Log = print) -> tuple[Release | None, dict[str, Any]]:
     """Bring the stage back to its last good release whenever what it serves differs; returns (target, drift)."""
     with backend.lock(f"repair by {who}"):
-        _mark_abandoned(backend)
+        abandoned = _mark_abandoned(backend)
         live = backend.live_release()
         found = drift(backend, live)
         pending = [r for r in backend.list_releases() if r.status == ROLLBACK_FAILED and r.stage == backend.stage]
+        for r in abandoned:  # what a killed or cancelled release brought up beside the live one
+            _drop_candidate(backend, r, log)
         if not found and not pending:
             log("the stage serves its live release: nothing to repair")
             return live, {}

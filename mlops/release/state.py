@@ -34,10 +34,18 @@ def now_iso() -> str:
 
 
 def drift(backend: Backend, live: Release | None, served: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Where the stage serves something other than its live release records: {what: {recorded, served}}."""
-    if live is None:  # nothing released yet: there is no record to drift from
-        return {}
+    """Where the stage serves something other than its live release records: {what: {recorded, served}}.
+
+    With no live release, the stage should serve no release's endpoint config: one that a release of this
+    stage created (its name ends with the release's id) is drift, e.g. a first release killed mid-switch."""
     served = backend.served() if served is None else served
+    if live is None:
+        config = served.get("endpoint_config", "")
+        made = config and any(
+            r.stage == backend.stage and r.release_id and config.endswith(r.release_id[-6:])
+            for r in backend.list_releases()
+        )
+        return {"endpoint_config": {"recorded": "", "served": config}} if made else {}
     recorded = live.serves()
     return {k: {"recorded": v, "served": served.get(k, "")} for k, v in recorded.items() if v != served.get(k)}
 

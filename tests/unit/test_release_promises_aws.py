@@ -102,6 +102,8 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
     monkeypatch.setenv("FUNCTION_NAME", FUNCTION)  # production reads the same function code in this emulation
     monkeypatch.setenv("MODEL_PACKAGE_GROUP_NAME", f"{PREFIX}-models")
     monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")
+    monkeypatch.setenv("REST_API_ID", stack.rest_api_id)  # and the same API: a promotion first reads what it serves
+    monkeypatch.setenv("STAGE_NAME", STAGE)
     production = new_backend("production")
     with pytest.raises(PromotionRefused, match="has not passed its smoke tests in staging: promote it to staging"):
         promote(production, "2", "alice", SmokeConfig(), log=quiet)

@@ -1,0 +1,88 @@
+"""Releases whose runner was killed (a cancelled job past its grace, a lost runner), on the aws backend (moto).
+
+The kill is simulated by doing what the release had done up to that moment under the lock, then leaving
+without a word: no rollback, no record of how it ended. The next promotion or repair must see it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from aws_support import PREFIX, Stack, approve_all, aws_env, make_stack
+from moto import mock_aws
+from test_aws_release import live_state, smoke
+
+from mlops.backends.base import IN_PROGRESS, Release
+from mlops.release import _switch, promote, repair, status
+from mlops.smoke import SmokeConfig
+
+FUNCTION = f"{PREFIX}-classify-api"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    aws_env(monkeypatch)
+    with mock_aws():
+        s = make_stack((0.95, 0.97))
+        approve_all(s.backend)
+        yield s
+
+
+def quiet(_: str) -> None:
+    return None
+
+
+def killed_release(stack: Stack, version: str) -> Release:
+    """A release recorded in_progress whose runner died: what it changed stays, nothing says so."""
+    backend = stack.backend
+    release = Release(
+        release_id=time.strftime("r%Y%m%d-%H%M%S-") + "dead01",
+        model_version=version,
+        stage=backend.stage,
+        who="killed",
+        started="2026-01-01T00:00:00+00:00",
+        code_id=backend.function_code_id(),
+        status=IN_PROGRESS,
+    )
+    with backend.lock("promote by a runner about to be killed"):
+        backend.save_release(release)
+    return release
+
+
+def test_a_runner_killed_mid_canary_is_repaired_by_the_next_push(stack: Stack, monkeypatch) -> None:
+    smoke(monkeypatch, True)
+    backend = stack.backend
+    first = promote(backend, "1", "alice", SmokeConfig(), log=quiet)
+    before = live_state(stack)
+    dead = killed_release(stack, "2")
+    with backend.lock("the killed runner, mid-canary"):  # 10 % of requests on the candidate, then the kill
+        candidate = backend.stage_candidate(backend.get_version("2"), dead, same_model=False)
+        backend.save_release(dead)  # as the release records its candidate (mlops/release/traffic.py)
+        backend.route(first.lambda_version, candidate, 0.1)
+    assert status(backend)["drift"]  # what is served is not what the records say
+    log: list[str] = []
+    assert promote(backend, None, "push", SmokeConfig(), log=log.append) is None  # not retried on its own
+    assert any("drifted from its records" in line for line in log), log
+    assert "was rolled back in staging" in log[-1] or "not retried" in log[-1]
+    # endpoint, alias and stage deployment as before (each version follows its own ENDPOINT_NAME since the split)
+    assert live_state(stack)[:3] == before[:3] and status(backend)["drift"] == {}
+    sm, fn = stack.client("sagemaker"), stack.client("lambda")
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == [f"{PREFIX}-classifier"]  # candidate gone
+    assert candidate not in {v["Version"] for v in fn.list_versions_by_function(FunctionName=FUNCTION)["Versions"]}
+    assert {r.release_id: r.status for r in backend.list_releases()}[dead.release_id] == "failed"
+
+
+def test_a_killed_first_release_is_detected_and_repaired(stack: Stack) -> None:
+    backend = stack.backend
+    dead = killed_release(stack, "1")
+    with backend.lock("the killed runner, mid-switch"):  # endpoint, function version and alias moved, then the kill
+        _switch(backend, dead, backend.get_version("1"), None, quiet)
+    found = status(backend)["drift"]
+    assert found and found["endpoint_config"]["recorded"] == ""  # an untested model serves, and status says so
+    target, repaired = repair(backend, "oncall", log=quiet)
+    assert target is None and repaired == found
+    assert stack.client("sagemaker").list_endpoints()["Endpoints"] == []  # nothing serves, as before the release
+    assert status(backend)["drift"] == {}
+    assert {r.release_id: r.status for r in backend.list_releases()}[dead.release_id] == "failed"
