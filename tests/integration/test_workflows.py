@@ -187,9 +187,27 @@ def test_actions_are_pinned_by_commit_to_a_node24_release(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_every_run_step_is_make_or_mlops(name: str) -> None:
     for command in run_commands(name):
-        words = shlex.split(command)
+        words = shlex.split(command.removeprefix("exec "))
         assert words[0] in {"make", "mlops"} or TRIVIAL.match(command), command
     assert "make venv" in run_commands(name)
+
+
+def test_a_cancelled_release_gets_the_signal_and_a_repair() -> None:
+    """On cancel, GitHub signals the step's process and kills its tree seconds later: `mlops promote` must
+    be that process (exec), and a step that runs on cancel or failure repairs each stage it releases."""
+    for workflow in ("deploy", "promote"):
+        all_steps = steps(workflow)
+        releases = [s for s in all_steps if "mlops promote" in s.get("run", "")]
+        assert releases, workflow
+        for step in releases:
+            assert step["run"].strip().startswith("exec mlops promote"), step["run"]
+            stage = step["run"].split("--stage")[1].split()[0]
+            repairs = [
+                s
+                for s in all_steps[all_steps.index(step) + 1 :]
+                if s.get("run", "").strip() == f"exec mlops repair --backend aws --stage {stage}"
+            ]
+            assert repairs and repairs[0]["if"] == "cancelled() || failure()", (workflow, stage)
 
 
 def test_the_release_commands() -> None:
@@ -202,7 +220,8 @@ def test_the_release_commands() -> None:
         'mlops pipeline upsert --backend aws --stage staging --image-tag "$IMAGE_TAG"',
         "mlops lambda update-code --backend aws --stage staging --zip build/lambda.zip",
         "mlops web publish --backend aws --stage staging",
-        "mlops promote --backend aws --stage staging",
+        "exec mlops promote --backend aws --stage staging",
+        "exec mlops repair --backend aws --stage staging",
         'mlops status --backend aws --stage staging --markdown >> "$GITHUB_STEP_SUMMARY"',
     ]
     promote = run_commands("promote")
@@ -210,11 +229,12 @@ def test_the_release_commands() -> None:
         promote.index(c)
         for c in (
             'mlops approve "$VERSION" --backend aws --by "$GITHUB_ACTOR" --reason "$REASON"',
-            'mlops promote "$VERSION" --backend aws --stage staging',
-            'mlops promote "$VERSION" --backend aws --stage production',
+            'exec mlops promote "$VERSION" --backend aws --stage staging',
+            'exec mlops promote "$VERSION" --backend aws --stage production',
         )
     )
     assert approve < to_staging < to_production < promote.index("mlops web publish --backend aws --stage production")
+    assert promote[-4:-2] == [f"exec mlops repair --backend aws --stage {stage}" for stage in ("staging", "production")]
     assert promote[-2:] == [
         f'mlops status --backend aws --stage {stage} --markdown >> "$GITHUB_STEP_SUMMARY"'
         for stage in ("staging", "production")

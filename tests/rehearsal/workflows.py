@@ -86,13 +86,14 @@ def _lookup(context: dict, path: str) -> Any:
 
 
 def evaluate(expression: str, context: dict) -> Any:
-    """The subset the workflows use: `a.b.c`, 'literals', `x || y`, always(), success(), failure()."""
+    """The subset the workflows use: `a.b.c`, 'literals', `x || y`, always(), success(), failure(), cancelled()."""
     for option in (o.strip() for o in expression.split("||")):
-        if option in ("always()", "success()", "failure()"):
+        if option in ("always()", "success()", "failure()", "cancelled()"):
             value: Any = {
                 "always()": True,
                 "success()": context.get("_ok", True),
                 "failure()": not context.get("_ok", True),
+                "cancelled()": context.get("_cancelled", False),
             }[option]
         elif option[:1] in "'\"" and option[-1:] == option[:1]:
             value = option[1:-1]
