@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from moto import mock_aws
 
 from mlops.backends.aws import AwsBackend
 from mlops.backends.aws.config import AwsClients
@@ -238,3 +239,18 @@ def push_image(backend: AwsBackend, image: str) -> str:
 def approve_all(backend: AwsBackend) -> None:
     for v in backend.list_versions():
         backend.set_approval(v.version, "Approved", "tester", "good enough")
+
+
+def approved_stack(monkeypatch: Any) -> Iterator[Stack]:
+    """A fixture body: the staging stack in moto, model versions 1 (0.95) and 2 (0.97) registered and approved.
+    A test module names it: `stack = pytest.fixture(name="stack")(approved_stack)`."""
+    aws_env(monkeypatch)
+    with mock_aws():
+        s = make_stack((0.95, 0.97))
+        approve_all(s.backend)
+        yield s
+
+
+def quiet(_: str) -> None:
+    """A release's log, unread."""
+    return None

@@ -7,11 +7,9 @@ without a word: no rollback, no record of how it ended. The next promotion or re
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from aws_support import PREFIX, Stack, approve_all, aws_env, make_stack
-from moto import mock_aws
+from aws_support import PREFIX, Stack, approved_stack, quiet
 from test_aws_release import live_state, smoke
 
 from mlops.backends.base import IN_PROGRESS, Release
@@ -21,17 +19,7 @@ from mlops.smoke import SmokeConfig
 FUNCTION = f"{PREFIX}-classify-api"
 
 
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    aws_env(monkeypatch)
-    with mock_aws():
-        s = make_stack((0.95, 0.97))
-        approve_all(s.backend)
-        yield s
-
-
-def quiet(_: str) -> None:
-    return None
+stack = pytest.fixture(name="stack")(approved_stack)
 
 
 def killed_release(stack: Stack, version: str) -> Release:

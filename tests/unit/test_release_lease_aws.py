@@ -7,11 +7,9 @@ back; a holder whose lock was taken over changes nothing more and writes no reco
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from aws_support import STAGE, Stack, approve_all, aws_env, make_stack, new_backend
-from moto import mock_aws
+from aws_support import STAGE, Stack, approved_stack, new_backend, quiet
 from test_aws_release import live_state, smoke
 
 from mlops.backends.aws.lease import Lease
@@ -19,18 +17,7 @@ from mlops.backends.base import LockBusyError, LockLostError, Release
 from mlops.release import PromotionFailed, promote
 from mlops.smoke import SmokeConfig
 
-
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    aws_env(monkeypatch)
-    with mock_aws():
-        s = make_stack((0.95, 0.97))
-        approve_all(s.backend)
-        yield s
-
-
-def quiet(_: str) -> None:
-    return None
+stack = pytest.fixture(name="stack")(approved_stack)
 
 
 @pytest.mark.parametrize("skew", [180.0, -180.0], ids=["taker-ahead", "holder-behind"])

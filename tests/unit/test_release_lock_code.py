@@ -6,14 +6,12 @@ from __future__ import annotations
 import io
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_support import PREFIX, STAGE, Stack, approve_all, aws_env, make_stack
+from aws_support import PREFIX, STAGE, Stack, approved_stack
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
 from test_aws_cli import run
 from test_aws_release import smoke
 
@@ -26,13 +24,7 @@ TABLE = f"{PREFIX}-releases"
 LOCK = {"pk": {"S": f"LOCK#{STAGE}"}, "sk": {"S": "LOCK"}}
 
 
-@pytest.fixture
-def stack(monkeypatch) -> Iterator[Stack]:
-    aws_env(monkeypatch)
-    with mock_aws():
-        s = make_stack((0.95, 0.97))
-        approve_all(s.backend)
-        yield s
+stack = pytest.fixture(name="stack")(approved_stack)
 
 
 def package(marker: str) -> bytes:

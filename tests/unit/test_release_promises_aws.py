@@ -10,10 +10,19 @@ import signal
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 
 import pytest
-from aws_support import IMAGE, PREFIX, STAGE, Stack, approve_all, aws_env, make_stack, new_backend
+from aws_support import (
+    IMAGE,
+    PREFIX,
+    STAGE,
+    Stack,
+    approved_stack,
+    aws_env,
+    make_stack,
+    new_backend,
+    quiet,
+)
 from moto import mock_aws
 from test_aws_release import live_state, smoke
 
@@ -24,17 +33,7 @@ from mlops.smoke import SmokeConfig
 FUNCTION = f"{PREFIX}-classify-api"
 
 
-@pytest.fixture
-def stack(monkeypatch) -> Iterator[Stack]:
-    aws_env(monkeypatch)
-    with mock_aws():
-        s = make_stack((0.95, 0.97))
-        approve_all(s.backend)
-        yield s
-
-
-def quiet(_: str) -> None:
-    return None
+stack = pytest.fixture(name="stack")(approved_stack)
 
 
 def new_code(stack: Stack, marker: str) -> str:
