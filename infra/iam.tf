@@ -13,8 +13,3 @@ data "aws_iam_role" "pipeline" {
   count = local.owns_registry ? 1 : 0
   name  = "${local.prefix}-pipeline"
 }
-
-data "aws_iam_role" "approval_dispatch" {
-  count = local.approval_trigger ? 1 : 0
-  name  = "${local.prefix}-approval-dispatch"
-}

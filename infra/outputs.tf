@@ -153,8 +153,3 @@ output "pipeline_name" {
   description = "Name `mlops pipeline upsert` gives the SageMaker pipeline (one, beside the registry)."
   value       = "${var.project}-training"
 }
-
-output "approval_rule_name" {
-  description = "EventBridge rule that dispatches model-approved to GitHub, empty when disabled."
-  value       = local.approval_trigger ? aws_cloudwatch_event_rule.model_approved[0].name : ""
-}

@@ -161,12 +161,6 @@ variable "alarm_email" {
   default     = ""
 }
 
-variable "enable_approval_trigger" {
-  description = "Send a repository_dispatch (model-approved) to GitHub when a model version is approved in the registry."
-  type        = bool
-  default     = false
-}
-
 variable "web_origin_access_control_id" {
   description = "CloudFront origin access control of this environment's web bucket, created by the bootstrap stack (output web_origin_access_control_ids): no deploy role can change another environment's."
   type        = string

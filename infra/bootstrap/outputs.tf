@@ -22,3 +22,8 @@ output "web_origin_access_control_ids" {
   description = "Origin access control of each environment's web bucket (web_origin_access_control_id in infra/env/<environment>.tfvars)."
   value       = { for env, oac in aws_cloudfront_origin_access_control.web : env => oac.id }
 }
+
+output "approval_rule_name" {
+  description = "EventBridge rule that dispatches model-approved to GitHub, empty when disabled (enable_approval_trigger)."
+  value       = var.enable_approval_trigger ? aws_cloudwatch_event_rule.model_approved[0].name : ""
+}

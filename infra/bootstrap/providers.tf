@@ -17,6 +17,7 @@ provider "aws" {
     content {
       apigateway = endpoints.value
       cloudfront = endpoints.value
+      events     = endpoints.value
       iam        = endpoints.value
       sts        = endpoints.value
     }

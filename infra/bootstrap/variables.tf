@@ -58,3 +58,9 @@ variable "aws_endpoint_url" {
   type        = string
   default     = ""
 }
+
+variable "enable_approval_trigger" {
+  description = "Send a repository_dispatch (model-approved) to GitHub when a model version is approved in the registry."
+  type        = bool
+  default     = false
+}

@@ -13,7 +13,6 @@ api_quota_per_day        = 50000
 enable_prediction_log    = true
 alarm_latency_ms         = 300
 
-enable_approval_trigger = false
 
 # From the bootstrap stack: terraform -chdir=infra/bootstrap output web_origin_access_control_ids
 web_origin_access_control_id = ""

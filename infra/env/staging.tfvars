@@ -12,7 +12,6 @@ api_throttle_burst_limit = 20
 api_quota_per_day        = 5000
 enable_prediction_log    = true
 
-enable_approval_trigger = false
 
 # From the bootstrap stack: terraform -chdir=infra/bootstrap output web_origin_access_control_ids
 web_origin_access_control_id = ""

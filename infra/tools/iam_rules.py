@@ -1,5 +1,6 @@
 """The project's own IAM checks, for what field tools cannot see: who can escalate, who may change
-production, who may assume the production role, what the retrain role can do.
+production, who may assume the production role, what the retrain role can do, who may register or
+approve a version, who may change the approval trigger's dispatch path.
 
 Each check returns (role, source, finding, detail) rows; no rows means the property holds.
 """
@@ -46,6 +47,13 @@ REGISTRY_OWNED = re.compile(
 ENV_KEYS = ("aws:resourcetag/environment", "aws:requesttag/environment")
 # Roles assumed by services may start jobs (the pipeline passes itself to its own jobs).
 APPROVAL_ACTIONS = {"sagemaker:updatemodelpackage"}
+# The approval trigger's dispatch path (EventBridge sends the GitHub token to the API destination's URL):
+# the bootstrap stack's alone; no role a workflow can act as may change it.
+DISPATCH_ACTIONS = {
+    f"events:{a}"
+    for a in ("putrule", "deleterule", "puttargets", "removetargets", "createapidestination", "updateapidestination",
+              "deleteapidestination", "createconnection", "updateconnection", "deleteconnection")
+}  # fmt: skip
 # Registering a version: only as PendingManualApproval (a condition on the request), for every role.
 REGISTER_ACTIONS = {"sagemaker:createmodelpackage"}
 PENDING_ONLY = {"PendingManualApproval"}
@@ -198,6 +206,9 @@ def own_checks(roles: dict[str, Role], boundary: dict[str, Any], repository: str
                 rows.append((role.name, "production", "changes-production", f"{st.get('Sid', '?')} ({where})"))
             if effective & APPROVAL_ACTIONS and role.name != production_role:
                 rows.append((role.name, "gate", "approves-versions", st.get("Sid", "?")))
+            if role.name in reachable and effective & DISPATCH_ACTIONS:
+                found = ", ".join(sorted(effective & DISPATCH_ACTIONS))[:200]
+                rows.append((role.name, "gate", "changes-dispatch", found))
             if (
                 effective & REGISTER_ACTIONS
                 and _condition_values(st, ("sagemaker:modelapprovalstatus",)) != PENDING_ONLY

@@ -208,6 +208,16 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         ),
         "registers-approved",
     ),
+    "a deploy role redirects the approval dispatch": (
+        _add_statement(
+            "catdog-staging-release",
+            {
+                "Action": "events:UpdateApiDestination",
+                "Resource": "arn:aws:events:eu-west-1:*:api-destination/catdog-*",
+            },
+        ),
+        "changes-dispatch",
+    ),
     "retrain deploys": (
         _add_statement(
             "catdog-retrain",

@@ -17,7 +17,6 @@ CONCERNS = [
     "alarms",
     "dynamodb",
     "sagemaker",
-    "events",
     "web",
     "variables",
     "outputs",
@@ -94,7 +93,7 @@ def test_github_roles_trust_one_workflow_each() -> None:
 
 def test_dispatch_token_never_reaches_terraform_or_the_workflows() -> None:
     assert "github_dispatch_token" not in tf("variables.tf")
-    assert 'value = "Bearer set-out-of-band"' in tf("events.tf")
+    assert 'value = "Bearer set-out-of-band"' in tf("bootstrap/approval_trigger.tf")
     for workflow in (REPO / ".github" / "workflows").glob("*.yml"):
         assert "GH_DISPATCH_TOKEN" not in workflow.read_text(), workflow.name
 
@@ -128,10 +127,15 @@ def test_release_images_are_never_expired() -> None:
     assert ecr.index('tagStatus   = "any"') > ecr.index('tagPrefixList = ["release-"]')
 
 
-def test_approval_trigger_is_off_by_default() -> None:
-    variables = tf("variables.tf")
+def test_approval_trigger_is_off_by_default_and_the_bootstraps() -> None:
+    """The dispatch path (rule, target, API destination, connection) belongs to the bootstrap stack: the
+    staging deploy role could otherwise point the API destination, and the GitHub token, anywhere."""
+    variables = tf("bootstrap/variables.tf")
     assert re.search(r'variable "enable_approval_trigger" \{[^}]*default\s+= false', variables)
-    assert len(re.findall(r"count\s+= local\.approval_trigger \? 1 : 0", tf("events.tf"))) == 4
+    trigger = tf("bootstrap/approval_trigger.tf")
+    assert len(re.findall(r"count\s+= var\.enable_approval_trigger \? 1 : 0", trigger)) == 4
+    stacks = [p for p in INFRA.glob("*.tf")] + list((INFRA / "bootstrap" / "modules").rglob("*.tf"))
+    assert not [p.name for p in stacks if "aws_cloudwatch_event" in p.read_text() or '"events:' in p.read_text()]
 
 
 def test_workflows_assume_their_own_role_after_installing() -> None:

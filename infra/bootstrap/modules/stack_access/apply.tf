@@ -225,36 +225,4 @@ data "aws_iam_policy_document" "apply_edge" {
     actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:TagResource", "cloudwatch:UntagResource", "sns:CreateTopic", "sns:DeleteTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe", "sns:ListSubscriptionsByTopic", "sns:TagResource", "sns:UntagResource", "sns:ListTagsForResource"]
     resources = concat(local.alarms, local.topics)
   }
-
-  dynamic "statement" {
-    for_each = local.owns_registry ? [1] : []
-    content {
-      sid       = "ApprovalTrigger"
-      actions   = ["events:PutRule", "events:DeleteRule", "events:DescribeRule", "events:ListTargetsByRule", "events:PutTargets", "events:RemoveTargets", "events:TagResource", "events:UntagResource", "events:ListTagsForResource", "events:CreateConnection", "events:DescribeConnection", "events:DeleteConnection", "events:CreateApiDestination", "events:DescribeApiDestination", "events:UpdateApiDestination", "events:DeleteApiDestination"]
-      resources = ["${local.events}:rule/${local.prefix}-*", "${local.events}:connection/${local.prefix}-*", "${local.events}:api-destination/${local.prefix}-*"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.owns_registry ? [1] : []
-    content {
-      sid       = "ConnectionSecretContainer"
-      actions   = ["secretsmanager:CreateSecret", "secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret", "secretsmanager:TagResource"]
-      resources = ["${local.arn}:secretsmanager:${local.regional}:secret:events!connection/${local.prefix}-*"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.owns_registry ? [1] : []
-    content {
-      sid       = "PassApprovalDispatchRole"
-      actions   = ["iam:PassRole"]
-      resources = ["${local.role_arn}-approval-dispatch"]
-      condition {
-        test     = "StringEquals"
-        variable = "iam:PassedToService"
-        values   = ["events.amazonaws.com"]
-      }
-    }
-  }
 }

@@ -61,5 +61,4 @@ locals {
   repository     = "${local.arn}:ecr:${local.regional}:repository/${local.registry_prefix}-serving"
   webacls        = "${local.arn}:wafv2:${local.regional}:regional/webacl/${local.prefix}-*/*"
   managed_rules  = "${local.arn}:wafv2:${local.regional}:regional/managedruleset/*/*"
-  events         = "${local.arn}:events:${local.regional}"
 }

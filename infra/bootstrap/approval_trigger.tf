@@ -1,29 +1,28 @@
-# Optional: when a model version is approved in the registry, send GitHub a repository_dispatch
-# (event_type model-approved, client_payload.model_version) that starts promote.yml.
-# The GitHub token never passes through Terraform: the connection is created with a placeholder,
-# and an administrator writes the token into the connection's Secrets Manager secret (owned by
-# EventBridge, events!connection/...) with `aws events update-connection` (docs/deploy-aws.md).
-locals {
-  approval_trigger = var.enable_approval_trigger && local.owns_registry
-}
+# Optional (enable_approval_trigger): when a model version is approved in the registry, send GitHub a
+# repository_dispatch (event_type model-approved, client_payload.model_version) that starts promote.yml.
+# The bootstrap stack owns the whole dispatch path (rule, target, API destination, connection), so no
+# deploy role can point it elsewhere: EventBridge sends the GitHub token to the API destination's URL.
+# The token never passes through Terraform: the connection is created with a placeholder, and an
+# administrator writes the token into the connection's Secrets Manager secret (owned by EventBridge,
+# events!connection/...) with `aws events update-connection` (docs/deploy-aws.md).
 
 resource "aws_cloudwatch_event_rule" "model_approved" {
-  count       = local.approval_trigger ? 1 : 0
-  name        = "${local.prefix}-model-approved"
-  description = "A version in ${local.model_package_group_name} was approved"
+  count       = var.enable_approval_trigger ? 1 : 0
+  name        = "${local.registry_prefix}-model-approved"
+  description = "A version in ${local.registry_prefix}-models was approved"
   event_pattern = jsonencode({
     source        = ["aws.sagemaker"]
     "detail-type" = ["SageMaker Model Package State Change"]
     detail = {
-      ModelPackageGroupName = [local.model_package_group_name]
+      ModelPackageGroupName = ["${local.registry_prefix}-models"]
       ModelApprovalStatus   = ["Approved"]
     }
   })
 }
 
 resource "aws_cloudwatch_event_connection" "github" {
-  count              = local.approval_trigger ? 1 : 0
-  name               = "${local.prefix}-github"
+  count              = var.enable_approval_trigger ? 1 : 0
+  name               = "${local.registry_prefix}-github"
   description        = "GitHub REST API with a fine-grained token"
   authorization_type = "API_KEY"
 
@@ -41,8 +40,8 @@ resource "aws_cloudwatch_event_connection" "github" {
 }
 
 resource "aws_cloudwatch_event_api_destination" "github_dispatch" {
-  count                            = local.approval_trigger ? 1 : 0
-  name                             = "${local.prefix}-github-dispatch"
+  count                            = var.enable_approval_trigger ? 1 : 0
+  name                             = "${local.registry_prefix}-github-dispatch"
   description                      = "repository_dispatch of ${var.github_repository}"
   invocation_endpoint              = "https://api.github.com/repos/${var.github_repository}/dispatches"
   http_method                      = "POST"
@@ -51,11 +50,11 @@ resource "aws_cloudwatch_event_api_destination" "github_dispatch" {
 }
 
 resource "aws_cloudwatch_event_target" "github_dispatch" {
-  count     = local.approval_trigger ? 1 : 0
+  count     = var.enable_approval_trigger ? 1 : 0
   rule      = aws_cloudwatch_event_rule.model_approved[0].name
   target_id = "github-repository-dispatch"
   arn       = aws_cloudwatch_event_api_destination.github_dispatch[0].arn
-  role_arn  = data.aws_iam_role.approval_dispatch[0].arn
+  role_arn  = aws_iam_role.exec["${var.registry_environment}-approval-dispatch"].arn
 
   http_target {
     header_parameters = {
