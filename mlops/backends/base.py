@@ -235,6 +235,10 @@ class Backend(ABC):
     def bake_seconds(self) -> float:
         """How long a release stays under watch after its smoke tests (per stage)."""
 
+    def bake_seconds_of(self, stage: str) -> float:
+        """Another stage's bake time (production's qualification reads staging's)."""
+        return self.bake_seconds()
+
     @abstractmethod
     def watch(self, release: Release, since: float) -> list[str]:
         """The release's health signals since `since` (epoch seconds): one line per breach, [] when healthy."""

@@ -17,6 +17,7 @@ from mlops.backends.base import (
     ModelVersion,
     Release,
 )
+from mlops.release.watch import stage_bake_seconds
 
 # A stage releases only what passed its smoke tests in the stage before it.
 QUALIFYING_STAGE = {"production": "staging"}
@@ -76,9 +77,16 @@ def _failed_here(backend: Backend, version: str, code_id: str) -> Release | None
 
 
 def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
+    """This model version with this function code passed its smoke tests in the stage before, then a bake
+    of at least that stage's configured length with no breach, and stayed live (not rolled back)."""
     before = QUALIFYING_STAGE.get(backend.stage)
     if not before:
         return
+    need = stage_bake_seconds(backend, before)
+
+    def baked(r: Release) -> bool:
+        return bool(r.bake) and not r.bake.get("breaches") and float(r.bake.get("seconds", -1)) >= need
+
     passed = [
         r
         for r in backend.releases_of(before)
@@ -86,11 +94,12 @@ def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
         and r.code_id == code_id
         and r.status in (LIVE, SUPERSEDED)
         and r.smoke.get("passed")
+        and baked(r)
     ]
     if not passed:
         raise PromotionRefused(
             f"version {mv.version} with function code {code_id[:12] or '?'} has not passed its smoke tests in "
-            f"{before}: promote it to {before} first"
+            f"{before} and a bake of at least {need:g} s there: promote it to {before} first"
         )
 
 

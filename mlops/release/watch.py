@@ -31,6 +31,11 @@ def bake_seconds(backend: Backend) -> float:
     return _seconds("MLOPS_BAKE_SECONDS", backend.bake_seconds)
 
 
+def stage_bake_seconds(backend: Backend, stage: str) -> float:
+    """Another stage's bake time, as its own promotions apply it (production checks staging's)."""
+    return _seconds("MLOPS_BAKE_SECONDS", lambda: backend.bake_seconds_of(stage))
+
+
 def signal_lag(backend: Backend) -> float:
     """How long after a request its breach can first show in the backend's signals."""
     return _seconds("MLOPS_SIGNAL_LAG_SECONDS", backend.signal_lag_seconds)

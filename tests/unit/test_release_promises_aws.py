@@ -104,7 +104,7 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
     monkeypatch.setenv("REST_API_ID", stack.rest_api_id)  # and the same API: a promotion first reads what it serves
     monkeypatch.setenv("STAGE_NAME", STAGE)
     production = new_backend("production")
-    with pytest.raises(PromotionRefused, match="has not passed its smoke tests in staging: promote it to staging"):
+    with pytest.raises(PromotionRefused, match="has not passed its smoke tests in staging and a bake of at least 0 s"):
         promote(production, "2", "alice", SmokeConfig(), log=quiet)
     with pytest.raises(PromotionFailed):  # staging: rolled back, so still not qualified
         promote(stack.backend, "2", "alice", SmokeConfig(), log=quiet)
@@ -118,6 +118,35 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
     with pytest.raises(PromotionRefused, match="has not passed"):
         require_qualified(production, production.get_version("2"), production.function_code_id())
     assert production.list_releases() == []
+
+
+def test_production_refuses_a_staging_record_that_skipped_or_failed_its_bake(stack: Stack, monkeypatch) -> None:
+    """Records as a staging-level writer could put them: live with smoke tests passed, but no bake, a breached
+    one, or one shorter than staging's bake time. None qualifies the version for production."""
+    from mlops.backends.base import Release
+    from mlops.release.choice import require_qualified
+
+    monkeypatch.setenv("FUNCTION_NAME", FUNCTION)
+    monkeypatch.setenv("MODEL_PACKAGE_GROUP_NAME", f"{PREFIX}-models")
+    monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")
+    monkeypatch.setenv("MLOPS_BAKE_SECONDS", "60")  # the bake time both stages apply here
+    production = new_backend("production")
+    code = production.function_code_id()
+    bakes = [{}, {"seconds": 60, "breaches": ["alarm catdog-staging-lambda-errors is in ALARM"]}, {"seconds": 5}]
+    for n, bake in enumerate(bakes):
+        record = Release(f"r-staging-{n}", "2", "staging", status="live", code_id=code, smoke={"passed": True})
+        record.bake = {"breaches": [], **bake}
+        with stack.backend.lock("a staging writer"):
+            stack.backend.save_release(record)
+        with pytest.raises(
+            PromotionRefused, match="has not passed its smoke tests in staging and a bake of at least 60 s"
+        ):
+            require_qualified(production, production.get_version("2"), code)
+    baked = Release("r-staging-9", "2", "staging", status="live", code_id=code, smoke={"passed": True})
+    baked.bake = {"seconds": 61.5, "breaches": []}
+    with stack.backend.lock("staging"):
+        stack.backend.save_release(baked)
+    require_qualified(production, production.get_version("2"), code)  # smoke passed and baked long enough
 
 
 def test_a_failed_restore_is_recorded_and_repaired(stack: Stack, monkeypatch) -> None:

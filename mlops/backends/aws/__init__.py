@@ -156,6 +156,9 @@ class AwsBackend(Backend):
     def bake_seconds(self) -> float:
         return self.cfg.release_bake_seconds
 
+    def bake_seconds_of(self, stage: str) -> float:
+        return self.bake_seconds() if stage == self.stage else AwsConfig.from_env(stage, self._env).release_bake_seconds
+
     @leased
     def watch(self, release: Release, since: float) -> list[str]:
         return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names)
