@@ -39,6 +39,6 @@ def test_a_removed_grant_fails_the_step_that_needs_it_naming_the_action(runs: Ru
 
 
 def test_with_every_grant_back_every_step_passes(runs: Runs) -> None:
-    """What sets the breakages up and puts them back (the bootstrap re-applied with the grant) all passed."""
+    """Every step around the breakages (set-up, and the releases after each grant was put back) passed."""
     around = runs.outside_segments()
     assert around and all(r["ok"] for r in around), [(r["step"], r["note"]) for r in around if not r["ok"]]

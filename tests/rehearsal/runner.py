@@ -83,16 +83,17 @@ class Runner:
         self.maybe_stop()
         return ok
 
-    def job(self, workflow: Path, context: dict, expect_failure: str | None = None) -> bool:
-        """Run every job of the workflow; `expect_failure` names the one step expected to fail.
+    def job(self, workflow: Path, context: dict, expect_failure: str | None = None, skip: tuple[str, ...] = ()) -> bool:
+        """Run every job of the workflow; `expect_failure` names the one step expected to fail, `skip` steps
+        (by name) that changed nothing in an earlier run of the same commit and are left out.
 
         Returns whether the job went as expected (a failing step that was expected counts as passed)."""
         all_ok = True
         for job in read_jobs(workflow, self.workspace):
-            all_ok = self._run_job(job, context, expect_failure) and all_ok
+            all_ok = self._run_job(job, context, expect_failure, skip) and all_ok
         return all_ok
 
-    def _run_job(self, job: Job, context: dict, expect_failure: str | None) -> bool:
+    def _run_job(self, job: Job, context: dict, expect_failure: str | None, skip: tuple[str, ...] = ()) -> bool:
         files = {
             k: self.log_dir / f"{job.workflow.replace('/', '_')}-{k}" for k in ("env", "path", "output", "summary")
         }
@@ -122,7 +123,7 @@ class Runner:
                 continue
             if step.run is None:
                 continue  # `uses:` steps: stood in for by the environment (see the module docstring)
-            if not should_run(step, context):
+            if not should_run(step, context) or any(name in step.name for name in skip):
                 self.echo(f"--- skipped: {step.name} ({step.where})")
                 continue
             self._read_env_files(files, env)

@@ -95,8 +95,10 @@ class Flow(VersionSteps, TeardownSteps):
             return False
         return self.shell(name, f"{DOCS}:{line}", script, extra)
 
-    def workflow(self, file: str, context: dict | None = None, expect_failure: str | None = None) -> bool:
-        return self.runner.job(self.ws / WORKFLOWS / file, {**self.context, **(context or {})}, expect_failure)
+    def workflow(
+        self, file: str, context: dict | None = None, expect_failure: str | None = None, skip: tuple[str, ...] = ()
+    ) -> bool:
+        return self.runner.job(self.ws / WORKFLOWS / file, {**self.context, **(context or {})}, expect_failure, skip)
 
     def check(self, name: str, fn: Any) -> bool:
         return self.runner.action(name, "rehearsal check", fn)
