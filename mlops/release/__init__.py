@@ -94,13 +94,18 @@ def _settle(backend: Backend, live: Release | None, abandoned: list[Release], lo
         what = f"release {live.release_id} (version {live.model_version})" if live else "nothing (no release is live)"
         log(f"the stage drifted from its records ({moved}): restoring {what} first")
         restore(backend, live, log)
+    _clear_abandoned(backend, abandoned, log)
+    return moved
+
+
+def _clear_abandoned(backend: Backend, abandoned: list[Release], log: Log) -> None:
+    """Once the stage serves its records again: what abandoned releases brought up goes (best effort)."""
     for r in abandoned:
         _drop_candidate(backend, r, log)
         try:
             backend.retire(r)
         except BackendError as exc:
             log(f"release {r.release_id}: its resources are left in place: {exc}")
-    return moved
 
 
 def _undo(
@@ -282,14 +287,15 @@ def repair(backend: Backend, who: str, log: Log = print) -> tuple[Release | None
         live = backend.live_release()
         found = drift(backend, live)
         pending = [r for r in backend.list_releases() if r.status == ROLLBACK_FAILED and r.stage == backend.stage]
-        for r in abandoned:  # what a killed or cancelled release brought up beside the live one
-            _drop_candidate(backend, r, log)
         if not found and not pending:
+            _clear_abandoned(backend, abandoned, log)
             log("the stage serves its live release: nothing to repair")
             return live, {}
         what = f"release {live.release_id} (version {live.model_version})" if live else "nothing (no release is live)"
         log(f"restoring the stage to {what}; drift: {found or 'none'}")
-        return _repair_to(backend, live, who, log), found
+        target = _repair_to(backend, live, who, log)
+        _clear_abandoned(backend, abandoned, log)  # what a killed or cancelled release brought up beside it
+        return target, found
 
 
 def bring_up_release(backend: Backend, live: Release) -> None:

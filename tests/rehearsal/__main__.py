@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from aws_emulator.server import NETSHIM
 
 from rehearsal import breakages, checks, oidc, scenario
 from rehearsal.runner import Runner, StopFlow, python_shim, table
-from rehearsal.workspace import prepare_workspace, remove_grant
+from rehearsal.workspace import prepare_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -38,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop-after", default="", help="end after the first step whose name contains this")
     p.add_argument("--model-artifact", default="", help="register this model.tar.gz as version 1 (no retrain)")
     p.add_argument("--skip-apply", action="append", default=[], help="a stage whose first apply is skipped")
-    p.add_argument("--remove-grant", action="append", default=[], help="FILE:SID:ACTION taken out of infra/bootstrap")
     p.add_argument("--breakages", nargs="*", default=None, help="these breakages (none named: all), not the flow")
     args = p.parse_args(argv)
     # Every call authorized as the role that makes it (aws_emulator.iam_gate): what AWS would refuse fails here.
@@ -49,9 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     workspace = out / "workspace"
     sha = prepare_workspace(REPO, workspace)
-    for spec in args.remove_grant:
-        print(f"rehearsing with {remove_grant(workspace, spec)}")
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True).stdout.strip()
     emu = Emulator(out / "emulator").start()
     emu.code_root = workspace  # the serving image is built from the checkout
     sagemaker_pipelines.CONTAINER_ENV.update(PRETRAINED_WEIGHTS=str(weights))

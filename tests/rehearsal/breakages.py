@@ -21,9 +21,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from rehearsal.scenario import doc_line
+from rehearsal.scenario import BOOTSTRAP, doc_line
 
-BOOTSTRAP = "### 3. The bootstrap stack, with administrator credentials (once)"
 DONE_ONCE = ("Terraform apply", "Build and push the serving image", "Create or update the SageMaker pipeline",
              "Publish the web page")  # fmt: skip
 

@@ -30,6 +30,8 @@ from rehearsal.versions import VersionSteps
 from rehearsal.workflows import Step
 
 DOCS = "docs/deploy-aws.md"
+# The guide's bootstrap step (`make bootstrap-apply` asks for confirmation: given as -auto-approve).
+BOOTSTRAP = "### 3. The bootstrap stack, with administrator credentials (once)"
 WORKFLOWS = ".github/workflows"
 
 
@@ -218,9 +220,7 @@ def run(flow: Flow) -> None:
     """The whole flow; each part runs even when an earlier one failed, so the table shows every step."""
     ws, f = flow.ws, flow
     f.doc_step("Create the state bucket", "### 1. The state bucket")
-    # `make bootstrap-apply` asks for confirmation: the answer is given as Terraform's -auto-approve.
-    bootstrap = "### 3. The bootstrap stack, with administrator credentials (once)"
-    f.doc_step("Bootstrap stack", bootstrap, {"TF_CLI_ARGS_apply": "-auto-approve"})
+    f.doc_step("Bootstrap stack", BOOTSTRAP, {"TF_CLI_ARGS_apply": "-auto-approve"})
     f.runner.record("Subject template of GitHub's OIDC tokens", doc_line(ws, "gh api -X PUT"), True, 0.0,
                     "stood in: tokens carry that subject; STS checks it against each role's trust policy")  # fmt: skip
     f.workflow("deploy.yml")  # the first run applies staging

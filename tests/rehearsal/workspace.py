@@ -59,26 +59,3 @@ def prepare_workspace(repo: Path, workspace: Path) -> str:
         shutil.copyfile(lambda_zip, workspace / "build" / "lambda.zip")  # newer than the fresh clone
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=True)
     return sha.stdout.strip()
-
-
-def remove_grant(workspace: Path, spec: str) -> str:
-    """Take one action out of one statement of the checkout's IAM: `FILE:SID:ACTION`, FILE under
-    infra/bootstrap/ (the test that shows the strict rehearsal fails at the step needing it)."""
-    file, sid, action = spec.split(":", 2)
-    path = workspace / "infra" / "bootstrap" / file
-    text = path.read_text()
-    head, found, rest = text.partition(f'sid       = "{sid}"')
-    block, sep, tail = rest.partition("\n  }")
-    quoted = f'"{action}"'
-    if not found or quoted not in block:
-        raise ValueError(f"{file}: no statement {sid} granting {action}")
-    block = block.replace(f"{quoted}, ", "").replace(f", {quoted}", "").replace(quoted, "")
-    if "actions   = []" in block:  # it was the statement's only action: the statement goes
-        start = head.rfind("statement {")
-        path.write_text(head[:start].rstrip(" ") + tail.removeprefix("\n"))
-    else:
-        path.write_text(head + found + block + sep + tail)
-    who = {"GIT_AUTHOR_NAME": "rehearsal", "GIT_AUTHOR_EMAIL": "rehearsal@example.org", "PATH": "/usr/bin:/bin"}
-    who.update(GIT_COMMITTER_NAME=who["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=who["GIT_AUTHOR_EMAIL"])
-    subprocess.run(["git", "commit", "-qam", f"without {action} in {sid}"], cwd=workspace, check=True, env=who)
-    return f"{sid} in {file} without {action}"
