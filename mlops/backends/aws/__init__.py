@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ def leased(method: Callable[..., Any]) -> Callable[..., Any]:
     """A call that changes what the stage serves, or watches it: first, the lease must still be ours
     (mlops/backends/aws/lease.py): a holder that lost the lock stops at its next step."""
 
-    @functools.wraps(method)
+    @wraps(method)
     def call(self: AwsBackend, *args: Any, **kwargs: Any) -> Any:
         self.records.check_lease()
         return method(self, *args, **kwargs)
