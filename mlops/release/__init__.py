@@ -86,16 +86,15 @@ def _mark_abandoned(backend: Backend) -> list[Release]:
     return abandoned
 
 
-def _settle(backend: Backend, live: Release | None, abandoned: list[Release], log: Log) -> dict[str, Any]:
+def _settle(backend: Backend, live: Release | None, abandoned: list[Release], log: Log) -> None:
     """Before anything else: the stage back to what its records say is live, and what abandoned releases
-    brought up (a candidate endpoint, function versions) gone. Returns the drift that was found."""
+    brought up (a candidate endpoint, function versions) gone."""
     moved = drift(backend, live)
     if moved:
         what = f"release {live.release_id} (version {live.model_version})" if live else "nothing (no release is live)"
         log(f"the stage drifted from its records ({moved}): restoring {what} first")
         restore(backend, live, log)
     _clear_abandoned(backend, abandoned, log)
-    return moved
 
 
 def _clear_abandoned(backend: Backend, abandoned: list[Release], log: Log) -> None:
