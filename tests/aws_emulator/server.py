@@ -8,6 +8,7 @@ the emulator, as DNS does for the real service).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -34,6 +35,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def keep_alive_handler(base: type) -> type:
+    """`base` (werkzeug's request handler) serving many requests per connection, as AWS's endpoints do.
+
+    Werkzeug's development server closes every connection after one response, since it cannot tell where an
+    unread request body ends; every call then pays a new TLS handshake and, in botocore, a new load of its CA
+    bundle (tens of milliseconds each). Here the body is read in full before the application runs, so the next
+    request line is where the stream stands (werkzeug's drain after the response, meant for a closing
+    connection, then finds nothing to read); a chunked request, or a client that asks, still closes."""
+
+    class KeepAlive(base):  # type: ignore[misc,valid-type]
+        timeout = 300  # an idle connection's thread ends after this
+        disable_nagle_algorithm = True  # or a response sent in several writes waits for the client's delayed ACK
+        keep_alive = False
+
+        def run_wsgi(self) -> None:
+            stream = self.rfile
+            try:
+                super().run_wsgi()
+            finally:
+                self.rfile = stream
+
+        def make_environ(self) -> dict[str, Any]:
+            environ: dict[str, Any] = super().make_environ()
+            length = environ.get("CONTENT_LENGTH") or "0"
+            self.keep_alive = not environ.get("wsgi.input_terminated") and length.isdigit()
+            if self.keep_alive:
+                environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+                self.rfile = io.BytesIO()  # type: ignore[assignment]  # the drain reads the rest of this request
+            return environ
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if keyword.lower() == "connection" and value == "close" and self.keep_alive and not self.close_connection:
+                return
+            super().send_header(keyword, value)
+
+    return KeepAlive
+
+
 class Emulator:
     """Start with `start()`, stop with `stop()`; `env()` is what a client process needs to use it."""
 
@@ -44,6 +83,8 @@ class Emulator:
         self.port = 0
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._session: Any = None
+        self._session_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -81,7 +122,12 @@ class Emulator:
             ssl_context.load_cert_chain(self.tls_files.cert, self.tls_files.key)
         self.port = self.port or free_port()
         self._server = make_server(
-            "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=ssl_context
+            "127.0.0.1",
+            self.port,
+            app,
+            threaded=True,
+            request_handler=keep_alive_handler(MotoRequestHandler),
+            ssl_context=ssl_context,
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-emulator", daemon=True)
         self._thread.start()
@@ -123,7 +169,7 @@ class Emulator:
             "AWS_EMULATOR_PORT": str(self.port),
         }
         if self.tls:
-            env.update(AWS_CA_BUNDLE=str(self.tls_files.bundle), SSL_CERT_FILE=str(self.tls_files.bundle))
+            env.update(AWS_CA_BUNDLE=str(self.tls_files.ca), SSL_CERT_FILE=str(self.tls_files.bundle))
         return env
 
     def boto3_session(self) -> Any:
@@ -132,8 +178,12 @@ class Emulator:
         return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region)
 
     def client(self, service: str) -> Any:
-        verify = str(self.tls_files.bundle) if self.tls else None
-        return self.boto3_session().client(service, endpoint_url=self.url, verify=verify)
+        """A new administrator's client; one session makes them all, so each service's model is loaded once."""
+        verify = str(self.tls_files.ca) if self.tls else None
+        with self._session_lock:  # a boto3 session may not make clients in two threads at once
+            if self._session is None:
+                self._session = self.boto3_session()
+            return self._session.client(service, endpoint_url=self.url, verify=verify)
 
     def role_env(self, role_arn: str, service_principal: str, session: str) -> dict[str, str]:
         """What a service's process in `role_arn` gets: env() with that role session's credentials."""
@@ -150,7 +200,7 @@ class Emulator:
         creds = service_session(role_arn, service_principal, service_principal.split(".")[0])
         session = boto3.Session(creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"],
                                 creds["AWS_SESSION_TOKEN"], region_name=self.region)  # fmt: skip
-        verify = str(self.tls_files.bundle) if self.tls else None
+        verify = str(self.tls_files.ca) if self.tls else None
         return session.client(service, endpoint_url=self.url, verify=verify)
 
     def __enter__(self) -> Emulator:

@@ -2,8 +2,9 @@
 
 Real AWS serves every API (and every API Gateway stage) over HTTPS with a certificate for the
 service's host name; the emulator does the same on loopback, with a CA made for one run. Clients
-trust it through the usual variables (AWS_CA_BUNDLE for boto3, SSL_CERT_FILE for OpenSSL/Go), set
-to a bundle that also holds the system's CAs so package downloads keep working.
+trust it through the usual variables: SSL_CERT_FILE (OpenSSL, Go) names a bundle that also holds the
+system's CAs, so package downloads keep working; AWS_CA_BUNDLE (boto3, which reaches AWS only) names the CA
+alone, since botocore reads its bundle again for every connection it opens.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class TlsFiles:
     cert: Path  # the server's certificate chain (leaf + CA)
     key: Path
     bundle: Path  # the CA plus the system's CAs: what clients trust
+    ca: Path  # the CA alone: what AWS clients trust
 
 
 def _name(common: str) -> x509.Name:
@@ -66,7 +68,8 @@ def make_tls(folder: Path, host_names: list[str]) -> TlsFiles:
     )
     pem = serialization.Encoding.PEM
     ca_pem = ca.public_bytes(pem)
-    files = TlsFiles(folder / "server.pem", folder / "server.key", folder / "ca-bundle.pem")
+    files = TlsFiles(folder / "server.pem", folder / "server.key", folder / "ca-bundle.pem", folder / "ca.pem")
+    files.ca.write_bytes(ca_pem)
     files.cert.write_bytes(leaf.public_bytes(pem) + ca_pem)
     files.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     system = next((Path(p).read_bytes() for p in SYSTEM_BUNDLES if Path(p).is_file()), b"")

@@ -121,7 +121,7 @@ def _role(emu: Emulator, name: str, policy: dict, boundary: dict | None = None) 
 
 
 def _session(emu: Emulator, role: str, subject_context: str = "environment:staging") -> boto3.Session:
-    sts = boto3.client("sts", region_name=emu.region, endpoint_url=emu.url, verify=str(emu.tls_files.bundle),
+    sts = boto3.client("sts", region_name=emu.region, endpoint_url=emu.url, verify=str(emu.tls_files.ca),
                        aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
     token = github_token("example-org/app", subject_context, "example-org/app/.github/workflows/d.yml@refs/heads/main")
     creds = sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="tests", WebIdentityToken=token)[
@@ -137,7 +137,7 @@ def test_a_token_for_another_environment_gets_no_credentials(emu: Emulator) -> N
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
     assert "environment:production" in str(refused.value)
     forged = github_token("example-org/app", "environment:staging", "x")[:-4] + "AAAA"
-    sts = boto3.client("sts", region_name=emu.region, endpoint_url=emu.url, verify=str(emu.tls_files.bundle),
+    sts = boto3.client("sts", region_name=emu.region, endpoint_url=emu.url, verify=str(emu.tls_files.ca),
                        aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
     with pytest.raises(ClientError, match="signature"):
         sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="tests", WebIdentityToken=forged)
@@ -155,7 +155,7 @@ def test_a_role_session_does_what_its_policies_name_and_nothing_else(emu: Emulat
     )
     boundary = doc(allow("s3:GetObject"), allow("s3:ListBucket"))
     role = _role(emu, "gh-scoped", policy, boundary)
-    s3 = _session(emu, role).client("s3", endpoint_url=emu.url, verify=str(emu.tls_files.bundle))
+    s3 = _session(emu, role).client("s3", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
     assert s3.get_object(Bucket="own-bucket", Key="data/x.txt")["Body"].read() == b"x"
     assert s3.list_objects_v2(Bucket="own-bucket", Prefix="data/")["KeyCount"] == 1
     for call in (
@@ -166,7 +166,7 @@ def test_a_role_session_does_what_its_policies_name_and_nothing_else(emu: Emulat
         with pytest.raises(ClientError) as refused:
             call()
         assert refused.value.response["Error"]["Code"] == "AccessDenied"
-    sagemaker = _session(emu, role).client("sagemaker", endpoint_url=emu.url, verify=str(emu.tls_files.bundle))
+    sagemaker = _session(emu, role).client("sagemaker", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
     with pytest.raises(ClientError) as refused:
         sagemaker.list_pipelines()
     message = str(refused.value)
@@ -182,7 +182,7 @@ def test_a_role_that_registers_pending_versions_cannot_register_an_approved_one(
     pending = {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
     policy = doc(allow("sagemaker:CreateModelPackage", [f"{arn}-group/{group}", f"{arn}/{group}/*"], Condition=pending))
     role = _role(emu, "gh-register", policy)
-    sm = _session(emu, role).client("sagemaker", endpoint_url=emu.url, verify=str(emu.tls_files.bundle))
+    sm = _session(emu, role).client("sagemaker", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
     spec = {
         "Containers": [
             {"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1", "ModelDataUrl": "s3://b/m.tar.gz"}
@@ -219,7 +219,7 @@ def test_a_transaction_is_authorized_item_by_item_as_dynamodb_does(emu: Emulator
         {"Put": {"TableName": "txn", "Item": {"pk": {"S": "record"}}}},
     ]  # fmt: skip
     put_only = _role(emu, "gh-put-only", doc(allow("dynamodb:PutItem", table)))
-    session = _session(emu, put_only).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.bundle))
+    session = _session(emu, put_only).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
     with pytest.raises(ClientError) as refused:
         session.transact_write_items(TransactItems=items)
     assert "dynamodb:ConditionCheckItem" in str(refused.value)
@@ -227,6 +227,6 @@ def test_a_transaction_is_authorized_item_by_item_as_dynamodb_does(emu: Emulator
     both = _role(
         emu, "gh-put-check", doc(allow("dynamodb:PutItem", table), allow("dynamodb:ConditionCheckItem", table))
     )
-    session = _session(emu, both).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.bundle))
+    session = _session(emu, both).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
     session.transact_write_items(TransactItems=items)
     assert "Item" in db.get_item(TableName="txn", Key={"pk": {"S": "record"}})

@@ -32,7 +32,7 @@ def assume(emu: Any, job: Job, step: Step, context: dict) -> dict[str, str]:
         raise ValueError(f"{step.where}: configure-aws-credentials without role-to-assume")
     workflow_ref = f"{repository}/{job.workflow}@{ref}"
     token = github_token(repository, job_subject_context(job, ref), workflow_ref)
-    sts = boto3.client("sts", region_name=emu.region, endpoint_url=emu.url, verify=str(emu.tls_files.bundle),
+    sts = boto3.client("sts", region_name=emu.region, endpoint_url=emu.url, verify=str(emu.tls_files.ca),
                        aws_access_key_id="unused", aws_secret_access_key="unused")  # fmt: skip
     session = substitute(step.with_.get("role-session-name", "GitHubActions"), context)
     answer = sts.assume_role_with_web_identity(
