@@ -205,10 +205,10 @@ pytest: venv browser lambda-zip ## Run the Python test suite, every tier, the re
 	@mkdir -p build/reports
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 --ignore=tests/integration/test_infra_moto.py --junitxml=build/reports/pytest.xml $(PYTEST_ARGS)
 
-# make test runs its parts side by side: the rehearsal, the longest (about 11 minutes on 2 idle cores), at
+# make test runs its parts side by side: the rehearsal (about 10 minutes beside the rest on 2 cores) at
 # normal priority, and beside it at a lower one (nice 10) lint, the Terraform checks and the suite, which
-# take the CPU the rehearsal leaves. The suite runs on PYTEST_WORKERS processes, more than the cores,
-# because most of its time is spent waiting on servers, Terraform and the emulator. The rehearsal writes
+# take the CPU the rehearsal leaves; the suite ends last. It runs on PYTEST_WORKERS processes, more than the
+# cores, so that one waiting on a server, Terraform or the emulator leaves the CPU to others. The rehearsal writes
 # build/rehearsal/rehearsal.log and prints its table when it ends; the rest prints as it goes.
 .PHONY: test
 test: venv browser lambda-zip iam-tools actionlint-install checkov-install ## Everything CI runs: lint, Terraform checks, every test tier and the AWS rehearsal, side by side
