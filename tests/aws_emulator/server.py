@@ -54,7 +54,7 @@ def keep_alive_handler(base: type) -> type:
             try:
                 super().run_wsgi()
             finally:
-                self.rfile = stream
+                self.rfile, self.keep_alive = stream, False  # an error answered outside a request still closes
 
         def make_environ(self) -> dict[str, Any]:
             environ: dict[str, Any] = super().make_environ()

@@ -21,9 +21,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from rehearsal.scenario import BOOTSTRAP, doc_line
+from rehearsal.scenario import BOOTSTRAP, SAME_COMMIT, doc_line
 
-DONE_ONCE = ("Terraform apply", "Build and push the serving image", "Create or update the SageMaker pipeline",
+DONE_ONCE = (*SAME_COMMIT, "Build and push the serving image", "Create or update the SageMaker pipeline",
              "Publish the web page")  # fmt: skip
 
 
