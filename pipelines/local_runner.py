@@ -116,7 +116,7 @@ def run_pipeline(
     """
     import mlflow
 
-    from training.export import git_sha, pack_model_dir
+    from training.model_tar import git_sha, pack_model_dir
 
     threshold, notice = gate_threshold(threshold)
     if notice:

@@ -65,7 +65,7 @@ def weights() -> Path:
 
 def train_artifact(out: Path, data_dir: Path, weights: Path, per_class: int, finetune_epochs: int) -> Path:
     """Run training/train.py with the SageMaker contract and pack model.tar.gz, as the pipeline does."""
-    from training.export import pack_model_dir
+    from training.model_tar import pack_model_dir
 
     env = {
         **os.environ,

@@ -2,7 +2,7 @@
 
 DATA_DIR and PRETRAINED_WEIGHTS when set; else the shared folder beside the checkout (offline
 machines); else what the product itself downloads where there is internet (GitHub's runners): the
-public cats-vs-dogs archive (training.data, cached) and torchvision's ImageNet weights (torch hub cache).
+public cats-vs-dogs archive (training.photos, cached) and torchvision's ImageNet weights (torch hub cache).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def data_dir() -> Path:
     shared = SHARED / "datasets" / "cats-vs-dogs"
     if (shared / "train").is_dir():
         return shared
-    from training.data import resolve_data_dir
+    from training.photos import resolve_data_dir
 
     return resolve_data_dir(timeout=60.0)
 

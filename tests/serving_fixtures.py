@@ -68,8 +68,9 @@ def build_artifact(dest: Path, per_class: int = 20) -> Path:
     import torch
 
     from serving.preprocess import Preprocessing, preprocess_bytes
-    from training.export import pack_model_dir, write_artifact
+    from training.export import write_artifact
     from training.model import IMAGENET_MEAN, IMAGENET_STD, build_model
+    from training.model_tar import pack_model_dir
 
     torch.manual_seed(0)
     prep = Preprocessing(128, 146, IMAGENET_MEAN, IMAGENET_STD)

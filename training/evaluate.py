@@ -30,9 +30,9 @@ from serving.artifact import ArtifactError, open_artifact
 from serving.predictor import Predictor
 from serving.preprocess import ImageDecodeError, preprocess_bytes
 from training import tracking
-from training.data import DataUnavailableError, list_images, subsample
 from training.data_manifest import DataManifestError, verify_split
 from training.metrics import model_quality
+from training.photos import DataUnavailableError, list_images, subsample
 from training.report import write_report
 from training.smoke_set import MAX_PHOTO_BYTES, MIN_CONFIDENCE, PHOTOS_PER_CLASS, SUFFIXES, write_smoke_set
 

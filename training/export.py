@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import tarfile
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,6 +18,7 @@ import torch
 from torch import nn
 
 from serving.preprocess import Preprocessing
+from training.model_tar import git_sha
 
 FP32_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
@@ -28,24 +26,6 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 log = logging.getLogger(__name__)
-
-
-def git_sha() -> str:
-    """The commit being trained (GIT_SHA env in CI/SageMaker, else git, else 'unknown')."""
-    if os.environ.get("GIT_SHA"):
-        return os.environ["GIT_SHA"]
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-            check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def export_onnx(model: nn.Module, path: Path, input_size: int) -> None:
@@ -122,13 +102,3 @@ def _quantize(model_dir: Path, calibration: Sequence[np.ndarray], validation: Se
     log.warning("serving the float model: the int8 model failed its check: %s", refusal)
     int8.unlink()
     return FP32_FILE, {**report, "served": False, "reason": refusal}
-
-
-def pack_model_dir(model_dir: Path, tar_path: Path) -> Path:
-    """Pack the model folder's files as model.tar.gz, as SageMaker does after a training job."""
-    tar_path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path, "w:gz") as tar:
-        for f in sorted(model_dir.iterdir()):
-            if f.is_file():
-                tar.add(f, arcname=f.name)
-    return tar_path

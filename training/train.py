@@ -26,18 +26,12 @@ from tqdm import tqdm
 
 from serving.preprocess import Preprocessing
 from training import tracking
-from training.data import (
-    DataUnavailableError,
-    PhotoDataset,
-    eval_transform,
-    list_images,
-    split_train_val,
-    train_transform,
-)
+from training.data import PhotoDataset, eval_transform, train_transform
 from training.data_manifest import MANIFEST, DataManifestError, verify_split
 from training.export import write_artifact
 from training.hyperparameters import DEFAULTS as HP
 from training.model import IMAGENET_MEAN, IMAGENET_STD, LABELS, WeightsUnavailableError, build_model, set_trainable
+from training.photos import DataUnavailableError, list_images, split_train_val
 
 log = logging.getLogger("train")
 
@@ -261,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _resolve_default_train() -> Path:
-    from training.data import resolve_data_dir
+    from training.photos import resolve_data_dir
 
     return resolve_data_dir()
 

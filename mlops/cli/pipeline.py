@@ -73,7 +73,7 @@ def run(
     import time
 
     from pipelines.local_runner import PipelineFailed, run_pipeline
-    from training.data import DataUnavailableError, resolve_data_dir
+    from training.photos import DataUnavailableError, resolve_data_dir
 
     try:
         root = resolve_data_dir(data_dir)

@@ -62,7 +62,7 @@ def register_demo(app: typer.Typer) -> None:
         from mlops.demo import run_demo
         from mlops.release import PromotionFailed, PromotionRefused
         from pipelines.local_runner import PipelineFailed
-        from training.data import DataUnavailableError, resolve_data_dir
+        from training.photos import DataUnavailableError, resolve_data_dir
 
         try:
             root = resolve_data_dir(data_dir)

@@ -1,4 +1,8 @@
-"""The int8 serving model: built from calibration photos, served only when it agrees with the float model."""
+"""The int8 serving model: built from calibration photos, served only when it agrees with the float model.
+
+torch and the training modules are imported by the tests that use them: every xdist worker collects this
+module, and only the one that runs it pays for the training stack.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-import training.quantize as quantize
 from serving.artifact import open_artifact
 from serving.predictor import Predictor
 from serving.preprocess import Preprocessing, preprocess_bytes
-from training.data import list_images, subsample
-from training.export import FP32_FILE, write_artifact
-from training.model import IMAGENET_MEAN, IMAGENET_STD, LABELS, build_model
+from training.data_manifest import LABELS
+from training.photos import list_images, subsample
 
-PREP = Preprocessing(160, 183, IMAGENET_MEAN, IMAGENET_STD)
+PREP = Preprocessing(160, 183, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # training.model's ImageNet statistics
 
 
 def tensors(paths) -> list[np.ndarray]:
@@ -26,6 +27,11 @@ def tensors(paths) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def probe(data_dir, weights):
     """Pretrained features with a head trained on 160 training photos; calibration and check photos."""
+    import torch
+
+    from training.model import IMAGENET_MEAN, IMAGENET_STD, build_model
+
+    assert (PREP.mean, PREP.std) == (IMAGENET_MEAN, IMAGENET_STD)
     torch.manual_seed(0)
     model = build_model(weights_path=weights).eval()
     train = subsample(list_images(data_dir / "train", LABELS), 80, seed=3)
@@ -44,6 +50,9 @@ def probe(data_dir, weights):
 
 
 def test_the_artifact_serves_an_int8_model_that_agrees_with_the_float_one(tmp_path, data_dir, probe):
+    import training.quantize as quantize
+    from training.export import FP32_FILE, write_artifact
+
     model, calibration, validation = probe
     meta = write_artifact(
         model, tmp_path, PREP, list(LABELS), "int8", {}, calibration=calibration, validation=validation
@@ -66,6 +75,9 @@ def test_the_artifact_serves_an_int8_model_that_agrees_with_the_float_one(tmp_pa
 
 
 def test_an_int8_model_that_disagrees_is_not_served(tmp_path, probe, monkeypatch):
+    import training.quantize as quantize
+    from training.export import FP32_FILE, write_artifact
+
     model, calibration, validation = probe
     monkeypatch.setattr(quantize, "MAX_MEAN_PROB_DIFF", 0.0)  # no int8 model can pass this bar
     meta = write_artifact(

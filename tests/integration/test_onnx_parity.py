@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from serving.artifact import open_artifact
 from serving.predictor import Predictor
 from serving.preprocess import Preprocessing, preprocess_bytes
-from training.data import list_images, subsample
-from training.export import write_artifact
-from training.model import IMAGENET_MEAN, IMAGENET_STD, LABELS, build_model, set_trainable
+from training.photos import list_images, subsample
 
 TOLERANCE = 1e-4  # absolute difference between class probabilities
 
 
 def test_onnx_matches_pytorch_on_real_photos(tmp_path, data_dir, weights):
+    import torch  # here, not at the top: every xdist worker collects this module, one runs it
+
+    from training.export import write_artifact
+    from training.model import IMAGENET_MEAN, IMAGENET_STD, LABELS, build_model, set_trainable
+
     torch.manual_seed(0)
     prep = Preprocessing(160, 183, IMAGENET_MEAN, IMAGENET_STD)
     model = build_model(weights_path=weights)

@@ -156,3 +156,18 @@ def test_the_release_logic_imports_no_backend_implementation() -> None:
     assert {"mlops.release", "mlops.release.traffic"} <= set(release)
     assert {"mlops.backends.aws", "mlops.backends.local.store", "mlops.backends.factory"} <= set(implementations)
     assert offenders(release, (*implementations, "mlflow", "boto3", "botocore", "mlops.standins")) == {}
+
+
+TRAINING_STACK = ("torch", "torchvision", "training.data", "training.model", "training.export", "training.train")
+
+
+def test_the_gate_and_the_control_plane_never_load_the_training_stack() -> None:
+    # The evaluation step scores the ONNX artifact, and the CLI and the local runner only list, pack and register:
+    # none needs torch, whose import costs seconds of CPU in every process that makes it.
+    assert "training.photos" in MODULES and "training.model_tar" in MODULES
+    gate = ("training.evaluate", "training.photos", "training.model_tar", "training.data_manifest")
+    assert offenders(("mlops", "pipelines", *gate), TRAINING_STACK) == {}
+
+
+def test_a_control_plane_module_that_loads_the_training_stack_is_found() -> None:
+    assert offenders(("training.train",), TRAINING_STACK)  # it trains: it imports torch and training.data
