@@ -13,8 +13,10 @@ from rich.console import Console
 if TYPE_CHECKING:
     from mlops.backends.base import Backend
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Soft wrap: a line (a path, a URL, a reason) is never broken by inserted newlines, whatever the terminal's width,
+# so it can be copied whole and read by a script; the terminal wraps what it must.
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from stack_support import SteadyClient, mlops, rewrite_artifact, stack_env, status
+from stack_support import SteadyClient, approve, mlops, rewrite_artifact, stack_env, status
 
 
 def register(env, artifact: Path, accuracy: float = 0.95) -> str:
@@ -96,7 +96,7 @@ def test_faulty_candidate_rolls_back_with_no_failed_request(stack, data_dir, tmp
         env["LAMBDA_HANDLER"] = "fault_handlers.raising_handler"
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     version = register(env, artifact)
-    assert mlops("approve", version, env=env).returncode == 0
+    approve(version, env)
     before = status(env)
     client = SteadyClient(stack["api"], cat_photo(data_dir))
     client.start()
@@ -118,7 +118,7 @@ def test_faulty_candidate_rolls_back_with_no_failed_request(stack, data_dir, tmp
 def test_promote_then_rollback_command(stack, data_dir):
     env = stack["env"]
     version = register(env, stack["artifact"])
-    assert mlops("approve", version, env=env).returncode == 0
+    approve(version, env)
     out = mlops("promote", env=env)  # the newest approved version not live
     assert out.returncode == 0, out.stderr
     assert status(env)["model_version"] == version

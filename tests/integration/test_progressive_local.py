@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from stack_support import mlops, rewrite_artifact, stack_env, status
+from stack_support import approve, mlops, rewrite_artifact, stack_env, status
 from test_local_release import cat_photo, register
 
 from mlops.backends.local.store import ReleaseStore
@@ -59,7 +59,7 @@ def stack(tmp_path_factory, data_dir, small_artifact):
     env = {**stack_env(home, data_dir), **FAST}
     assert register(env, small_artifact) == "1"
     assert mlops("up", "--json", env=env).returncode == 0
-    assert mlops("approve", "1", env=env).returncode == 0
+    approve("1", env)
     out = mlops("promote", "1", env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     api = status(env)["api_url"]
@@ -91,7 +91,7 @@ def test_canary_of_a_failing_candidate_rolls_back_and_only_its_share_reached_it(
     env = {**stack["env"], "LAMBDA_HANDLER": "fault_handlers.fails_for_some_clients"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     version = register(env, stack["artifact"])
-    assert mlops("approve", version, env=env).returncode == 0
+    approve(version, env)
     before = status(env)
     out, (steady, mobile) = promote_with_clients(stack, data_dir, env, version, "--strategy", "canary", mobile=True)
     assert out.returncode != 0, out.stdout
@@ -116,7 +116,7 @@ def test_shadow_refuses_a_labels_swapped_candidate_and_no_client_sees_its_answer
     env = {**stack["env"], "MLOPS_SHADOW_SECONDS": "60"}
     swapped = rewrite_artifact(stack["artifact"], tmp_path / "model.tar.gz", labels=["dog", "cat"])
     version = register(env, swapped)
-    assert mlops("approve", version, env=env).returncode == 0
+    approve(version, env)
     before = status(env)
     out, (client,) = promote_with_clients(
         stack, data_dir, env, version, "--strategy", "shadow", "--shadow-min-requests", "15"
@@ -142,7 +142,7 @@ def test_shadow_refuses_a_labels_swapped_candidate_and_no_client_sees_its_answer
 def test_linear_release_of_a_good_candidate_reaches_all_traffic(stack, data_dir):
     env = stack["env"]
     version = register(env, stack["artifact"])
-    assert mlops("approve", version, env=env).returncode == 0
+    approve(version, env)
     out, (client,) = promote_with_clients(
         stack, data_dir, env, version, "--strategy", "linear", "--linear-step-percent", "25", "--step-seconds", "3"
     )

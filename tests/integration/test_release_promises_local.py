@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from stack_support import REPO, SteadyClient, mlops, rewrite_artifact, stack_env, status
+from stack_support import REPO, SteadyClient, approve, mlops, rewrite_artifact, stack_env, status
 from test_local_release import cat_photo, post, register
 
 TESTS = str(Path(__file__).resolve().parents[1])
@@ -41,7 +41,7 @@ def promote(env: dict, *args: str, **extra: str) -> subprocess.CompletedProcess:
 
 def test_a_failed_first_release_leaves_nothing_serving(stack, data_dir):
     env = stack["env"]
-    assert mlops("approve", "1", env=env).returncode == 0
+    approve("1", env)
     out = promote(env, "1")
     assert out.returncode != 0 and "rolled back to nothing serving (first release)" in out.stderr
     info = status(env)
@@ -55,7 +55,7 @@ def test_no_version_keeps_the_newest_live_and_a_named_older_one_is_a_downgrade(s
     versions = [register(env, stack["artifact"]) for _ in range(2)]
     assert versions == ["2", "3"]
     for version in versions:
-        assert mlops("approve", version, env=env).returncode == 0
+        approve(version, env)
     assert promote(env, "3").returncode == 0
     live = status(env)
     out = promote(env)  # an ordinary push: 2 and 3 approved, 3 live
