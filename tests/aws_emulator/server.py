@@ -114,6 +114,8 @@ class Emulator:
                 return handle_api_request(match.group("api"), environ, start_response)
             return moto_app(environ, start_response)
 
+        from aws_emulator.request_log import logged
+
         ssl_context = None
         if self.tls:
             names = [f"*.execute-api.{self.region}.amazonaws.com"]
@@ -124,7 +126,7 @@ class Emulator:
         self._server = make_server(
             "127.0.0.1",
             self.port,
-            app,
+            logged(app, self.workdir / "requests.jsonl"),
             threaded=True,
             request_handler=keep_alive_handler(MotoRequestHandler),
             ssl_context=ssl_context,
