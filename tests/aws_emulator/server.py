@@ -22,6 +22,7 @@ from typing import Any
 from werkzeug.serving import make_server
 
 from aws_emulator import context
+from aws_emulator.request_log import logged
 from aws_emulator.tls import make_tls
 
 REGION = "eu-west-1"
@@ -113,8 +114,6 @@ class Emulator:
             if match:
                 return handle_api_request(match.group("api"), environ, start_response)
             return moto_app(environ, start_response)
-
-        from aws_emulator.request_log import logged
 
         ssl_context = None
         if self.tls:
