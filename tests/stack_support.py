@@ -61,6 +61,9 @@ def stack_env(home: Path, data_dir: Path) -> dict[str, str]:
         "API_PORT": str(free_base_port()),
         "MODEL_PORT": str(free_base_port()),
         "LAMBDA_PORT": str(free_base_port()),
+        # Its default (8600) is one machine-wide base: two stacks on two workers once raced for it, and the
+        # second recorded the first one's runtime, so its releases were smoke-tested against another model.
+        "SAGEMAKER_RUNTIME_PORT": str(free_base_port()),
         # A local release bakes for a second in tests (5 s by default); the bake's own tests set more.
         "MLOPS_BAKE_SECONDS": "1",
         "MLOPS_BAKE_POLL_SECONDS": "0.5",

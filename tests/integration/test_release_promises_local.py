@@ -138,7 +138,7 @@ def test_a_failed_restore_is_recorded_then_repaired(stack, monkeypatch):
     from mlops.release import promote as do_promote
     from mlops.smoke import SmokeConfig
 
-    for key in ("MLOPS_HOME", "API_PORT", "MODEL_PORT", "LAMBDA_PORT", "DATA_DIR"):
+    for key in ("MLOPS_HOME", "API_PORT", "MODEL_PORT", "LAMBDA_PORT", "SAGEMAKER_RUNTIME_PORT", "DATA_DIR"):
         monkeypatch.setenv(key, stack["env"][key])
     monkeypatch.setenv("MLOPS_RESTORE_ATTEMPTS", "2")
     monkeypatch.setenv("MLOPS_RESTORE_BACKOFF_SECONDS", "0")
