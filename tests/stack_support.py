@@ -7,11 +7,11 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tarfile
 import threading
 from pathlib import Path
 
+import cli_zygote
 import session_share
 import urllib3
 
@@ -78,9 +78,8 @@ def stack_env(home: Path, data_dir: Path) -> dict[str, str]:
 
 
 def mlops(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mlops", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
+    """`python -m mlops ARGS`, forked from this worker's warm interpreter (cli_zygote says why and what differs)."""
+    return cli_zygote.run(list(args), env=env, cwd=REPO, timeout=timeout)
 
 
 def approve(version: str, env: dict[str, str]) -> None:

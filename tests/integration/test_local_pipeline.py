@@ -6,19 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from hashlib import sha256
 from pathlib import Path
 
 import pytest
+import stack_support
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def mlops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mlops", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
-    )
+    return stack_support.mlops(*args, env=env, timeout=900)
 
 
 @pytest.fixture(scope="module")
