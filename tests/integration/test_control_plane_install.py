@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +45,15 @@ def moto_url() -> Iterator[str]:
         port = s.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
+    # moto's backends are process-wide: what an earlier module of this worker left there (a role of the same
+    # name) made make_stack fail with EntityAlreadyExists. Start from a clean slate, and leave one.
+    reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=30).close()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
+        urllib.request.urlopen(reset, timeout=30).close()
         server.stop()
 
 
