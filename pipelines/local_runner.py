@@ -46,10 +46,11 @@ class Workspace:
     tracking_uri: str
     artifact_root: str
     code_root: Path  # on PYTHONPATH of the Train and Evaluate steps
-    # register(run_id, artifact_uri, accuracy, git_sha, smoke_set, data_manifest_sha256) -> the new version (with
-    # a `.version`), as PENDING; smoke_set = {"uri": the run folder's smoke set, "manifest_sha256": ...}
-    # (training/smoke_set.py); data_manifest_sha256: the data manifest's (training/data_manifest.py)
-    register: Callable[[str, str, float, str, dict[str, Any] | None, str], Any]
+    # register(run_id, artifact_uri, accuracy, git_sha, smoke_set, data_manifest_sha256, model_sha256) -> the new
+    # version (with a `.version`), as PENDING; smoke_set = {"uri": the run folder's smoke set, "manifest_sha256":
+    # ...} (training/smoke_set.py); data_manifest_sha256: the data manifest's (training/data_manifest.py);
+    # model_sha256: the content SHA-256 of the artifact Evaluate scored (serving.artifact)
+    register: Callable[[str, str, float, str, dict[str, Any] | None, str, str], Any]
 
 
 @dataclass
@@ -192,7 +193,8 @@ def run_pipeline(
         smoke = evaluation.get("smoke_set")  # written by training/evaluate.py beside evaluation.json
         smoke_ref = {"uri": (eval_dir / smoke["path"]).as_uri(), "manifest_sha256": smoke["manifest_sha256"]}
         data_sha = evaluation["data"]["manifest_sha256"]  # the manifest Train and Evaluate checked the photos against
-        version = workspace.register(run_id, artifact_uri, accuracy, git_sha(), smoke_ref, data_sha)
+        model_sha = evaluation["model"]["sha256"]  # what Evaluate scored; the registry refuses another artifact
+        version = workspace.register(run_id, artifact_uri, accuracy, git_sha(), smoke_ref, data_sha, model_sha)
         mlflow.set_tags(
             {"model_version": version.version, "approval_status": PENDING, "data_manifest_sha256": data_sha}
         )

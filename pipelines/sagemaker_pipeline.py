@@ -218,6 +218,8 @@ def register_step() -> dict[str, Any]:
                 "smoke_set": join([evaluation_uri, json_get("Evaluate", "Evaluation", "smoke_set.path")], on="/"),
                 "smoke_manifest_sha256": json_get("Evaluate", "Evaluation", "smoke_set.manifest_sha256"),
                 "data_manifest_sha256": json_get("Evaluate", "Evaluation", "data.manifest_sha256"),
+                # The content SHA-256 of the model Evaluate scored: promotion and the model server check it.
+                "model_sha256": json_get("Evaluate", "Evaluation", "model.sha256"),
             },
         },
     }

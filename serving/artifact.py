@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 import tempfile
@@ -34,6 +35,28 @@ class Artifact:
     @property
     def labels(self) -> list[str]:
         return list(self.metadata["labels"])
+
+    def content_sha256(self) -> str:
+        """The artifact's identity by content, the same packed or unpacked (SageMaker unpacks it): the
+        SHA-256 of `sha256sum`-style lines, one per file (its bytes' SHA-256, its path), sorted by path.
+        Registration records it; promotion and the model server at load refuse an artifact that differs."""
+        lines = []
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            digest = hashlib.sha256()
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            lines.append(f"{digest.hexdigest()}  {path.relative_to(self.root).as_posix()}\n")
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+    def verify(self, expected_sha256: str) -> None:
+        """ArtifactError unless the content is the registered one (`expected_sha256`, content_sha256's)."""
+        found = self.content_sha256()
+        if found != expected_sha256.strip().lower():
+            raise ArtifactError(
+                f"model artifact content sha256 {found[:16]}… differs from the registered {expected_sha256[:16]}…: "
+                "it changed after registration"
+            )
 
 
 def open_artifact(path: str | Path, workdir: str | Path | None = None) -> Artifact:

@@ -37,14 +37,18 @@ def resolve_port(settings: Settings) -> int:
 
 
 def unpacked_model(settings: Settings) -> str:
-    """The model folder, a model.tar.gz extracted to a temporary one; raises when there is no model."""
+    """The model folder, a model.tar.gz extracted to a temporary one; raises when there is no model, or
+    when it is not the registered one (MODEL_SHA256)."""
     from serving.artifact import open_artifact
 
     workdir = None
     if os.path.isfile(settings.model):
         workdir = tempfile.mkdtemp(prefix="model-")
         atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-    return str(open_artifact(settings.model, workdir).root)
+    artifact = open_artifact(settings.model, workdir)
+    if settings.model_sha256:
+        artifact.verify(settings.model_sha256)
+    return str(artifact.root)
 
 
 def build_server(settings: Settings, port: int) -> MPServer | MTServer:

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from serving.cpuload import cpu_count
@@ -39,6 +40,7 @@ class Settings:
     max_concurrency: int = 0
     spin_us: int = DEFAULT_SPIN_US
     model_version: str | None = None
+    model_sha256: str | None = None  # the artifact's registered content SHA-256: the server refuses another
     log_requests: bool = True
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
@@ -130,6 +132,11 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         help="model_version reported in answers (env MODEL_VERSION; default metadata version)",
     )
     p.add_argument(
+        "--model-sha256",
+        default=env.get("MODEL_SHA256") or None,
+        help="refuse to serve unless the model's content SHA-256 is this, as registered (env MODEL_SHA256)",
+    )
+    p.add_argument(
         "--no-request-log",
         action="store_true",
         default=env.get("LOG_REQUESTS", "1") == "0",
@@ -164,6 +171,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         p.error(f"--header-timeout must be between 0.001 and {MAX_HEADER_TIMEOUT:g} seconds")
     if not args.body_timeout > 0:
         p.error("--body-timeout must be > 0")
+    if args.model_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", args.model_sha256):
+        p.error("--model-sha256 must be 64 lowercase hex digits (a SHA-256)")
     return Settings(
         model=args.model,
         host=args.host,
@@ -173,6 +182,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         max_concurrency=args.max_concurrency,
         spin_us=args.spin_us,
         model_version=args.model_version,
+        model_sha256=args.model_sha256,
         log_requests=not args.no_request_log,
         max_connections=args.max_connections,
         header_timeout=args.header_timeout,

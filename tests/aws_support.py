@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -125,6 +128,25 @@ def _lambda_zip() -> bytes:
     return buf.getvalue()
 
 
+def tiny_artifact(tag: str) -> tuple[bytes, str]:
+    """A model.tar.gz as the pipeline packs it (metadata.json and the model file it names; here no real model:
+    these stacks run no model server) and its content SHA-256, as registration records it."""
+    from serving.artifact import open_artifact
+
+    files = {"metadata.json": json.dumps({"labels": ["cat", "dog"], "serving_model": "model.onnx"}).encode()}
+    files["model.onnx"] = f"not a model: {tag}".encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return buf.getvalue(), open_artifact(tmp).content_sha256()
+
+
 def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:
     """Register a version as the pipeline does (evaluation.json on S3 in ModelMetrics); returns its number."""
     sm, s3 = backend.clients.get("sagemaker"), backend.clients.get("s3")
@@ -134,6 +156,8 @@ def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:
         key = f"evaluation/exec-{n}/evaluation.json"
         s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({"metrics": {"accuracy": {"value": accuracy}}}))
         metrics = {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{key}"}}}
+    packed, sha = tiny_artifact(f"v{n}")
+    s3.put_object(Bucket=BUCKET, Key=f"models/v{n}/model.tar.gz", Body=packed)
     arn = sm.create_model_package(
         ModelPackageGroupName=GROUP,
         InferenceSpecification={
@@ -142,7 +166,7 @@ def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:
             "SupportedResponseMIMETypes": ["application/json"],
         },
         ModelApprovalStatus="PendingManualApproval",
-        CustomerMetadataProperties={"git_sha": f"sha{n}", "mlflow_run_id": f"run{n}"},
+        CustomerMetadataProperties={"git_sha": f"sha{n}", "mlflow_run_id": f"run{n}", "model_sha256": sha},
         **({"ModelMetrics": metrics} if metrics else {}),
     )["ModelPackageArn"]
     return arn.rsplit("/", 1)[-1]

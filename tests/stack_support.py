@@ -101,8 +101,9 @@ def status(env: dict[str, str]) -> dict:
     return json.loads(out.stdout)
 
 
-def rewrite_artifact(good: Path, dest: Path, **metadata) -> Path:
-    """A copy of `good` with metadata fields replaced (e.g. labels swapped, a huge input size)."""
+def rewrite_artifact(good: Path, dest: Path, files: dict[str, bytes] | None = None, **metadata) -> Path:
+    """A copy of `good` with metadata fields replaced (e.g. labels swapped, a huge input size) and files
+    replaced (name: bytes)."""
     work = dest.parent / (dest.name + ".d")
     work.mkdir(parents=True, exist_ok=True)
     with tarfile.open(good, "r:gz") as tar:
@@ -110,6 +111,9 @@ def rewrite_artifact(good: Path, dest: Path, **metadata) -> Path:
     meta = json.loads((work / "metadata.json").read_text())
     meta.update(metadata)
     (work / "metadata.json").write_text(json.dumps(meta))
+    for name, data in (files or {}).items():
+        assert (work / name).is_file(), f"{good} has no {name} to replace"
+        (work / name).write_bytes(data)
     with tarfile.open(dest, "w:gz") as tar:
         for f in sorted(work.iterdir()):
             tar.add(f, arcname=f.name)

@@ -141,6 +141,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     report["model"] = {k: artifact.metadata.get(k) for k in ("version", "serving_model", "git_sha", "input_size")}
     # The registry records the training run (SageMaker requires a non-empty value: "untracked" without MLflow).
     report["model"]["mlflow_run_id"] = artifact.metadata.get("mlflow_run_id") or "untracked"
+    # What was scored, by content (serving.artifact): the registry records it, promotion and the model server
+    # refuse an artifact that differs (the pipeline's Register step reads model.sha256).
+    report["model"]["sha256"] = artifact.content_sha256()
     if data:  # the registered version records it (the pipeline's Register step reads data.manifest_sha256)
         report["data"] = data
     out = Path(args.output)

@@ -7,6 +7,7 @@ between "this machine" and "AWS" lives behind them.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,7 @@ class ModelVersion:
     smoke_set: str = ""  # where its smoke set is (s3:// or file:// folder), as registered by the pipeline
     smoke_sha256: str = ""  # SHA-256 of that set's manifest.json, as registered
     data_manifest_sha256: str = ""  # SHA-256 of the data manifest its photos were checked against (mlops data upload)
+    model_sha256: str = ""  # the artifact's content SHA-256 (serving.artifact), as registered
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,6 +209,21 @@ class Backend(ABC):
 
     @abstractmethod
     def api_url(self) -> str: ...
+
+    @abstractmethod
+    def fetch_model(self, version: ModelVersion, into: Path) -> Path:
+        """The version's model.tar.gz as it is now where the registry names it: the file itself when it is
+        local, else a copy downloaded into `into`. BackendError when it cannot be read."""
+
+    def model_content_sha256(self, version: ModelVersion) -> str:
+        """The content SHA-256 of the version's artifact as it is now (serving.artifact's, as registered)."""
+        from serving.artifact import ArtifactError, open_artifact
+
+        with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+            try:
+                return open_artifact(self.fetch_model(version, Path(tmp)), Path(tmp) / "unpacked").content_sha256()
+            except ArtifactError as exc:
+                raise BackendError(str(exc)) from None
 
     @abstractmethod
     def smoke_set(self, version: ModelVersion) -> Path:

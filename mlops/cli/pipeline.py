@@ -138,19 +138,20 @@ def registry_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List the registered model versions: number, status, accuracy, created, who approved (or rejected), and
-    the SHA-256 of the data manifest the version was trained and evaluated on."""
+    the SHA-256 of the data manifest the version was trained and evaluated on, and its model's content SHA-256."""
     from mlops.backends.base import BackendError
 
     try:
         versions = open_backend(backend, stage).list_versions()
     except BackendError as exc:
         fail(str(exc))
-    keys = ("version", "status", "accuracy", "created", "approved_by", "artifact_uri", "data_manifest_sha256")
+    keys = ("version", "status", "accuracy", "created", "approved_by", "artifact_uri", "data_manifest_sha256",
+            "model_sha256")  # fmt: skip
     rows = [{k: v.to_dict()[k] for k in keys} for v in versions]
     if as_json:
         print_json(rows)
         return
-    table = Table("version", "status", "accuracy", "created", "approved by", "data", "artifact")
+    table = Table("version", "status", "accuracy", "created", "approved by", "data", "model", "artifact")
     for r in rows:
         table.add_row(
             r["version"],
@@ -159,6 +160,7 @@ def registry_list(
             r["created"],
             r["approved_by"] or "-",
             r["data_manifest_sha256"][:12] or "-",
+            r["model_sha256"][:12] or "-",
             r["artifact_uri"],
         )
     console.print(table)

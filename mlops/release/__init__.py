@@ -31,7 +31,7 @@ from mlops.backends.base import (
     Release,
 )
 from mlops.release.choice import PromotionRefused as PromotionRefused
-from mlops.release.choice import pick_version, release_kind, require_qualified
+from mlops.release.choice import pick_version, release_kind, require_qualified, require_registered_content
 from mlops.release.state import (
     REPAIR_HINT,
     Interrupted,
@@ -173,6 +173,7 @@ def promote(
             photos = smoke_photos(smoke, backend, mv)
         except SmokeSetupError as exc:
             raise PromotionRefused(str(exc)) from exc
+        require_registered_content(backend, mv)  # and one whose model is not, by content, the registered one
         if note:
             log(note)
         release = Release(

@@ -14,6 +14,7 @@ from mlops.backends.base import (
     ROLLED_BACK,
     SUPERSEDED,
     Backend,
+    BackendError,
     ModelVersion,
     Release,
 )
@@ -100,6 +101,26 @@ def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
         raise PromotionRefused(
             f"version {mv.version} with function code {code_id[:12] or '?'} has not passed its smoke tests in "
             f"{before} and a bake of at least {need:g} s there: promote it to {before} first"
+        )
+
+
+def require_registered_content(backend: Backend, mv: ModelVersion) -> None:
+    """The version's artifact, as it is now where the registry names it, is the one registered: its
+    content SHA-256 (serving.artifact) equals the one recorded at registration. The model server checks
+    the same at load, so a file swapped after this check is refused there."""
+    if not mv.model_sha256:
+        raise PromotionRefused(
+            f"version {mv.version} was registered without its model's content SHA-256: run the pipeline to register "
+            "the model again"
+        )
+    try:
+        found = backend.model_content_sha256(mv)
+    except BackendError as exc:
+        raise PromotionRefused(f"version {mv.version}: its model artifact cannot be checked: {exc}") from None
+    if found != mv.model_sha256:
+        raise PromotionRefused(
+            f"version {mv.version}: its model artifact changed after registration (content sha256 {found[:12]}, "
+            f"registered {mv.model_sha256[:12]})"
         )
 
 

@@ -47,7 +47,8 @@ def test_gate_passes_and_registers_pending(env):
     assert result["threshold"] == 0.90 and result["status"] == "PendingManualApproval"
     assert result["accuracy"] >= 0.90
     (version,) = registry(env)
-    keys = {"version", "status", "accuracy", "artifact_uri", "created", "approved_by", "data_manifest_sha256"}
+    keys = {"version", "status", "accuracy", "artifact_uri", "created", "approved_by", "data_manifest_sha256",
+            "model_sha256"}  # fmt: skip
     assert set(version) == keys
     assert version["version"] == result["version"] == "1"
     assert version["status"] == "PendingManualApproval"
@@ -62,6 +63,10 @@ def test_gate_passes_and_registers_pending(env):
     # The data manifest both steps checked the photos against, recorded with the version.
     data_manifest = (run_dir / "data" / "manifest.json").read_bytes()
     assert version["data_manifest_sha256"] == evaluation["data"]["manifest_sha256"] == sha256(data_manifest).hexdigest()
+    # The content of the model Evaluate scored, recorded with the version (serving.artifact's SHA-256).
+    from serving.artifact import open_artifact
+
+    assert version["model_sha256"] == evaluation["model"]["sha256"] == open_artifact(artifact).content_sha256()
     # The smoke set travels with the model: beside evaluation.json, named by the registered version's tags.
     from mlops.backends.local import LocalBackend
     from mlops.smoke import SmokeConfig, smoke_photos

@@ -84,9 +84,8 @@ def test_approve_and_promote(stack, data_dir):
 def test_faulty_candidate_rolls_back_with_no_failed_request(stack, data_dir, tmp_path, fault):
     env = dict(stack["env"])
     good = stack["artifact"]
-    if fault == "artifact_fails_to_load":
-        artifact = tmp_path / "model.tar.gz"
-        artifact.write_bytes(b"\x1f\x8b this is not a model archive")
+    if fault == "artifact_fails_to_load":  # a complete artifact whose model file ONNX Runtime cannot load
+        artifact = rewrite_artifact(good, tmp_path / "model.tar.gz", files={"model.int8.onnx": b"not a model"})
     elif fault == "labels_swapped":
         artifact = rewrite_artifact(good, tmp_path / "model.tar.gz", labels=["dog", "cat"])
     elif fault == "too_slow":

@@ -110,7 +110,16 @@ def test_registration_is_always_pending_manual_approval(definition):
     assert args["ModelPackageGroupName"] == {"Get": "Parameters.ModelPackageGroupName"}
     assert "ModelQuality" in args["ModelMetrics"]
     props = args["CustomerMetadataProperties"]
-    assert set(props) == {"git_sha", "mlflow_run_id", "smoke_set", "smoke_manifest_sha256", "data_manifest_sha256"}
+    assert set(props) == {
+        "git_sha",
+        "mlflow_run_id",
+        "smoke_set",
+        "smoke_manifest_sha256",
+        "data_manifest_sha256",
+        "model_sha256",
+    }
+    # The content SHA-256 of the model Evaluate scored: promotion and the model server refuse another.
+    assert props["model_sha256"]["Std:JsonGet"]["Path"] == "model.sha256"
     # The data manifest the photos of the run were checked against, as evaluation.json records it.
     assert props["data_manifest_sha256"]["Std:JsonGet"]["Path"] == "data.manifest_sha256"
     # The smoke set is named beside the evaluation it came from, with its manifest's SHA-256 from evaluation.json.

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aws_support import BUCKET, GROUP, IMAGE, Stack, approve_all, aws_env, make_stack
+from aws_support import BUCKET, GROUP, IMAGE, Stack, approve_all, aws_env, make_stack, tiny_artifact
 from moto import mock_aws
 
 import mlops.release as release_mod
@@ -156,10 +156,13 @@ def register_with_set(s3: Any, sm: Any, out: Path, data_dir: Path, n: int, start
     for path in sorted((out / "smoke").rglob("*")):
         if path.is_file():
             s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{path.relative_to(out).as_posix()}", Body=path.read_bytes())
+    packed, model_sha = tiny_artifact(f"v{n}")
+    s3.put_object(Bucket=BUCKET, Key=f"models/v{n}/model.tar.gz", Body=packed)
     props = {
         "git_sha": f"sha{n}",
         "smoke_set": f"s3://{BUCKET}/{prefix}/smoke",
         "smoke_manifest_sha256": info["manifest_sha256"],
+        "model_sha256": model_sha,
     }
     sm.create_model_package(
         ModelPackageGroupName=GROUP,

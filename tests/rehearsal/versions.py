@@ -12,10 +12,12 @@ import json
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from rehearsal import checks
+from serving.artifact import open_artifact
 
 
 class VersionSteps:
@@ -66,6 +68,7 @@ class VersionSteps:
                 "mlflow_run_id": report["model"]["mlflow_run_id"],
                 "smoke_set": f"s3://{bucket}/{prefix}/{report['smoke_set']['path']}",
                 "smoke_manifest_sha256": report["smoke_set"]["manifest_sha256"],
+                "model_sha256": report["model"]["sha256"],
             },
         }
         return self._register(out["model_package_group_name"], like, f"s3://{bucket}/{key}")
@@ -101,7 +104,12 @@ class VersionSteps:
                 tar.addfile(member, io.BytesIO(data) if data is not None else None)
         broken_key = key.rsplit("/", 1)[0] + "-broken/model.tar.gz"
         s3.put_object(Bucket=bucket, Key=broken_key, Body=out.getvalue())
-        return self._register(group, first, f"s3://{bucket}/{broken_key}")
+        # Its evaluation would have scored this content: the registration names its own content SHA-256.
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "model.tar.gz").write_bytes(out.getvalue())
+            sha = open_artifact(Path(tmp) / "model.tar.gz", Path(tmp) / "unpacked").content_sha256()
+        props = {**first.get("CustomerMetadataProperties", {}), "model_sha256": sha}
+        return self._register(group, {**first, "CustomerMetadataProperties": props}, f"s3://{bucket}/{broken_key}")
 
     def second_good_candidate(self) -> str:
         """Version 3: version 1's model registered again (as a retrain on the same photos would give)."""

@@ -76,7 +76,9 @@ class AwsBackend(Backend):
         container = self.registry.container(version.version)
         if not release.image:
             release.image = pin_image(self.clients, container["Image"], release.release_id)
-        return {**container, "Image": release.image}
+        # The model server refuses an artifact whose content is not the registered one (serving.artifact).
+        environment = {"MODEL_SHA256": version.model_sha256} if version.model_sha256 else {}
+        return {**container, "Image": release.image, "Environment": environment}
 
     @leased
     def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
@@ -133,6 +135,9 @@ class AwsBackend(Backend):
 
     def smoke_set(self, version: ModelVersion) -> Path:
         return self.registry.fetch_smoke_set(version)
+
+    def fetch_model(self, version: ModelVersion, into: Path) -> Path:
+        return self.registry.fetch_model(version, into)
 
     # --- records and lock ----------------------------------------------------------------------------
     def save_release(self, release: Release) -> None:

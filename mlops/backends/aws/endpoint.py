@@ -122,7 +122,11 @@ class EndpointHost:
                 PrimaryContainer={
                     "Image": container["Image"],
                     "ModelDataUrl": container["ModelDataUrl"],
-                    "Environment": {"MODEL_VERSION": str(version), "MODEL_RELEASE": release_id},
+                    "Environment": {
+                        **container.get("Environment", {}),
+                        "MODEL_VERSION": str(version),
+                        "MODEL_RELEASE": release_id,
+                    },
                 },
                 ExecutionRoleArn=self.role_arn(),
                 Tags=tags,

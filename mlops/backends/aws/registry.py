@@ -21,6 +21,8 @@ ACCURACY_KEYS = ("accuracy", "test_accuracy")
 # CustomerMetadataProperties the pipeline's Register step writes (pipelines/sagemaker_pipeline.py).
 SMOKE_SET_KEY, SMOKE_SHA_KEY = "smoke_set", "smoke_manifest_sha256"
 DATA_SHA_KEY = "data_manifest_sha256"
+MODEL_SHA_KEY = "model_sha256"  # the artifact's content SHA-256 (serving.artifact), from evaluation.json
+MAX_MODEL_BYTES = 1 << 30  # a model.tar.gz promotion will download to check (this one is about 15 MB)
 MAX_SMOKE_OBJECT_BYTES = 4 * 1024 * 1024
 
 
@@ -132,7 +134,26 @@ class SageMakerRegistry:
             smoke_set=props.get(SMOKE_SET_KEY, ""),
             smoke_sha256=props.get(SMOKE_SHA_KEY, ""),
             data_manifest_sha256=props.get(DATA_SHA_KEY, ""),
+            model_sha256=props.get(MODEL_SHA_KEY, ""),
         )
+
+    def fetch_model(self, version: ModelVersion, into: Path) -> Path:
+        """Download the version's model.tar.gz (its ModelDataUrl) into `into`, to check it by content."""
+        try:
+            bucket, key = split_s3_uri(version.artifact_uri)
+        except ValueError as exc:
+            raise BackendError(f"model version {version.version}: {exc}") from None
+        dest = into / "model.tar.gz"
+        try:
+            obj = self.clients.get("s3").get_object(Bucket=bucket, Key=key)
+            if obj.get("ContentLength", 0) > MAX_MODEL_BYTES:
+                raise BackendError(f"model version {version.version}: {version.artifact_uri} is too large to check")
+            with dest.open("wb") as out:
+                for chunk in obj["Body"].iter_chunks(1 << 20):
+                    out.write(chunk)
+        except (ClientError, BotoCoreError) as exc:
+            raise BackendError(f"reading the model artifact of version {version.version}: {exc}") from None
+        return dest
 
     def fetch_smoke_set(self, version: ModelVersion) -> Path:
         """Download the version's smoke set (its manifest, then the photos it names) into a temporary folder.

@@ -10,11 +10,10 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from mlops import config
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release, alias_text
-from mlops.backends.local.registry import LocalRegistry, smoke_folder
+from mlops.backends.local.registry import LocalRegistry, artifact_path, smoke_folder
 from mlops.backends.local.signals import breaches, read_signals
 from mlops.backends.local.stack import LocalStack
 from mlops.backends.local.store import ControlState, ReleaseStore, exclusive, write_json
@@ -62,7 +61,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
         proc = procs.spawn(
             name,
             ["-m", "serving.server", "--model", cfg["artifact"], "--host", procs.HOST, "--port", str(port)],
-            env={"MODEL_VERSION": cfg["model_version"]},
+            env={"MODEL_VERSION": cfg["model_version"], "MODEL_SHA256": cfg.get("model_sha256", "")},
         )
         url = f"http://{procs.HOST}:{port}"
         try:
@@ -78,9 +77,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
     def _start_config(self, version: ModelVersion, release: Release) -> str:
         """A model server for the release's endpoint config (not yet what the endpoint serves)."""
         name = self._config_name(version, release)
-        parsed = urlparse(version.artifact_uri)
-        artifact = unquote(parsed.path) if parsed.scheme == "file" else version.artifact_uri
-        cfg = self._start_model_server(name, {"model_version": version.version, "artifact": artifact})
+        cfg = self._start_model_server(name, _server_config(version))
         with self.state.edit() as st:
             st["endpoint_configs"][name] = cfg
         return name
@@ -90,9 +87,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
         if name in self.state.read()["endpoint_configs"]:  # the candidate's own model server, already up
             self.restore_endpoint(name)
             return name
-        parsed = urlparse(version.artifact_uri)
-        artifact = unquote(parsed.path) if parsed.scheme == "file" else version.artifact_uri
-        cfg = self._start_model_server(name, {"model_version": version.version, "artifact": artifact})
+        cfg = self._start_model_server(name, _server_config(version))
         with self.state.edit() as st:
             st["endpoint_configs"][name] = cfg
             st["endpoint"] = {"name": ENDPOINT_NAME, "config": name}
@@ -269,6 +264,12 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
     def smoke_set(self, version: ModelVersion) -> Path:
         return smoke_folder(version)
 
+    def fetch_model(self, version: ModelVersion, into: Path) -> Path:
+        path = artifact_path(version.artifact_uri)
+        if not path.exists():
+            raise BackendError(f"model version {version.version}: its artifact {path} is missing")
+        return path
+
     # --- records, lock, processes ------------------------------------------------------------------
     def save_release(self, release: Release) -> None:
         self.releases.save(release)
@@ -306,6 +307,10 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
                 cfg["pid"] = None
 
 
-def artifact_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
+def _server_config(version: ModelVersion) -> dict[str, Any]:
+    """What a model server for `version` is started with (and restarted with, from the saved state)."""
+    return {
+        "model_version": version.version,
+        "artifact": str(artifact_path(version.artifact_uri)),
+        "model_sha256": version.model_sha256,
+    }

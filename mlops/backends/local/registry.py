@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 APPROVAL_TAG = "approval_status"
 SMOKE_SET_TAG, SMOKE_SHA_TAG = "smoke_set", "smoke_manifest_sha256"
 DATA_SHA_TAG = "data_manifest_sha256"  # the same name as the model package's CustomerMetadataProperties key
+MODEL_SHA_TAG = "model_sha256"  # likewise: the artifact's content SHA-256 (serving.artifact)
 
 
 def _client() -> MlflowClient:
@@ -42,12 +43,23 @@ class LocalRegistry:
         git_sha: str,
         smoke_set: dict[str, Any] | None = None,
         data_manifest_sha256: str = "",
+        model_sha256: str = "",
     ) -> ModelVersion:
         """One call creates the version with all its tags, so a version is never half-registered.
 
         smoke_set: {"uri": the run folder's smoke set (file://), "manifest_sha256": ...} from the evaluation;
-        data_manifest_sha256: the data manifest's, which evaluation.json records (training/data_manifest.py)."""
+        data_manifest_sha256: the data manifest's, which evaluation.json records (training/data_manifest.py);
+        model_sha256: the content SHA-256 of the artifact evaluation scored. The registry hashes the artifact
+        itself and refuses one that differs from it (it changed after the evaluation); without one given, it
+        records its own (a file it cannot read gets none, and no promotion)."""
         from mlflow.exceptions import MlflowException
+
+        found = _content_sha256(artifact_uri)
+        if model_sha256 and found != model_sha256:
+            raise RegistryError(
+                f"the artifact {artifact_uri} is not the one evaluated (content sha256 {found[:12] or 'unreadable'}, "
+                f"evaluated {model_sha256[:12]}): nothing registered"
+            )
 
         try:
             self.client.create_registered_model(self.name, description="MobileNetV2 cat/dog classifier (ONNX)")
@@ -65,6 +77,7 @@ class LocalRegistry:
                 "git_sha": git_sha,
                 **({SMOKE_SET_TAG: smoke_set["uri"], SMOKE_SHA_TAG: smoke_set["manifest_sha256"]} if smoke_set else {}),
                 **({DATA_SHA_TAG: data_manifest_sha256} if data_manifest_sha256 else {}),
+                **({MODEL_SHA_TAG: found} if found else {}),
             },
             description=f"test accuracy {accuracy:.4f}",
         )
@@ -117,7 +130,27 @@ class LocalRegistry:
             smoke_set=tags.get(SMOKE_SET_TAG, ""),
             smoke_sha256=tags.get(SMOKE_SHA_TAG, ""),
             data_manifest_sha256=tags.get(DATA_SHA_TAG, ""),
+            model_sha256=tags.get(MODEL_SHA_TAG, ""),
         )
+
+
+def artifact_path(artifact_uri: str) -> Path:
+    """The local file a version's artifact URI names (file:// or a plain path)."""
+    parsed = urlparse(artifact_uri)
+    return Path(unquote(parsed.path) if parsed.scheme == "file" else artifact_uri)
+
+
+def _content_sha256(artifact_uri: str) -> str:
+    """The artifact's content SHA-256 (serving.artifact), "" when it cannot be read."""
+    import tempfile
+
+    from serving.artifact import ArtifactError, open_artifact
+
+    with tempfile.TemporaryDirectory(prefix="register-") as tmp:
+        try:
+            return open_artifact(artifact_path(artifact_uri), tmp).content_sha256()
+        except ArtifactError:
+            return ""
 
 
 def smoke_folder(version: ModelVersion) -> Path:

@@ -130,6 +130,14 @@ data "aws_iam_policy_document" "release" {
     resources = ["${local.arn}:s3:::${local.registry_prefix}-artifacts-${var.account_id}/evaluation/*"]
   }
 
+  # Promotion checks the model artifact by content (its SHA-256, as registered) before CreateModel:
+  # read-only, the training jobs' output under models/ of the same bucket (same key).
+  statement {
+    sid       = "ReadModelArtifactsToVerify"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.arn}:s3:::${local.registry_prefix}-artifacts-${var.account_id}/models/*"]
+  }
+
   statement {
     sid       = "DecryptSmokeSetsThroughS3"
     actions   = ["kms:Decrypt"]
