@@ -285,3 +285,32 @@ def test_a_model_replaced_behind_the_same_url_is_read_again_by_the_next_fleet(
     desc = wait_until(_settled(sm, "read-again"), what="endpoint updated")
     assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", "c-same-2")
     assert _classify(emu, "read-again")["label"] == "dog"
+
+
+def test_a_retried_attempt_of_an_answered_call_gets_the_same_answer_and_runs_once(emu: Emulator) -> None:
+    """The fault: an SDK sends a create, the emulator answers it, the answer is lost on the way back and the SDK
+    sends the same invocation again (twice seen under load: EntityAlreadyExists, ConflictException)."""
+    iam = emu.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    attempts: list[int] = []
+
+    def lose_the_first_answer(attempts_made: int, **_: object) -> float | None:
+        attempts.append(attempts_made)
+        return 0.0 if attempts_made == 1 else None  # a number: retry at once, as after a reset connection
+
+    def handler(**kwargs: object) -> float | None:
+        return lose_the_first_answer(int(kwargs["attempts"]))  # type: ignore[call-overload]
+
+    iam.meta.events.register_first("needs-retry.iam.CreateRole", handler)
+    try:
+        made = iam.create_role(RoleName="answered-once", AssumeRolePolicyDocument=trust)
+    finally:
+        iam.meta.events.unregister("needs-retry.iam.CreateRole", handler)
+    assert attempts[:2] == [1, 2]
+    assert made["Role"]["RoleName"] == "answered-once"
+    log = [json.loads(line) for line in (emu.workdir / "requests.jsonl").read_text().splitlines()]
+    retried = [r for r in log if r["action"] == "CreateRole" and "attempt=2" in r["attempt"]]
+    assert retried and retried[-1]["status"] == "200" and retried[-1].get("replayed") is True
+    # A first attempt of a new invocation that finds a duplicate still gets the service's error.
+    with pytest.raises(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName="answered-once", AssumeRolePolicyDocument=trust)
