@@ -41,10 +41,12 @@ p = argparse.ArgumentParser()
 p.add_argument("--model"); p.add_argument("--test"); p.add_argument("--output"); p.add_argument("--data-manifest")
 a = p.parse_args()
 data = {"manifest_sha256": hashlib.sha256(pathlib.Path(a.data_manifest).read_bytes()).hexdigest()}
-with tarfile.open(pathlib.Path(a.model) / "model.tar.gz") as tar:
+packed = pathlib.Path(a.model) / "model.tar.gz"
+with tarfile.open(packed) as tar:
     meta = json.load(tar.extractfile("metadata.json"))
 accuracy = float((pathlib.Path(a.test) / "accuracy.txt").read_text())
-doc = {"metrics": {"accuracy": {"value": accuracy}}, "model": {"mlflow_run_id": "run-" + meta["git_sha"]},
+model = {"mlflow_run_id": "run-" + meta["git_sha"], "sha256": hashlib.sha256(packed.read_bytes()).hexdigest()}
+doc = {"metrics": {"accuracy": {"value": accuracy}}, "model": model,
        "smoke_set": {"path": "smoke", "manifest_sha256": "ab" * 32}, "data": data}
 pathlib.Path(a.output, "evaluation.json").write_text(json.dumps(doc))
 """
@@ -127,7 +129,9 @@ def test_passing_execution_trains_evaluates_and_registers(pipeline: Emulator) ->
     }
     data_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     bucket, _, key = data_url.removeprefix("s3://").partition("/")
-    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+    packed = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert props["model_sha256"] == hashlib.sha256(packed).hexdigest()  # what Evaluate said it scored
+    with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
         meta = json.load(tar.extractfile("metadata.json"))  # type: ignore[arg-type]
     assert meta == {"photos": ["cat/1.jpg", "dog/1.jpg"], "warmup": "15", "git_sha": "abc123"}
     job = sm.describe_processing_job(ProcessingJobName=steps[1]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1])
