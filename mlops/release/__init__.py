@@ -188,17 +188,21 @@ def promote(
             strategy=strategy,
         )
         backend.save_release(release)
-        with interruptible():
+        with interruptible() as checkpoint:
             try:
                 progressive(backend, release, mv, previous, plan, log)
+                checkpoint()
                 _switch(backend, release, mv, previous, log)
+                checkpoint()
                 switched_at = time.time()
                 log(f"stage deployment {release.deployment_id}; smoke-testing {backend.api_url()}")
                 result: SmokeResult = run_smoke(backend.api_url(), smoke, photos)
                 release.smoke = result.to_dict()
+                checkpoint()
                 if not result.passed:
                     raise PromotionFailed(f"smoke tests failed: {'; '.join(result.failures)}")
                 release.bake = bake(backend, release, switched_at, log)
+                checkpoint()
                 if release.bake["breaches"]:
                     raise PromotionFailed(f"breach during the bake: {'; '.join(release.bake['breaches'])}")
             except ShadowRefused as exc:  # the candidate never answered a client: the live release stays

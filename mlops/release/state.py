@@ -113,15 +113,25 @@ def safe_served(backend: Backend) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def interruptible() -> Iterator[None]:
+def interruptible() -> Iterator[Callable[[], None]]:
     """Turn the first SIGTERM/SIGINT into Interrupted (so the release rolls back); ignore later ones.
 
     A cancelled GitHub job sends SIGINT, then SIGTERM: the rollback that the first one starts must
-    not be cut short by the second. Outside the main thread (tests), signals are left alone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    not be cut short by the second. Outside the main thread (tests), signals are left alone.
+
+    Yields `checkpoint`, which raises Interrupted once a signal came: Python runs the handler wherever the
+    main thread is, and where that is a destructor (a dropped `subprocess.Popen`, a socket) the exception
+    it raises is printed and lost. The release calls it between its steps, so a cancellation is never
+    swallowed (seen under load: a release signalled mid-switch went on to the end)."""
     fired: list[int] = []
+
+    def checkpoint() -> None:
+        if fired:
+            raise Interrupted(f"interrupted by {signal.Signals(fired[0]).name}")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield checkpoint
+        return
 
     def handler(signum: int, _frame: object) -> None:
         if fired:
@@ -131,7 +141,7 @@ def interruptible() -> Iterator[None]:
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield checkpoint
     finally:
         for s, h in previous.items():
             signal.signal(s, h)

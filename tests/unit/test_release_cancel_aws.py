@@ -6,6 +6,8 @@ without a word: no rollback, no record of how it ended. The next promotion or re
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -13,7 +15,7 @@ from aws_support import PREFIX, Stack, approved_stack, quiet
 from test_aws_release import live_state, smoke
 
 from mlops.backends.base import IN_PROGRESS, Release
-from mlops.release import _switch, promote, repair, status
+from mlops.release import PromotionFailed, _switch, promote, repair, status
 from mlops.smoke import SmokeConfig
 
 FUNCTION = f"{PREFIX}-classify-api"
@@ -74,3 +76,30 @@ def test_a_killed_first_release_is_detected_and_repaired(stack: Stack) -> None:
     assert stack.client("sagemaker").list_endpoints()["Endpoints"] == []  # nothing serves, as before the release
     assert status(backend)["drift"] == {}
     assert {r.release_id: r.status for r in backend.list_releases()}[dead.release_id] == "failed"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_cancellation_whose_signal_lands_in_a_destructor_still_rolls_back(stack: Stack, monkeypatch) -> None:
+    """The fault: SIGTERM arrives while Python runs a destructor (the local backend drops a Popen right after
+    the alias moves); the handler's exception is raised there, printed and lost, and the release went on."""
+    smoke(monkeypatch, True, True)
+    backend = stack.backend
+    promote(backend, "1", "alice", SmokeConfig(), log=lambda _: None)
+    before = live_state(stack)
+    real_move = backend.move_alias
+
+    class Dropped:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # what a cancelled job sends
+            for _ in range(100_000):  # the handler runs in here, inside the destructor
+                pass
+
+    def move_alias(version: str) -> None:
+        real_move(version)
+        Dropped()  # dropped at once
+
+    monkeypatch.setattr(backend, "move_alias", move_alias)
+    with pytest.raises(PromotionFailed, match="rolled back to version 1: interrupted by SIGTERM"):
+        promote(backend, "2", "alice", SmokeConfig(), log=lambda _: None)
+    assert live_state(stack) == before
+    assert status(backend)["needs_repair"] == []
