@@ -10,12 +10,10 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aws_support import BUCKET, GROUP, Stack, approve_all, aws_env, make_stack, tiny_artifact
-from moto import mock_aws
+from aws_support import BUCKET, GROUP, Stack, approved_stack, tiny_artifact
 
 import mlops.release as release_mod
 from mlops.release import PromotionRefused, promote
@@ -69,13 +67,7 @@ def test_the_model_server_refuses_a_malformed_digest(unpacked: Path, capsys):
     assert done.value.code == 2 and "64 lowercase hex digits" in capsys.readouterr().err
 
 
-@pytest.fixture
-def stack(monkeypatch) -> Iterator[Stack]:
-    aws_env(monkeypatch)
-    with mock_aws():
-        s = make_stack((0.95, 0.97))
-        approve_all(s.backend)
-        yield s
+stack = pytest.fixture(name="stack")(approved_stack)
 
 
 def _smoke_passes(monkeypatch) -> None:
