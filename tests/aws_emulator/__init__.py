@@ -17,6 +17,8 @@ and moto lacks filled in here (and only here):
 - service metrics, visible only after CloudWatch's delay (AWS_EMULATOR_METRIC_DELAY_SECONDS), and
   alarm states judged once per period from complete periods, as CloudWatch does (EvaluationPeriods,
   DatapointsToAlarm, TreatMissingData): metrics
+- every request logged (requests.jsonl), and a retried attempt of an invocation already answered with a
+  success answered the same again, since the lost first answer is this loopback server's: request_log
 
 Every AWS wait passes AWS_EMULATOR_TIME_SCALE times faster (context). What it still cannot check:
 a client's own waits in AWS time (a bake, a poll interval) unless it is given the scaled ones, as
