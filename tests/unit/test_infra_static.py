@@ -160,15 +160,20 @@ def test_the_web_acl_limit_is_the_image_contracts() -> None:
 
 
 def test_widened_release_permissions_reach_only_what_a_release_needs() -> None:
-    """Two grants added for releases, each pinned to the one thing it is for:
+    """Three grants added for releases, each pinned to the one thing it is for:
     - release roles read the candidate's smoke set: GetObject on the registry bucket's evaluation/
-      prefix only (not models/ or code/), and Decrypt only through S3 with the registry's key;
+      prefix only (not code/), and Decrypt only through S3 with the registry's key;
+    - release roles read the candidate's model.tar.gz, to check its content SHA-256 against the registered one
+      before CreateModel: GetObject on models/ only, never a write;
     - the API function may invoke its environment's classifier and the canary's candidate endpoint,
       and no other endpoint."""
     release = (INFRA / "bootstrap" / "modules" / "stack_access" / "release.tf").read_text()
     smoke = release.split('sid       = "ReadSmokeSets"', 1)[1].split("statement {", 1)[0]
     assert 'actions   = ["s3:GetObject"]' in smoke
     assert 'artifacts-${var.account_id}/evaluation/*"]' in smoke and "*/*" not in smoke
+    models = release.split('sid       = "ReadModelArtifactsToVerify"', 1)[1].split("statement {", 1)[0]
+    assert 'actions   = ["s3:GetObject"]' in models
+    assert 'artifacts-${var.account_id}/models/*"]' in models and "*/*" not in models
     decrypt = release.split('sid       = "DecryptSmokeSetsThroughS3"', 1)[1].split("statement {", 1)[0]
     assert 'actions   = ["kms:Decrypt"]' in decrypt
     assert '"kms:ViaService"' in decrypt and '["alias/${local.registry_prefix}"]' in decrypt
