@@ -59,6 +59,13 @@ class Artifact:
             )
 
 
+def artifact_sha256(path: str | Path) -> str:
+    """The content SHA-256 of the artifact at `path` (a folder, or a model.tar.gz unpacked to a temporary one
+    that is removed after); ArtifactError when it cannot be opened."""
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        return open_artifact(path, tmp).content_sha256()
+
+
 def open_artifact(path: str | Path, workdir: str | Path | None = None) -> Artifact:
     """Return the artifact at `path` (a folder, or a .tar.gz extracted under `workdir`)."""
     path = Path(path)

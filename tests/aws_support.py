@@ -131,7 +131,7 @@ def _lambda_zip() -> bytes:
 def tiny_artifact(tag: str) -> tuple[bytes, str]:
     """A model.tar.gz as the pipeline packs it (metadata.json and the model file it names; here no real model:
     these stacks run no model server) and its content SHA-256, as registration records it."""
-    from serving.artifact import open_artifact
+    from serving.artifact import artifact_sha256
 
     files = {"metadata.json": json.dumps({"labels": ["cat", "dog"], "serving_model": "model.onnx"}).encode()}
     files["model.onnx"] = f"not a model: {tag}".encode()
@@ -144,7 +144,7 @@ def tiny_artifact(tag: str) -> tuple[bytes, str]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():
             (Path(tmp) / name).write_bytes(data)
-        return buf.getvalue(), open_artifact(tmp).content_sha256()
+        return buf.getvalue(), artifact_sha256(tmp)
 
 
 def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:

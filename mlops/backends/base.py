@@ -217,11 +217,11 @@ class Backend(ABC):
 
     def model_content_sha256(self, version: ModelVersion) -> str:
         """The content SHA-256 of the version's artifact as it is now (serving.artifact's, as registered)."""
-        from serving.artifact import ArtifactError, open_artifact
+        from serving.artifact import ArtifactError, artifact_sha256
 
         with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
             try:
-                return open_artifact(self.fetch_model(version, Path(tmp)), Path(tmp) / "unpacked").content_sha256()
+                return artifact_sha256(self.fetch_model(version, Path(tmp)))
             except ArtifactError as exc:
                 raise BackendError(str(exc)) from None
 

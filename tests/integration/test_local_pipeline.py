@@ -64,9 +64,9 @@ def test_gate_passes_and_registers_pending(env):
     data_manifest = (run_dir / "data" / "manifest.json").read_bytes()
     assert version["data_manifest_sha256"] == evaluation["data"]["manifest_sha256"] == sha256(data_manifest).hexdigest()
     # The content of the model Evaluate scored, recorded with the version (serving.artifact's SHA-256).
-    from serving.artifact import open_artifact
+    from serving.artifact import artifact_sha256
 
-    assert version["model_sha256"] == evaluation["model"]["sha256"] == open_artifact(artifact).content_sha256()
+    assert version["model_sha256"] == evaluation["model"]["sha256"] == artifact_sha256(artifact)
     # The smoke set travels with the model: beside evaluation.json, named by the registered version's tags.
     from mlops.backends.local import LocalBackend
     from mlops.smoke import SmokeConfig, smoke_photos

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal import checks
-from serving.artifact import open_artifact
+from serving.artifact import artifact_sha256
 
 
 class VersionSteps:
@@ -107,7 +107,7 @@ class VersionSteps:
         # Its evaluation would have scored this content: the registration names its own content SHA-256.
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "model.tar.gz").write_bytes(out.getvalue())
-            sha = open_artifact(Path(tmp) / "model.tar.gz", Path(tmp) / "unpacked").content_sha256()
+            sha = artifact_sha256(Path(tmp) / "model.tar.gz")
         props = {**first.get("CustomerMetadataProperties", {}), "model_sha256": sha}
         return self._register(group, {**first, "CustomerMetadataProperties": props}, f"s3://{bucket}/{broken_key}")
 

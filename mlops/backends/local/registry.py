@@ -142,15 +142,12 @@ def artifact_path(artifact_uri: str) -> Path:
 
 def _content_sha256(artifact_uri: str) -> str:
     """The artifact's content SHA-256 (serving.artifact), "" when it cannot be read."""
-    import tempfile
+    from serving.artifact import ArtifactError, artifact_sha256
 
-    from serving.artifact import ArtifactError, open_artifact
-
-    with tempfile.TemporaryDirectory(prefix="register-") as tmp:
-        try:
-            return open_artifact(artifact_path(artifact_uri), tmp).content_sha256()
-        except ArtifactError:
-            return ""
+    try:
+        return artifact_sha256(artifact_path(artifact_uri))
+    except ArtifactError:
+        return ""
 
 
 def smoke_folder(version: ModelVersion) -> Path:
