@@ -26,7 +26,9 @@ the rehearsal does, so a product that hard-codes minutes is not caught; delays t
 datapoint and arrive out of order (one fixed delay here); metric-math, composite and anomaly
 alarms (never judged); percentiles through GetMetricData, and exact dimension matching in
 GetMetricStatistics (moto's subset match); a delay on PutMetricData's own datapoints; cold
-starts, concurrency limits and throttling of functions and serverless endpoints.
+starts, concurrency limits and throttling of functions and serverless endpoints. AWS managed IAM
+policies (arn:aws:iam::aws:policy/...) are not loaded, as moto's default: the stacks attach none, and an
+attachment of one fails here with NoSuchEntity where AWS would accept it.
 
 `Emulator(workdir).start()` runs it; `emulator.env()` is the environment of a client process.
 """

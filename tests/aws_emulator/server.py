@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import socket
 import ssl
@@ -92,7 +91,6 @@ class Emulator:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Emulator:
-        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # read when IAM's backend is built
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         from aws_emulator import patches

@@ -38,12 +38,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    """A moto server on a free loopback port, with AWS managed IAM policies loaded."""
-    previous = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # read when the IAM backend is created
+    """A moto server on a free loopback port."""
     from aws_emulator.sagemaker_registry import delete_model_package_group
     from moto.sagemaker.responses import SageMakerResponse
-    from moto.server import ThreadedMotoServer  # imported only after the setting is in place
+    from moto.server import ThreadedMotoServer
 
     # moto 5.2.5 lacks DeleteModelPackageGroup, which destroying the registry calls: the emulator's gap filler.
     SageMakerResponse.delete_model_package_group = delete_model_package_group  # type: ignore[attr-defined]
@@ -53,7 +51,7 @@ def moto_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
-    # Backends are process-wide: start from a clean slate created with the setting above.
+    # Backends are process-wide: start from a clean slate.
     import urllib.request
 
     urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30)
@@ -61,10 +59,6 @@ def moto_url() -> Iterator[str]:
         yield url
     finally:
         server.stop()
-        if previous is None:
-            os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
-        else:
-            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = previous
 
 
 def lambda_zip(tmp: Path) -> Path:
