@@ -1,7 +1,7 @@
 """The strict rehearsal fails where a real deploy would: one action the code uses, taken out of one
 role's policy, fails the step that needs it, and the step names the action.
 
-Three roles, three steps: the staging deploy role without dynamodb:CreateTable (Terraform's apply),
+Three roles, three steps: the staging deploy role without iam:GetRole on its stack's roles (Terraform's apply),
 the function's role without sagemaker:InvokeEndpoint (the promotion's smoke tests, through the public
 API), the inference role without s3:GetObject on model artifacts (the endpoint the promotion creates).
 Each is one segment of the breakages rehearsal (tests/rehearsal_runs.py, tests/rehearsal/breakages.py).
@@ -14,7 +14,7 @@ from rehearsal_runs import Runs, started
 
 pytestmark = pytest.mark.slow
 CASES = {
-    "no_create_table": ("Terraform apply (staging)", "dynamodb:CreateTable", "catdog-github-deploy-staging"),
+    "no_role_read": ("Terraform apply (staging)", "iam:GetRole", "catdog-github-deploy-staging"),
     "no_invoke_endpoint": ("Promote", "sagemaker:InvokeEndpoint", "catdog-staging-function"),
     "no_model_read": ("Promote", "s3:GetObject", "catdog-staging-inference"),
 }
