@@ -96,8 +96,9 @@ def test_an_alarm_stays_ok_until_its_periods_have_passed(emu: Emulator) -> None:
     assert alarmed["three-of-three"] >= max(context.METRIC_DELAY + PERIOD, 2 * PERIOD) - 0.05
     assert alarmed["three-of-three"] >= alarmed["one-of-three"] + PERIOD - 0.1
     # Not judged late either (the lower bounds above are CloudWatch's strictness; this one only shows the
-    # alarm is not stuck, with room for a machine whose CPUs the whole suite shares).
-    assert alarmed["three-of-three"] <= context.METRIC_DELAY + 6 * PERIOD + 2.0
+    # alarm is not stuck, with room for a machine whose CPUs the whole suite shares: one run judged it 4 s
+    # after three periods had passed while every core was busy).
+    assert alarmed["three-of-three"] <= context.METRIC_DELAY + 10 * PERIOD + 5.0
 
 
 def test_missing_data_is_treated_as_the_alarm_says(emu: Emulator) -> None:
