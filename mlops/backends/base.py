@@ -98,6 +98,7 @@ class Release:
     smoke: dict[str, Any] = field(default_factory=dict)
     previous_release_id: str = ""
     code_id: str = ""  # identity of the function code (Lambda CodeSha256; locally a hash of lambda/)
+    model_sha256: str = ""  # content of the released model as registered (serving.artifact's SHA-256)
     image: str = ""  # the serving image, pinned by digest where the platform has one
     kind: str = ""  # what changed against the previous release: model, code, model+code, first, repair
     bake: dict[str, Any] = field(default_factory=dict)  # the watch after the smoke tests: seconds, signals, breaches

@@ -184,6 +184,7 @@ def promote(
             started=now_iso(),
             previous_release_id=previous.release_id if previous else "",
             code_id=code_id,
+            model_sha256=mv.model_sha256,
             kind=release_kind(previous, mv, code_id) + (" (downgrade)" if note else ""),
             strategy=strategy,
         )

@@ -79,7 +79,10 @@ def _failed_here(backend: Backend, version: str, code_id: str) -> Release | None
 
 def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
     """This model version with this function code passed its smoke tests in the stage before, then a bake
-    of at least that stage's configured length with no breach, and stayed live (not rolled back)."""
+    of at least that stage's configured length with no breach, and stayed live (not rolled back).
+
+    Compared by content: the record's model SHA-256 and function CodeSha256 are the ones about to be
+    released, so a record naming the version beside other weights or code qualifies nothing."""
     before = QUALIFYING_STAGE.get(backend.stage)
     if not before:
         return
@@ -92,6 +95,8 @@ def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
         r
         for r in backend.releases_of(before)
         if r.model_version == mv.version
+        and mv.model_sha256
+        and r.model_sha256 == mv.model_sha256
         and r.code_id == code_id
         and r.status in (LIVE, SUPERSEDED)
         and r.smoke.get("passed")
@@ -99,7 +104,8 @@ def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
     ]
     if not passed:
         raise PromotionRefused(
-            f"version {mv.version} with function code {code_id[:12] or '?'} has not passed its smoke tests in "
+            f"version {mv.version} (model {mv.model_sha256[:12] or '?'}) with function code {code_id[:12] or '?'} "
+            f"has not passed its smoke tests in "
             f"{before} and a bake of at least {need:g} s there: promote it to {before} first"
         )
 

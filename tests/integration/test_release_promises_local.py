@@ -189,6 +189,7 @@ def test_production_takes_only_what_passed_staging(stack, monkeypatch):
     from mlops.backends.local import LocalBackend
     from mlops.release import PromotionRefused
     from mlops.release import promote as do_promote
+    from mlops.release.choice import require_qualified
     from mlops.smoke import SmokeConfig
 
     monkeypatch.setenv("MLOPS_HOME", stack["env"]["MLOPS_HOME"])
@@ -201,6 +202,16 @@ def test_production_takes_only_what_passed_staging(stack, monkeypatch):
     production.save_release(staged)  # smoke passed, then rolled back (the bake breached): still not qualified
     with pytest.raises(PromotionRefused, match="has not passed"):
         do_promote(production, "3", "tester", smoke, log=lambda m: None)
+    # Live, smoke passed, baked, this code, but other model content than version 3's: still not qualified.
+    registered = production.get_version("3").model_sha256
+    forged = Release("r-staging-2", "3", "staging", status="live", code_id=production.function_code_id())
+    forged.smoke, forged.bake, forged.model_sha256 = {"passed": True}, {"seconds": 999, "breaches": []}, "f" * 64
+    production.save_release(forged)
+    with pytest.raises(PromotionRefused, match=f"version 3 \\(model {registered[:12]}\\)"):
+        require_qualified(production, production.get_version("3"), production.function_code_id())
+    forged.model_sha256 = registered
+    production.save_release(forged)
+    require_qualified(production, production.get_version("3"), production.function_code_id())  # its content
     assert [r.stage for r in production.list_releases() if r.stage == "production"] == []
 
 

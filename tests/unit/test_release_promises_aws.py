@@ -122,7 +122,8 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
 
 def test_production_refuses_a_staging_record_that_skipped_or_failed_its_bake(stack: Stack, monkeypatch) -> None:
     """Records as a staging-level writer could put them: live with smoke tests passed, but no bake, a breached
-    one, or one shorter than staging's bake time. None qualifies the version for production."""
+    one, one shorter than staging's bake time, or the version's name beside other model content. None
+    qualifies the version for production."""
     from mlops.backends.base import Release
     from mlops.release.choice import require_qualified
 
@@ -142,11 +143,20 @@ def test_production_refuses_a_staging_record_that_skipped_or_failed_its_bake(sta
             PromotionRefused, match="has not passed its smoke tests in staging and a bake of at least 60 s"
         ):
             require_qualified(production, production.get_version("2"), code)
+    registered = production.get_version("2").model_sha256
+    assert len(registered) == 64
+    # A record naming version 2 beside other weights: the content staging tested is not the registered one.
+    other = Release("r-staging-8", "2", "staging", status="live", code_id=code, smoke={"passed": True})
+    other.model_sha256, other.bake = "0" * 64, {"seconds": 61.5, "breaches": []}
+    with stack.backend.lock("a staging writer"):
+        stack.backend.save_release(other)
+    with pytest.raises(PromotionRefused, match=f"version 2 \\(model {registered[:12]}\\) with function code"):
+        require_qualified(production, production.get_version("2"), code)
     baked = Release("r-staging-9", "2", "staging", status="live", code_id=code, smoke={"passed": True})
-    baked.bake = {"seconds": 61.5, "breaches": []}
+    baked.model_sha256, baked.bake = registered, {"seconds": 61.5, "breaches": []}
     with stack.backend.lock("staging"):
         stack.backend.save_release(baked)
-    require_qualified(production, production.get_version("2"), code)  # smoke passed and baked long enough
+    require_qualified(production, production.get_version("2"), code)  # its content, smoke passed, baked long enough
 
 
 def test_a_failed_restore_is_recorded_and_repaired(stack: Stack, monkeypatch) -> None:
