@@ -35,3 +35,22 @@ def test_rehearsal_fails_at_the_promotion_that_does_not_move_the_alias(runs: Run
     else:
         assert re.fullmatch(r"staging serves version \d+", first["step"]), first
         assert "function" in first["note"], first
+
+
+def test_a_job_cancelled_mid_promotion_rolls_back_and_repairs_through_its_own_steps(runs: Runs) -> None:
+    """Cancelled as GitHub cancels a job (SIGINT to the step's process, SIGTERM 7.5 s later, the tree killed
+    2.5 s after that) once the candidate serves: the promotion starts its rollback on the signal, the
+    repair step runs because the job was cancelled (and finishes the restore when the kill cut it short,
+    once the killed holder's lease has expired), and the release before it serves again (the check right
+    after the segment)."""
+    segment = runs.segment("cancelled_promotion")
+    promote = next(r for r in segment if r["step"].startswith("Promote"))
+    assert promote["ok"] and promote["note"].startswith("cancelled at 'stage deployment"), promote
+    log = Path(promote["note"].split("; log ")[-1].split(";")[0]).read_text()
+    assert "rolling back: interrupted by SIGINT" in log, log[-2000:]
+    after_promote = [r["step"] for r in segment[segment.index(promote) + 1 :]]
+    assert after_promote[:2] == ["Repair after a cancelled or failed release", "Job summary"], after_promote
+    assert all(r["ok"] for r in segment), [(r["step"], r["note"]) for r in segment if not r["ok"]]
+    steps = [r["step"] for r in runs.results()]
+    after = runs.results()[steps.index("breakage cancelled_promotion: end") + 1]
+    assert re.fullmatch(r"staging serves version \d+", after["step"]) and after["ok"], after

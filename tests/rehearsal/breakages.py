@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
+from rehearsal.cancel import Cancel
 from rehearsal.scenario import BOOTSTRAP, SAME_COMMIT, doc_line
 
 DONE_ONCE = (*SAME_COMMIT, "Build and push the serving image", "Create or update the SageMaker pipeline",
@@ -33,6 +34,7 @@ class Breakage:
     at: str  # "apply": the first staging apply; "promote": deploy.yml's release of a new version
     remove_grant: str = ""  # SID:ACTION taken out of the roles' policies (infra/bootstrap)
     faults: str = ""  # modules imported by every process the steps start (tests/rehearsal/faults)
+    cancel_at: str = ""  # the job is cancelled (rehearsal.cancel) when its promotion prints this line
 
 
 BREAKAGES = (
@@ -41,6 +43,9 @@ BREAKAGES = (
     Breakage("no_role_read", "apply", remove_grant="ReadOwnRoles:iam:GetRole"),
     Breakage("no_invoke_endpoint", "promote", remove_grant="InvokeEndpoint:sagemaker:InvokeEndpoint"),
     Breakage("no_model_read", "promote", remove_grant="ReadModelArtifacts:s3:GetObject"),
+    # Cancelled once the candidate serves (the smoke tests start): the promotion gets SIGINT itself and
+    # rolls back, the job's repair step runs, and the good release before it serves again.
+    Breakage("cancelled_promotion", "promote", cancel_at="smoke-testing"),
     Breakage("alias_not_moved", "promote", faults="alias_not_moved"),
 )
 
@@ -103,6 +108,7 @@ def broken(flow: Any, breakage: Breakage) -> Iterator[None]:
     runner = flow.runner
     what = [f"without {breakage.remove_grant}"] if breakage.remove_grant else []
     what += [f"with the fault {breakage.faults}"] if breakage.faults else []
+    what += [f"cancelled at {breakage.cancel_at!r}"] if breakage.cancel_at else []
     runner.record(f"breakage {breakage.name}: begin", "rehearsal", True, 0.0, "; ".join(what))
     undo: list[Callable[[], Any]] = []
     try:
@@ -110,9 +116,12 @@ def broken(flow: Any, breakage: Breakage) -> Iterator[None]:
             sid, action = breakage.remove_grant.split(":", 1)
             undo = take_out(flow.emu.client("iam"), sid, action)
         runner.base_env["REHEARSAL_FAULTS"] = breakage.faults
+        if breakage.cancel_at:  # a killed holder's lease is waited out for its TTL: 120 s on AWS, scaled here
+            runner.base_env["LOCK_TTL_SECONDS"] = "30"
         yield
     finally:
         runner.base_env["REHEARSAL_FAULTS"] = ""
+        runner.base_env.pop("LOCK_TTL_SECONDS", None)
         for step in undo:
             step()
         runner.record(f"breakage {breakage.name}: end", "rehearsal", True, 0.0)
@@ -132,10 +141,26 @@ def run(flow: Any, names: list[str]) -> None:
     approve = doc_line(ws, "mlops approve N")
     version = 1
     for breakage in (b for b in chosen if b.at == "promote"):
+        if breakage.cancel_at:  # a good release first, for the cancelled one to come back to
+            version = _release(f, version, approve)
+            f.serving("staging", str(version - 1))
         if version > 1:
             f.runner.action(f"Register version {version}", "rehearsal", f.second_good_candidate)
         f.shell(f"Approve version {version}", approve, f"mlops approve {version} --backend aws --by rehearsal")
         with broken(f, breakage):
-            f.workflow("deploy.yml", skip=DONE_ONCE)
-            f.serving("staging", str(version))
+            cancel = Cancel("Promote", breakage.cancel_at) if breakage.cancel_at else None
+            f.workflow("deploy.yml", skip=DONE_ONCE, cancel=cancel)
+            if not cancel:
+                f.serving("staging", str(version))
+        if cancel:
+            f.serving("staging", str(version - 1))  # the release before, serving again
         version += 1
+
+
+def _release(f: Any, version: int, approve: str) -> int:
+    """Register, approve and release the next version without a breakage; returns the version after it."""
+    if version > 1:
+        f.runner.action(f"Register version {version}", "rehearsal", f.second_good_candidate)
+    f.shell(f"Approve version {version}", approve, f"mlops approve {version} --backend aws --by rehearsal")
+    f.workflow("deploy.yml", skip=DONE_ONCE)
+    return version + 1

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rehearsal.cancel import Cancel, start_cancelling
 from rehearsal.workflows import Job, Step, read_jobs, should_run, substitute
 
 STEP_TIMEOUT = float(os.environ.get("REHEARSAL_STEP_TIMEOUT", "1200"))
@@ -83,17 +84,27 @@ class Runner:
         self.maybe_stop()
         return ok
 
-    def job(self, workflow: Path, context: dict, expect_failure: str | None = None, skip: tuple[str, ...] = ()) -> bool:
+    def job(
+        self,
+        workflow: Path,
+        context: dict,
+        expect_failure: str | None = None,
+        skip: tuple[str, ...] = (),
+        cancel: Cancel | None = None,
+    ) -> bool:
         """Run every job of the workflow; `expect_failure` names the one step expected to fail, `skip` steps
-        (by name) that changed nothing in an earlier run of the same commit and are left out.
+        (by name) that changed nothing in an earlier run of the same commit and are left out, `cancel` the
+        step during which the job is cancelled (rehearsal.cancel).
 
         Returns whether the job went as expected (a failing step that was expected counts as passed)."""
         all_ok = True
         for job in read_jobs(workflow, self.workspace):
-            all_ok = self._run_job(job, context, expect_failure, skip) and all_ok
+            all_ok = self._run_job(job, context, expect_failure, skip, cancel) and all_ok
         return all_ok
 
-    def _run_job(self, job: Job, context: dict, expect_failure: str | None, skip: tuple[str, ...] = ()) -> bool:
+    def _run_job(
+        self, job: Job, context: dict, expect_failure: str | None, skip: tuple[str, ...], cancel: Cancel | None
+    ) -> bool:
         files = {
             k: self.log_dir / f"{job.workflow.replace('/', '_')}-{k}" for k in ("env", "path", "output", "summary")
         }
@@ -131,7 +142,13 @@ class Runner:
                 continue
             self._read_env_files(files, env)
             step_env = {**env, **{k: substitute(v, context) for k, v in step.env.items()}}
-            ok, note = self._run_step(step, step_env, context)
+            cancel_on = cancel.when if cancel is not None and cancel.step in step.name else ""
+            ok, note = self._run_step(step, step_env, context, cancel_on)
+            if cancel_on:  # the step was cancelled (or ended before its line): the job is, as on GitHub
+                context["_cancelled"], passed = True, note.startswith("cancelled")
+                self.results[-1].ok, self.results[-1].note = passed, note
+                as_expected = as_expected and passed
+                continue
             context["_ok"] = context["_ok"] and ok  # a failed step fails the job, as on GitHub
             if expect_failure is not None and expect_failure in step.name:
                 passed = not ok
@@ -173,7 +190,7 @@ class Runner:
                 key, _, value = line.partition("=")
                 env[key] = value
 
-    def _run_step(self, step: Step, env: dict[str, str], context: dict) -> tuple[bool, str]:
+    def _run_step(self, step: Step, env: dict[str, str], context: dict, cancel_on: str = "") -> tuple[bool, str]:
         self.echo(f">>> {step.name} ({step.where})")
         started = time.monotonic()
         stand_in = next((fn for text, fn in self.stand_ins.items() if text in (step.run or "")), None)
@@ -192,17 +209,27 @@ class Runner:
             proc = subprocess.Popen(
                 ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
                 cwd=self.workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                start_new_session=bool(cancel_on),  # a cancelled step's tree is killed as one process group
             )  # fmt: skip
             assert proc.stdout is not None
+            cancelled_at = ""
             for line in proc.stdout:
                 out.write(line)
                 self.echo("    " + line.rstrip())
+                if cancel_on and not cancelled_at and cancel_on in line:
+                    cancelled_at = line.strip()[:120]
+                    self.echo(f"--- cancelling the job: SIGINT to the step's process at {cancelled_at!r}")
+                    start_cancelling(proc)
             try:
                 code = proc.wait(timeout=STEP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = -9
         note = "" if code == 0 else f"exit {code}; log {log}"
+        if cancelled_at:
+            note = f"cancelled at {cancelled_at!r}: exit {code}; log {log}"
+        elif cancel_on:
+            note = f"not cancelled: {cancel_on!r} never printed; exit {code}; log {log}"
         result = self.record(step.name, step.where, code == 0, time.monotonic() - started, note)
         result.log = str(log)
         return code == 0, result.note  # with what IAM refused during the step, if it failed

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal import checks
+from rehearsal.cancel import Cancel
 from rehearsal.runner import Runner
 from rehearsal.teardown import TeardownSteps
 from rehearsal.versions import VersionSteps
@@ -100,9 +101,15 @@ class Flow(VersionSteps, TeardownSteps):
         return self.shell(name, f"{DOCS}:{line}", script, extra)
 
     def workflow(
-        self, file: str, context: dict | None = None, expect_failure: str | None = None, skip: tuple[str, ...] = ()
+        self,
+        file: str,
+        context: dict | None = None,
+        expect_failure: str | None = None,
+        skip: tuple[str, ...] = (),
+        cancel: Cancel | None = None,
     ) -> bool:
-        return self.runner.job(self.ws / WORKFLOWS / file, {**self.context, **(context or {})}, expect_failure, skip)
+        where = self.ws / WORKFLOWS / file
+        return self.runner.job(where, {**self.context, **(context or {})}, expect_failure, skip, cancel)
 
     def check(self, name: str, fn: Any) -> bool:
         return self.runner.action(name, "rehearsal check", fn)

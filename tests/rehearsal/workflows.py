@@ -91,7 +91,7 @@ def evaluate(expression: str, context: dict) -> Any:
         if option in ("always()", "success()", "failure()", "cancelled()"):
             value: Any = {
                 "always()": True,
-                "success()": context.get("_ok", True),
+                "success()": context.get("_ok", True) and not context.get("_cancelled", False),
                 "failure()": not context.get("_ok", True),
                 "cancelled()": context.get("_cancelled", False),
             }[option]
@@ -109,7 +109,8 @@ def substitute(text: str, context: dict) -> str:
 
 
 def should_run(step: Step, context: dict) -> bool:
-    """GitHub runs a step while the job succeeds unless its `if` says otherwise (always(), failure())."""
+    """GitHub runs a step while the job succeeds, and is not cancelled, unless its `if` says otherwise
+    (always(), failure(), cancelled())."""
     if not step.condition:
-        return bool(context.get("_ok", True))
+        return bool(context.get("_ok", True)) and not context.get("_cancelled", False)
     return bool(evaluate(EXPR.sub(lambda m: m.group(1), step.condition), context))
