@@ -205,7 +205,7 @@ pytest: venv browser lambda-zip ## Run the Python test suite, every tier, the re
 	@mkdir -p build/reports
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) --durations=25 --ignore=tests/integration/test_infra_moto.py --junitxml=build/reports/pytest.xml $(PYTEST_ARGS)
 
-# make test runs its parts side by side: the rehearsal (about 10 minutes beside the rest on 2 cores) at
+# make test runs its parts side by side: the rehearsal (about 8 minutes beside the rest on 2 cores) at
 # normal priority, and beside it at a lower one (nice 10) lint, the Terraform checks and the suite, which
 # take the CPU the rehearsal leaves; the suite ends last. It runs on PYTEST_WORKERS processes, more than the
 # cores, so that one waiting on a server, Terraform or the emulator leaves the CPU to others. The rehearsal writes
