@@ -38,6 +38,10 @@ class BackendError(RuntimeError):
     """A platform call failed; the message is safe to show to a user."""
 
 
+class StageNotDeployed(BackendError):
+    """The stage's stack is not there (no release table): nothing was ever released in it."""
+
+
 class RegistryError(BackendError):
     """A registry request that cannot be met (unknown version, bad status...)."""
 

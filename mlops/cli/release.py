@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         by: Annotated[str | None, typer.Option(help="Who repairs")] = None,
     ) -> None:
         """Bring the stage back to its last good release when what it serves differs from the records."""
-        from mlops.backends.base import BackendError
+        from mlops.backends.base import BackendError, StageNotDeployed
         from mlops.release import PromotionFailed
         from mlops.release import repair as do_repair
 
@@ -142,6 +142,9 @@ def register(app: typer.Typer) -> None:
         try:
             with b.session():
                 target, found = do_repair(b, _who(by), log=lambda m: console.print(f"  {m}"))
+        except StageNotDeployed as exc:  # e.g. the job's first apply failed: no release ever ran here
+            console.print(f"nothing to repair: {exc}")
+            return
         except (PromotionFailed, BackendError) as exc:
             fail(str(exc))
         if found:

@@ -103,3 +103,23 @@ def test_a_cancellation_whose_signal_lands_in_a_destructor_still_rolls_back(stac
         promote(backend, "2", "alice", SmokeConfig(), log=lambda _: None)
     assert live_state(stack) == before
     assert status(backend)["needs_repair"] == []
+
+
+def test_the_repair_step_after_a_failed_first_apply_has_nothing_to_repair(monkeypatch) -> None:
+    """deploy.yml's repair step runs on failure(): when the job's first Terraform apply failed, the stage has
+    no release table, so no release ever ran there. It says so and succeeds, instead of failing the job a
+    second time; a promotion in the same state still fails, naming the missing stack."""
+    from aws_support import aws_env
+    from moto import mock_aws
+    from typer.testing import CliRunner
+
+    from mlops.cli import app
+
+    aws_env(monkeypatch)
+    with mock_aws():
+        out = CliRunner().invoke(app, ["repair", "--backend", "aws", "--stage", "staging"], env={"COLUMNS": "300"})
+        assert out.exit_code == 0, out.output
+        said = " ".join(out.output.split())
+        assert f"nothing to repair: staging has no release table {PREFIX}-releases: its stack is not applied" in said
+        out = CliRunner().invoke(app, ["promote", "--backend", "aws", "--stage", "staging"], env={"COLUMNS": "300"})
+        assert out.exit_code != 0 and "its stack is not applied" in " ".join(out.output.split())

@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.backends.aws.config import error_code
-from mlops.backends.base import BackendError, LockBusyError, LockLostError
+from mlops.backends.base import BackendError, LockBusyError, LockLostError, StageNotDeployed
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -118,6 +118,10 @@ class StageLock:
         except ClientError as exc:
             if error_code(exc) == CONDITION_FAILED:
                 return False
+            if error_code(exc) == "ResourceNotFoundException":
+                raise StageNotDeployed(
+                    f"{self.stage} has no release table {self.table}: its stack is not applied"
+                ) from exc
             raise BackendError(f"taking the {self.stage} release lock in {self.table}: {exc}") from exc
         except BotoCoreError as exc:
             raise BackendError(f"taking the {self.stage} release lock in {self.table}: {exc}") from exc
