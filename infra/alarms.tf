@@ -1,5 +1,7 @@
 # Alarms: the endpoint alarms go into every endpoint update's AutoRollbackConfiguration
-# (promotion reads the `endpoint_alarm_names` output); all of them notify the alarm topic.
+# (promotion reads the `endpoint_alarm_names` output); all of them notify the alarm topic. Client errors
+# (endpoint-4xx) only notify: any client can send an image whose header passes and whose body does not
+# decode, and no client may roll a release back or block an endpoint update.
 resource "aws_sns_topic" "alarms" {
   name              = "${local.prefix}-alarms"
   kms_master_key_id = aws_kms_key.main.arn
@@ -70,6 +72,6 @@ resource "aws_cloudwatch_metric_alarm" "this" {
 }
 
 locals {
-  endpoint_alarm_names = [for k in ["endpoint-5xx", "endpoint-4xx", "endpoint-latency"] : aws_cloudwatch_metric_alarm.this[k].alarm_name]
+  endpoint_alarm_names = [for k in ["endpoint-5xx", "endpoint-latency"] : aws_cloudwatch_metric_alarm.this[k].alarm_name]
   release_alarm_names  = [for k in ["lambda-errors", "lambda-duration", "api-5xx"] : aws_cloudwatch_metric_alarm.this[k].alarm_name]
 }

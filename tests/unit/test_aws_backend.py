@@ -36,7 +36,7 @@ def test_defaults_follow_the_terraform_names(monkeypatch) -> None:
     assert (cfg.function_alias, cfg.stage_name, cfg.variant_name) == ("live", "production", "AllTraffic")
     assert cfg.release_table == "catdog-production-releases"
     assert cfg.rest_api_name == "catdog-production-api"
-    assert cfg.alarm_names == tuple(f"catdog-production-endpoint-{k}" for k in ("5xx", "4xx", "latency"))
+    assert cfg.alarm_names == tuple(f"catdog-production-endpoint-{k}" for k in ("5xx", "latency"))
     assert (cfg.endpoint_mode, cfg.region) == ("serverless", REGION)
 
 

@@ -315,3 +315,22 @@ def test_a_live_holder_renews_its_lease_and_a_dead_one_is_taken_over(stack: Stac
     time.sleep(2.2)
     with other.records.lock("promote by bob"):  # its lease ran out: taken over
         pass
+
+
+def test_clients_sending_broken_images_during_a_release_do_not_roll_it_back(stack: Stack, monkeypatch) -> None:
+    """Images whose header passes the function's check and whose body does not decode reach the model server,
+    which answers 4xx: Invocation4XXErrors, alarmed by endpoint-4xx (infra/alarms.tf). Anyone can send them,
+    so that alarm only notifies: in ALARM through the whole release, the release still goes live."""
+    backend = stack.backend
+    smoke(monkeypatch, True, True)
+    first = promote(backend, "1", "alice", SmokeConfig(), log=quiet)
+    cloudwatch, alarm = stack.client("cloudwatch"), f"{PREFIX}-endpoint-4xx"
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm, MetricName="Invocation4XXErrors", Namespace="AWS/SageMaker", Statistic="Sum", Period=60,
+        EvaluationPeriods=2, DatapointsToAlarm=2, Threshold=5, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="broken-body PNGs from a client")
+    second = promote(backend, "2", "bob", SmokeConfig(), log=quiet)
+    assert second.status == "live" and second.release_id != first.release_id
+    assert not second.bake["breaches"] and backend.live_release().model_version == "2"
+    assert alarm not in backend.cfg.alarm_names + backend.cfg.release_alarm_names  # nor in UpdateEndpoint's

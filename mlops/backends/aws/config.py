@@ -134,7 +134,8 @@ class AwsConfig:
         if mode not in MODES:
             raise BackendError(f"ENDPOINT_MODE={mode!r}: choose one of {', '.join(MODES)}")
         alarms = _names(get.text("ENDPOINT_ALARM_NAMES")) or tuple(
-            f"{prefix}-{k}" for k in ("endpoint-5xx", "endpoint-4xx", "endpoint-latency")
+            f"{prefix}-{k}"
+            for k in ("endpoint-5xx", "endpoint-latency")  # never client errors (infra/alarms.tf)
         )
         release_alarms = _names(get.text("RELEASE_ALARM_NAMES")) or tuple(
             f"{prefix}-{k}" for k in ("lambda-errors", "lambda-throttles", "lambda-duration", "api-5xx")
