@@ -20,7 +20,7 @@ ROLE = f"arn:aws:iam::123456789012:role/{PREFIX}-sagemaker"
 CONTAINER = {"Image": "img:1", "ModelDataUrl": "s3://bucket/models/v2/model.tar.gz"}
 OLD = f"{ENDPOINT}-v1-r20260101-000000-aaaaaa"
 NEW = f"{ENDPOINT}-v2-r20260102-000000-bbbbbb"
-ALARMS = [{"AlarmName": f"{PREFIX}-endpoint-{k}"} for k in ("5xx", "4xx", "latency")]
+ALARMS = [{"AlarmName": f"{PREFIX}-endpoint-{k}"} for k in ("5xx", "latency")]
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{ENDPOINT}"
 
