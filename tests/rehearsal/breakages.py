@@ -142,11 +142,11 @@ def run(flow: Any, names: list[str]) -> None:
     version = 1
     for breakage in (b for b in chosen if b.at == "promote"):
         if breakage.cancel_at:  # a good release first, for the cancelled one to come back to
-            version = _release(f, version, approve)
-            f.serving("staging", str(version - 1))
-        if version > 1:
-            f.runner.action(f"Register version {version}", "rehearsal", f.second_good_candidate)
-        f.shell(f"Approve version {version}", approve, f"mlops approve {version} --backend aws --by rehearsal")
+            _register_and_approve(f, version, approve)
+            f.workflow("deploy.yml", skip=DONE_ONCE)
+            f.serving("staging", str(version))
+            version += 1
+        _register_and_approve(f, version, approve)
         with broken(f, breakage):
             cancel = Cancel("Promote", breakage.cancel_at) if breakage.cancel_at else None
             f.workflow("deploy.yml", skip=DONE_ONCE, cancel=cancel)
@@ -157,10 +157,8 @@ def run(flow: Any, names: list[str]) -> None:
         version += 1
 
 
-def _release(f: Any, version: int, approve: str) -> int:
-    """Register, approve and release the next version without a breakage; returns the version after it."""
+def _register_and_approve(f: Any, version: int, approve: str) -> None:
+    """Version 1 is registered before the breakages; each later one is the same good model again."""
     if version > 1:
         f.runner.action(f"Register version {version}", "rehearsal", f.second_good_candidate)
     f.shell(f"Approve version {version}", approve, f"mlops approve {version} --backend aws --by rehearsal")
-    f.workflow("deploy.yml", skip=DONE_ONCE)
-    return version + 1

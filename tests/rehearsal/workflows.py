@@ -112,5 +112,5 @@ def should_run(step: Step, context: dict) -> bool:
     """GitHub runs a step while the job succeeds, and is not cancelled, unless its `if` says otherwise
     (always(), failure(), cancelled())."""
     if not step.condition:
-        return bool(context.get("_ok", True)) and not context.get("_cancelled", False)
+        return bool(evaluate("success()", context))
     return bool(evaluate(EXPR.sub(lambda m: m.group(1), step.condition), context))
