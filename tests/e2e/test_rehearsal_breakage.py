@@ -47,7 +47,8 @@ def test_a_job_cancelled_mid_promotion_rolls_back_and_repairs_through_its_own_st
     promote = next(r for r in segment if r["step"].startswith("Promote"))
     assert promote["ok"] and promote["note"].startswith("cancelled at 'stage deployment"), promote
     log = Path(promote["note"].split("; log ")[-1].split(";")[0]).read_text()
-    assert "rolling back: interrupted by SIGINT" in log, log[-2000:]
+    # The signal can land inside a library call that wraps it (seen: the idna codec), so only its name is sure.
+    assert "rolling back: " in log and "interrupted by SIGINT" in log, log[-2000:]
     after_promote = [r["step"] for r in segment[segment.index(promote) + 1 :]]
     assert after_promote[:2] == ["Repair after a cancelled or failed release", "Job summary"], after_promote
     assert all(r["ok"] for r in segment), [(r["step"], r["note"]) for r in segment if not r["ok"]]
