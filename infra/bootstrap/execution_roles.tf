@@ -144,25 +144,27 @@ data "aws_iam_policy_document" "pipeline" {
   }
 }
 
-# --- Inference: the endpoint's container parses untrusted images, so it can only read the model
-# artifacts (models/ of the registry's bucket), pull the serving image and write its own logs.
+# --- Inference: the endpoint's container parses untrusted images, so it can only read the models its
+# environment's releases copied and checked (released/ of the environment's own bucket, under its own
+# key: nothing the pipeline or another environment's roles can write), pull the serving image and
+# write its own logs.
 data "aws_iam_policy_document" "inference" {
   for_each = toset(local.environments)
 
   statement {
-    sid       = "ReadModelArtifacts"
+    sid       = "ReadReleasedModels"
     actions   = ["s3:GetObject"]
-    resources = ["${local.arn}:s3:::${local.registry_prefix}-artifacts-${local.account_id}/models/*"]
+    resources = ["${local.arn}:s3:::${var.project}-${each.key}-artifacts-${local.account_id}/released/*"]
   }
 
   statement {
-    sid       = "DecryptModelArtifactsThroughS3"
+    sid       = "DecryptReleasedModelsThroughS3"
     actions   = ["kms:Decrypt"]
     resources = ["${local.arn}:kms:${local.regional}:key/*"]
     condition {
       test     = "ForAnyValue:StringEquals"
       variable = "kms:ResourceAliases"
-      values   = ["alias/${local.registry_prefix}"]
+      values   = ["alias/${var.project}-${each.key}"]
     }
     condition {
       test     = "StringEquals"

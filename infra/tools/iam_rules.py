@@ -1,6 +1,7 @@
 """The project's own IAM checks, for what field tools cannot see: who can escalate, who may change
 production, who may assume the production role, what the retrain role can do, who may register or
-approve a version, who may change the approval trigger's dispatch path.
+approve a version, who may change the approval trigger's dispatch path, where production's endpoint
+reads its model from.
 
 Each check returns (role, source, finding, detail) rows; no rows means the property holds.
 """
@@ -58,6 +59,9 @@ DISPATCH_ACTIONS = {
 REGISTER_ACTIONS = {"sagemaker:createmodelpackage"}
 PENDING_ONLY = {"PendingManualApproval"}
 RETRAIN_CHANGES = {"sagemaker:startpipelineexecution"}
+# What an endpoint's container reads (its model, and the key that decrypts it): production's serves only
+# production's own copies, which no staging role nor the pipeline can write.
+SERVING_READS = {"s3:getobject", "kms:decrypt"}
 
 
 @dataclass
@@ -214,6 +218,16 @@ def own_checks(roles: dict[str, Role], boundary: dict[str, Any], repository: str
                 and _condition_values(st, ("sagemaker:modelapprovalstatus",)) != PENDING_ONLY
             ):
                 rows.append((role.name, "gate", "registers-approved", st.get("Sid", "?")))
+            reads = expand(_list(st.get("Action"))) & SERVING_READS
+            if role.name == f"{project}-production-inference" and reads and reach != {"production"}:
+                rows.append(
+                    (
+                        role.name,
+                        "production",
+                        "serves-from-elsewhere",
+                        f"{st.get('Sid', '?')} ({','.join(sorted(reach))})",
+                    )
+                )
             if role.name == retrain_role and effective - RETRAIN_CHANGES:
                 rows.append((role.name, "retrain", "can-deploy", ", ".join(sorted(effective - RETRAIN_CHANGES))[:200]))
     return rows

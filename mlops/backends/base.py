@@ -216,12 +216,19 @@ class Backend(ABC):
     def api_url(self) -> str: ...
 
     @abstractmethod
+    def keep_model(self, version: ModelVersion) -> str:
+        """Copy the version's model.tar.gz from where the registry names it into the stage's own store, which
+        neither the pipeline nor another stage's roles can write, and return where the copy is. The stage's
+        endpoint serves that copy, so a file replaced in the registry later changes nothing it serves.
+        BackendError when it cannot be copied."""
+
+    @abstractmethod
     def fetch_model(self, version: ModelVersion, into: Path) -> Path:
-        """The version's model.tar.gz as it is now where the registry names it: the file itself when it is
-        local, else a copy downloaded into `into`. BackendError when it cannot be read."""
+        """The stage's own copy of the version's model.tar.gz (keep_model's) as it is now: the file itself
+        when it is local, else a copy downloaded into `into`. BackendError when it cannot be read."""
 
     def model_content_sha256(self, version: ModelVersion) -> str:
-        """The content SHA-256 of the version's artifact as it is now (serving.artifact's, as registered)."""
+        """The content SHA-256 of the stage's copy of the version's artifact (serving.artifact's, as registered)."""
         from serving.artifact import ArtifactError, artifact_sha256
 
         with tempfile.TemporaryDirectory(prefix="verify-") as tmp:

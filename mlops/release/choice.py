@@ -111,14 +111,20 @@ def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
 
 
 def require_registered_content(backend: Backend, mv: ModelVersion) -> None:
-    """The version's artifact, as it is now where the registry names it, is the one registered: its
-    content SHA-256 (serving.artifact) equals the one recorded at registration. The model server checks
-    the same at load, so a file swapped after this check is refused there."""
+    """The version's artifact is copied into the stage's own store, and the copy, which the stage's endpoint
+    will serve, is the one registered: its content SHA-256 (serving.artifact) equals the one recorded at
+    registration. The model server checks the same at load, so a file swapped after this check is refused there."""
     if not mv.model_sha256:
         raise PromotionRefused(
             f"version {mv.version} was registered without its model's content SHA-256: run the pipeline to register "
             "the model again"
         )
+    try:
+        backend.keep_model(mv)
+    except BackendError as exc:
+        raise PromotionRefused(
+            f"version {mv.version}: its model artifact cannot be copied for {backend.stage}: {exc}"
+        ) from None
     try:
         found = backend.model_content_sha256(mv)
     except BackendError as exc:

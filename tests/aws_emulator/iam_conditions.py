@@ -224,18 +224,22 @@ def implied(service: str, operation: str, params: dict[str, Any], principal: Pri
             for kind, body in item.items():
                 table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{body.get('TableName', '')}"
                 checks.append((f"dynamodb:{TRANSACT_ACTIONS[kind]}", [table], {"aws:PrincipalArn": [principal.arn]}))
+    objects: list[tuple[str, str, bool]] = []  # (bucket, key, written) of each object the call reads or writes
     if service == "s3" and params.get("CopySourceBucket"):
         source = f"arn:aws:s3:::{params['CopySourceBucket']}/{params['CopySourceKey']}"
         checks.append(("s3:GetObject", [source], {"aws:PrincipalArn": [principal.arn]}))
+        objects.append((str(params["CopySourceBucket"]), str(params["CopySourceKey"]), False))  # S3 decrypts it
     if service == "s3" and params.get("Bucket") and params.get("Key"):
         writing = operation in ("PutObject", "CreateMultipartUpload", "CopyObject")
         if writing or operation == "GetObject":
-            key_arn = _object_key_arn(str(params["Bucket"]), str(params["Key"]), writing)
-            if key_arn:
-                aliases = [a.alias_name for a in _backend("kms").list_aliases(key_arn.rsplit("/", 1)[-1])]
-                ctx = {"kms:ViaService": [f"s3.{REGION}.amazonaws.com"], "kms:ResourceAliases": aliases,
-                       "kms:CallerAccount": [ACCOUNT], "aws:PrincipalArn": [principal.arn]}  # fmt: skip
-                checks.append(("kms:GenerateDataKey" if writing else "kms:Decrypt", [key_arn], ctx))
+            objects.append((str(params["Bucket"]), str(params["Key"]), writing))
+    for bucket, key, writing in objects:
+        key_arn = _object_key_arn(bucket, key, writing)
+        if key_arn:
+            aliases = [a.alias_name for a in _backend("kms").list_aliases(key_arn.rsplit("/", 1)[-1])]
+            ctx = {"kms:ViaService": [f"s3.{REGION}.amazonaws.com"], "kms:ResourceAliases": aliases,
+                   "kms:CallerAccount": [ACCOUNT], "aws:PrincipalArn": [principal.arn]}  # fmt: skip
+            checks.append(("kms:GenerateDataKey" if writing else "kms:Decrypt", [key_arn], ctx))
     return checks
 
 

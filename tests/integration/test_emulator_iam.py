@@ -230,3 +230,36 @@ def test_a_transaction_is_authorized_item_by_item_as_dynamodb_does(emu: Emulator
     session = _session(emu, both).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
     session.transact_write_items(TransactItems=items)
     assert "Item" in db.get_item(TableName="txn", Key={"pk": {"S": "record"}})
+
+
+def test_a_copy_needs_the_sources_key_as_s3_does(emu: Emulator) -> None:
+    """CopyObject reads the source as the caller: s3:GetObject on it, and kms:Decrypt (through S3) on the
+    key that encrypts it; the copy is then encrypted with the destination's key (kms:GenerateDataKey)."""
+    kms, admin = emu.client("kms"), emu.client("s3")
+    keys = {}
+    for name in ("registry", "production"):
+        keys[name] = kms.create_key(Description=name)["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName=f"alias/copy-{name}", TargetKeyId=keys[name])
+        admin.create_bucket(Bucket=f"copy-{name}", CreateBucketConfiguration={"LocationConstraint": emu.region})
+        rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": keys[name]}}
+        admin.put_bucket_encryption(Bucket=f"copy-{name}", ServerSideEncryptionConfiguration={"Rules": [rule]})
+    admin.put_object(Bucket="copy-registry", Key="models/m.tar.gz", Body=b"weights")
+    via_s3 = {"StringEquals": {"kms:ViaService": f"s3.{emu.region}.amazonaws.com"}}
+    grants = [
+        allow("s3:GetObject", "arn:aws:s3:::copy-registry/models/*"),
+        allow("s3:PutObject", "arn:aws:s3:::copy-production/released/*"),
+        allow("kms:GenerateDataKey", keys["production"], Condition=via_s3),
+    ]
+    copy = {"CopySource": {"Bucket": "copy-registry", "Key": "models/m.tar.gz"}, "Bucket": "copy-production"}
+    without = _session(emu, _role(emu, "gh-copy-nokey", doc(*grants))).client(
+        "s3", endpoint_url=emu.url, verify=str(emu.tls_files.ca)
+    )
+    with pytest.raises(ClientError) as refused:
+        without.copy_object(Key="released/m.tar.gz", **copy)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied" and "kms:Decrypt" in str(refused.value)
+    grants.append(allow("kms:Decrypt", keys["registry"], Condition=via_s3))
+    s3 = _session(emu, _role(emu, "gh-copy", doc(*grants))).client(
+        "s3", endpoint_url=emu.url, verify=str(emu.tls_files.ca)
+    )
+    s3.copy_object(Key="released/m.tar.gz", **copy)
+    assert admin.get_object(Bucket="copy-production", Key="released/m.tar.gz")["Body"].read() == b"weights"

@@ -218,6 +218,13 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         ),
         "changes-dispatch",
     ),
+    "production serves a model from the registry's bucket, which staging and the pipeline write": (
+        _add_inline_statement(
+            "production-inference",
+            {"Action": "s3:GetObject", "Resource": "arn:aws:s3:::catdog-staging-artifacts-123456789012/models/*"},
+        ),
+        "serves-from-elsewhere",
+    ),
     "retrain deploys": (
         _add_statement(
             "catdog-retrain",

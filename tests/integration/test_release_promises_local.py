@@ -234,3 +234,25 @@ def test_an_artifact_swapped_after_registration_is_refused_and_the_live_release_
     }
     code, body = post(stack["api"], cat_photo(data_dir))
     assert code == 200 and body["model_version"] == before["model_version"]
+
+
+def test_the_stage_serves_its_own_copy_and_a_file_replaced_in_the_registry_changes_nothing(stack, data_dir):
+    """The attack: after the release, the registered file is replaced (labels swapped). The stage's model
+    server reads the copy the release made and checked, so when it restarts it still loads the registered
+    weights (were it to read the registry's file, it would refuse it, and the API would fail)."""
+    env, home = stack["env"], stack["home"]
+    own = home / "kept.tar.gz"
+    shutil.copyfile(stack["artifact"], own)
+    version = register(env, own)
+    approve(version, env)
+    out = promote(env, version)
+    assert out.returncode == 0, out.stderr
+    control = json.loads((home / "local" / "control.json").read_text())
+    cfg = control["endpoint_configs"][control["endpoint"]["config"]]
+    assert Path(cfg["artifact"]).parent.parent == home.resolve() / "local" / "released" / "local"
+    rewrite_artifact(stack["artifact"], own, labels=["dog", "cat"])
+    os.kill(cfg["pid"], signal.SIGKILL)
+    up = mlops("up", "--json", env=env)  # brings the live release's processes back
+    assert up.returncode == 0, up.stderr
+    code, body = post(stack["api"], cat_photo(data_dir))
+    assert code == 200 and body["model_version"] == version and body["label"] == "cat"

@@ -42,7 +42,7 @@ BREAKAGES = (
     # creates anything (a grant an apply needs later fails as surely, after minutes of creating the rest).
     Breakage("no_role_read", "apply", remove_grant="ReadOwnRoles:iam:GetRole"),
     Breakage("no_invoke_endpoint", "promote", remove_grant="InvokeEndpoint:sagemaker:InvokeEndpoint"),
-    Breakage("no_model_read", "promote", remove_grant="ReadModelArtifacts:s3:GetObject"),
+    Breakage("no_model_read", "promote", remove_grant="ReadReleasedModels:s3:GetObject"),
     # Cancelled once the candidate serves (the smoke tests start): the promotion gets SIGINT itself and
     # rolls back, the job's repair step runs, and the good release before it serves again.
     Breakage("cancelled_promotion", "promote", cancel_at="smoke-testing"),

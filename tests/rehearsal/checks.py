@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 from aws_emulator import lambda_routing, metrics
+from aws_emulator.iam_principals import github_token
 from aws_emulator.server import NETSHIM
+from botocore.exceptions import ClientError
 
 CLIENT = """
 import json, sys, urllib3
@@ -103,6 +106,57 @@ def expect_serving(emu: Any, workspace: Path, stage: str, version: str, photo: P
     if seen != wanted:
         raise AssertionError(f"{stage} should serve version {version} everywhere: {seen}")
     return f"{stage}: alias, endpoint and public API all on version {version}"
+
+
+def _github_client(emu: Any, repository: str, role: str, environment: str, workflow: str, service: str) -> Any:
+    """A client signing as the GitHub role a job of `workflow` in `environment` assumes."""
+    ca, region = str(emu.tls_files.ca), emu.region
+    token = github_token(
+        repository, f"environment:{environment}", f"{repository}/.github/workflows/{workflow}@refs/heads/main"
+    )
+    sts = boto3.client("sts", region_name=region, endpoint_url=emu.url, verify=ca,
+                       aws_access_key_id="unused", aws_secret_access_key="unused")  # fmt: skip
+    got = sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="insider", WebIdentityToken=token)
+    keys = {
+        "AccessKeyId": "aws_access_key_id",
+        "SecretAccessKey": "aws_secret_access_key",
+        "SessionToken": "aws_session_token",
+    }
+    creds = {arg: got["Credentials"][field] for field, arg in keys.items()}
+    return boto3.client(service, region_name=region, endpoint_url=emu.url, verify=ca, **creds)
+
+
+def own_model(emu: Any, workspace: Path, repository: str) -> str:
+    """Production's endpoint serves the copy its release made in production's bucket, and the roles that
+    write the registry's models (the staging deploy role, the pipeline role) cannot replace that copy."""
+    out, sm = outputs(workspace, "production"), emu.client("sagemaker")
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=out["endpoint_name"])["EndpointConfigName"]
+    )
+    url = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if bucket != out["artifact_bucket"] or not key.startswith("released/"):
+        raise AssertionError(
+            f"production's endpoint reads {url}, not a copy in its own bucket {out['artifact_bucket']}"
+        )
+    account = bucket.rsplit("-", 1)[-1]
+    insiders = {
+        "catdog-github-deploy-staging": _github_client(
+            emu, repository, f"arn:aws:iam::{account}:role/catdog-github-deploy-staging", "staging", "deploy.yml", "s3"
+        ),
+        "catdog-staging-pipeline": emu.client_as(
+            f"arn:aws:iam::{account}:role/catdog-staging-pipeline", "sagemaker.amazonaws.com", "s3"
+        ),
+    }
+    for name, s3 in insiders.items():
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=b"forged weights")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "AccessDenied":
+                raise
+        else:
+            raise AssertionError(f"{name} replaced {url}")
+    return f"production reads {url}; the staging deploy role and the pipeline role may not write it (AccessDenied)"
 
 
 def _releases(emu: Any, out: dict[str, Any], stage: str) -> list[dict]:

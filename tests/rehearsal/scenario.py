@@ -282,6 +282,8 @@ def run(flow: Flow) -> None:
     f.with_clients("production", lambda: f.workflow("promote.yml", canary))
     f.serving("staging", "3")
     f.serving("production", "3")
+    repository = f.context["github"]["repository"]
+    f.check("Production serves its own copy of the model", lambda: checks.own_model(f.emu, ws, repository))
     f.workflow("deploy.yml")
     f.check("The apply after the releases changed nothing", lambda: f.infra_unchanged("staging"))
     f.check("An ordinary push released nothing", f.promote_was_noop)

@@ -109,3 +109,19 @@ def test_aws_a_version_registered_without_its_digest_is_refused(stack: Stack, mo
     with pytest.raises(PromotionRefused, match="registered without its model's content SHA-256"):
         promote(backend, "3", "alice", SmokeConfig(), log=lambda _: None)
     assert backend.list_releases() == []
+
+
+def test_aws_the_endpoint_serves_the_stages_own_checked_copy(stack: Stack, monkeypatch) -> None:
+    """The attack: after a release, whoever can write the registry's models/ (the pipeline role, the staging
+    deploy role) replaces the file. The endpoint's model reads released/ of the stage's own bucket, the copy
+    the release made and checked, so a restart or scale-out still loads the registered weights."""
+    _smoke_passes(monkeypatch)
+    backend, s3 = stack.backend, stack.client("s3")
+    first = promote(backend, "1", "alice", SmokeConfig(), log=lambda _: None)
+    version = backend.get_version("1")
+    url = stack.client("sagemaker").describe_model(ModelName=first.endpoint_config)["PrimaryContainer"]["ModelDataUrl"]
+    assert url == f"s3://{BUCKET}/released/v1-{version.model_sha256[:16]}/model.tar.gz" != version.artifact_uri
+    s3.put_object(Bucket=BUCKET, Key="models/v1/model.tar.gz", Body=tiny_artifact("forged")[0])
+    assert backend.model_content_sha256(version) == version.model_sha256  # what the endpoint loads is unchanged
+    kept = s3.head_object(Bucket=BUCKET, Key=url.split(f"{BUCKET}/", 1)[1])["Metadata"]
+    assert kept == {"model-version": "1", "model-sha256": version.model_sha256}

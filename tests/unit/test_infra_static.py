@@ -163,17 +163,21 @@ def test_widened_release_permissions_reach_only_what_a_release_needs() -> None:
     """Three grants added for releases, each pinned to the one thing it is for:
     - release roles read the candidate's smoke set: GetObject on the registry bucket's evaluation/
       prefix only (not code/), and Decrypt only through S3 with the registry's key;
-    - release roles read the candidate's model.tar.gz, to check its content SHA-256 against the registered one
-      before CreateModel: GetObject on models/ only, never a write;
+    - release roles read the candidate's model.tar.gz, to copy it into their own environment's bucket:
+      GetObject on models/ only, never a write there; they write and read back (to check its content
+      SHA-256 against the registered one before CreateModel) only released/ of their own bucket;
     - the API function may invoke its environment's classifier and the canary's candidate endpoint,
       and no other endpoint."""
     release = (INFRA / "bootstrap" / "modules" / "stack_access" / "release.tf").read_text()
     smoke = release.split('sid       = "ReadSmokeSets"', 1)[1].split("statement {", 1)[0]
     assert 'actions   = ["s3:GetObject"]' in smoke
     assert 'artifacts-${var.account_id}/evaluation/*"]' in smoke and "*/*" not in smoke
-    models = release.split('sid       = "ReadModelArtifactsToVerify"', 1)[1].split("statement {", 1)[0]
+    models = release.split('sid       = "ReadRegisteredModels"', 1)[1].split("statement {", 1)[0]
     assert 'actions   = ["s3:GetObject"]' in models
     assert 'artifacts-${var.account_id}/models/*"]' in models and "*/*" not in models
+    kept = release.split('sid       = "KeepReleasedModels"', 1)[1].split("statement {", 1)[0]
+    assert '"${local.arn}:s3:::${local.prefix}-artifacts-${var.account_id}/released/*"' in kept
+    assert "registry_prefix" not in kept and "*/*" not in kept
     decrypt = release.split('sid       = "DecryptSmokeSetsThroughS3"', 1)[1].split("statement {", 1)[0]
     assert 'actions   = ["kms:Decrypt"]' in decrypt
     assert '"kms:ViaService"' in decrypt and '["alias/${local.registry_prefix}"]' in decrypt

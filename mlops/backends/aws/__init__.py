@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from functools import partial, wraps
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,28 @@ class AwsBackend(Backend):
         self.records = ReleaseTable(self.clients, self.cfg.release_table, stage, self.cfg.lock_ttl_seconds)
         self._role_arn = self.cfg.inference_role_arn
 
+    def _caller(self) -> tuple[str, str]:
+        """(partition, account) of the caller's identity."""
+        with aws_call("reading the caller identity"):
+            arn = self.clients.get("sts").get_caller_identity()["Arn"]
+        return arn.split(":")[1], arn.split(":")[4]
+
     def role_arn(self) -> str:
-        """The endpoint models' execution role (read-only on model artifacts): INFERENCE_ROLE_ARN, the
+        """The endpoint models' execution role (read-only on the stage's kept models): INFERENCE_ROLE_ARN, the
         Terraform output inference_role_arn, else the bootstrap stack's name <prefix>-inference."""
         if not self._role_arn:
-            with aws_call("reading the caller identity"):
-                arn = self.clients.get("sts").get_caller_identity()["Arn"]
-            partition, account = arn.split(":")[1], arn.split(":")[4]
+            partition, account = self._caller()
             self._role_arn = f"arn:{partition}:iam::{account}:role/{self.cfg.prefix}-inference"
         return self._role_arn
+
+    def _kept_uri(self, version: ModelVersion) -> str:
+        """The stage's copy of a version's model: released/ of the stage's own artifact bucket (ARTIFACT_BUCKET,
+        the Terraform output artifact_bucket, else <prefix>-artifacts-<account>), under the stage's own key.
+        Only the stage's release role writes there; its inference role reads nothing else."""
+        if not self.cfg.artifact_bucket:
+            self.cfg = replace(self.cfg, artifact_bucket=f"{self.cfg.prefix}-artifacts-{self._caller()[1]}")
+        sha = version.model_sha256[:16] or "unhashed"
+        return f"s3://{self.cfg.artifact_bucket}/released/v{version.version}-{sha}/model.tar.gz"
 
     @property
     def registry(self) -> SageMakerRegistry:
@@ -78,7 +92,12 @@ class AwsBackend(Backend):
             release.image = pin_image(self.clients, container["Image"], release.release_id)
         # The model server refuses an artifact whose content is not the registered one (serving.artifact).
         environment = {"MODEL_SHA256": version.model_sha256} if version.model_sha256 else {}
-        return {**container, "Image": release.image, "Environment": environment}
+        return {
+            **container,
+            "Image": release.image,
+            "ModelDataUrl": self._kept_uri(version),
+            "Environment": environment,
+        }
 
     @leased
     def deploy_endpoint(self, version: ModelVersion, release: Release) -> str:
@@ -136,8 +155,11 @@ class AwsBackend(Backend):
     def smoke_set(self, version: ModelVersion) -> Path:
         return self.registry.fetch_smoke_set(version)
 
+    def keep_model(self, version: ModelVersion) -> str:
+        return self.registry.copy_model(version, self._kept_uri(version))
+
     def fetch_model(self, version: ModelVersion, into: Path) -> Path:
-        return self.registry.fetch_model(version, into)
+        return self.registry.fetch_model(version, into, self._kept_uri(version))
 
     # --- records and lock ----------------------------------------------------------------------------
     def save_release(self, release: Release) -> None:

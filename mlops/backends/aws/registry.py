@@ -137,17 +137,35 @@ class SageMakerRegistry:
             model_sha256=props.get(MODEL_SHA_KEY, ""),
         )
 
-    def fetch_model(self, version: ModelVersion, into: Path) -> Path:
-        """Download the version's model.tar.gz (its ModelDataUrl) into `into`, to check it by content."""
+    def copy_model(self, version: ModelVersion, dest_uri: str) -> str:
+        """Copy the version's model.tar.gz (its ModelDataUrl) to `dest_uri` inside S3 (CopyObject: the
+        destination bucket's default encryption, its own key, applies to the copy); returns `dest_uri`."""
         try:
-            bucket, key = split_s3_uri(version.artifact_uri)
+            (bucket, key), (dest_bucket, dest_key) = split_s3_uri(version.artifact_uri), split_s3_uri(dest_uri)
+        except ValueError as exc:
+            raise BackendError(f"model version {version.version}: {exc}") from None
+        with aws_call(f"copying the model of version {version.version} to {dest_uri}"):
+            self.clients.get("s3").copy_object(
+                CopySource={"Bucket": bucket, "Key": key},
+                Bucket=dest_bucket,
+                Key=dest_key,
+                MetadataDirective="REPLACE",
+                Metadata={"model-version": version.version, "model-sha256": version.model_sha256},
+            )
+        return dest_uri
+
+    def fetch_model(self, version: ModelVersion, into: Path, uri: str = "") -> Path:
+        """Download the version's model.tar.gz (`uri`, else its ModelDataUrl) into `into`, to check it by content."""
+        uri = uri or version.artifact_uri
+        try:
+            bucket, key = split_s3_uri(uri)
         except ValueError as exc:
             raise BackendError(f"model version {version.version}: {exc}") from None
         dest = into / "model.tar.gz"
         try:
             obj = self.clients.get("s3").get_object(Bucket=bucket, Key=key)
             if obj.get("ContentLength", 0) > MAX_MODEL_BYTES:
-                raise BackendError(f"model version {version.version}: {version.artifact_uri} is too large to check")
+                raise BackendError(f"model version {version.version}: {uri} is too large to check")
             with dest.open("wb") as out:
                 for chunk in obj["Body"].iter_chunks(1 << 20):
                     out.write(chunk)

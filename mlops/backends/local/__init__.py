@@ -13,7 +13,8 @@ from typing import Any
 
 from mlops import config
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release, alias_text
-from mlops.backends.local.registry import LocalRegistry, artifact_path, smoke_folder
+from mlops.backends.local.model_store import keep_copy, kept_path
+from mlops.backends.local.registry import LocalRegistry, smoke_folder
 from mlops.backends.local.signals import breaches, read_signals
 from mlops.backends.local.stack import LocalStack
 from mlops.backends.local.store import ControlState, ReleaseStore, exclusive, write_json
@@ -77,7 +78,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
     def _start_config(self, version: ModelVersion, release: Release) -> str:
         """A model server for the release's endpoint config (not yet what the endpoint serves)."""
         name = self._config_name(version, release)
-        cfg = self._start_model_server(name, _server_config(version))
+        cfg = self._start_model_server(name, self._server_config(version))
         with self.state.edit() as st:
             st["endpoint_configs"][name] = cfg
         return name
@@ -87,7 +88,7 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
         if name in self.state.read()["endpoint_configs"]:  # the candidate's own model server, already up
             self.restore_endpoint(name)
             return name
-        cfg = self._start_model_server(name, _server_config(version))
+        cfg = self._start_model_server(name, self._server_config(version))
         with self.state.edit() as st:
             st["endpoint_configs"][name] = cfg
             st["endpoint"] = {"name": ENDPOINT_NAME, "config": name}
@@ -264,11 +265,25 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
     def smoke_set(self, version: ModelVersion) -> Path:
         return smoke_folder(version)
 
+    def keep_model(self, version: ModelVersion) -> str:
+        return keep_copy(version, self._kept_path(version)).as_uri()
+
+    def _kept_path(self, version: ModelVersion) -> Path:
+        return kept_path(self.home, self.stage, version)
+
     def fetch_model(self, version: ModelVersion, into: Path) -> Path:
-        path = artifact_path(version.artifact_uri)
+        path = self._kept_path(version)
         if not path.exists():
-            raise BackendError(f"model version {version.version}: its artifact {path} is missing")
+            raise BackendError(f"model version {version.version}: the {self.stage} copy {path} is missing")
         return path
+
+    def _server_config(self, version: ModelVersion) -> dict[str, Any]:
+        """What a model server for `version` is started with (and restarted with, from the saved state): the
+        stage's copy of the artifact, made now only when no promotion made it (the preview of `mlops up`)."""
+        path = self._kept_path(version)
+        if not path.exists():
+            self.keep_model(version)
+        return {"model_version": version.version, "artifact": str(path), "model_sha256": version.model_sha256}
 
     # --- records, lock, processes ------------------------------------------------------------------
     def save_release(self, release: Release) -> None:
@@ -305,12 +320,3 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
             if cfg and release.endpoint_config not in in_use:
                 procs.stop(cfg.get("pid"))
                 cfg["pid"] = None
-
-
-def _server_config(version: ModelVersion) -> dict[str, Any]:
-    """What a model server for `version` is started with (and restarted with, from the saved state)."""
-    return {
-        "model_version": version.version,
-        "artifact": str(artifact_path(version.artifact_uri)),
-        "model_sha256": version.model_sha256,
-    }

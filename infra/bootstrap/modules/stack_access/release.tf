@@ -130,12 +130,19 @@ data "aws_iam_policy_document" "release" {
     resources = ["${local.arn}:s3:::${local.registry_prefix}-artifacts-${var.account_id}/evaluation/*"]
   }
 
-  # Promotion checks the model artifact by content (its SHA-256, as registered) before CreateModel:
-  # read-only, the training jobs' output under models/ of the same bucket (same key).
+  # Promotion copies the registered model (the training jobs' output under models/ of the registry's
+  # bucket, read-only) into released/ of this environment's own bucket, under its own key, and checks
+  # the copy by content (its SHA-256, as registered) before CreateModel: the endpoint serves that copy.
   statement {
-    sid       = "ReadModelArtifactsToVerify"
+    sid       = "ReadRegisteredModels"
     actions   = ["s3:GetObject"]
     resources = ["${local.arn}:s3:::${local.registry_prefix}-artifacts-${var.account_id}/models/*"]
+  }
+
+  statement {
+    sid       = "KeepReleasedModels"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${local.arn}:s3:::${local.prefix}-artifacts-${var.account_id}/released/*"]
   }
 
   statement {
