@@ -252,8 +252,17 @@ class Backend(ABC):
     def list_releases(self) -> list[Release]: ...
 
     def releases_of(self, stage: str) -> list[Release]:
-        """Another stage's release records (production reads staging's to know what passed there)."""
+        """Another stage's release records (read-only: production refuses what staging rolled back)."""
         return [r for r in self.list_releases() if r.stage == stage]
+
+    @abstractmethod
+    def record_qualification(self, target: str, release: Release) -> None:
+        """Record in `target`'s own records, which only the roles that release `target` may write, that this
+        stage's `release` passed its smoke tests and bake (its record as it is now)."""
+
+    @abstractmethod
+    def qualifications(self) -> list[Release]:
+        """What the stage before recorded here with record_qualification: the only proof production accepts."""
 
     @abstractmethod
     def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:

@@ -78,6 +78,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         shadow_min_requests: Annotated[int, typer.Option(help="shadow: mirrored requests compared, at least")] = 50,
         shadow_min_agreement: Annotated[float, typer.Option(help="shadow: share of identical labels")] = 0.97,
+        qualify_for: Annotated[
+            str | None,
+            typer.Option(help="Record in this next stage's records that the release passed (production's gate)"),
+        ] = None,
     ) -> None:
         """Release a version: canary/linear/shadow phase, switch, smoke-test, bake; roll back on failure."""
         from mlops.backends.base import BackendError
@@ -98,7 +102,15 @@ def register(app: typer.Typer) -> None:
         )
         try:
             with b.session():
-                release = do_promote(b, version, _who(by), smoke, log=lambda m: console.print(f"  {m}"), plan=plan)
+                release = do_promote(
+                    b,
+                    version,
+                    _who(by),
+                    smoke,
+                    log=lambda m: console.print(f"  {m}"),
+                    plan=plan,
+                    qualify_for=qualify_for,
+                )
         except (PromotionRefused, PromotionFailed, BackendError, FileNotFoundError) as exc:
             fail(str(exc))
         if release is None:

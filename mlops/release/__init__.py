@@ -32,6 +32,7 @@ from mlops.backends.base import (
 )
 from mlops.release.choice import PromotionRefused as PromotionRefused
 from mlops.release.choice import pick_version, release_kind, require_qualified, require_registered_content
+from mlops.release.qualify import check_target, qualify, requalify
 from mlops.release.state import (
     REPAIR_HINT,
     Interrupted,
@@ -149,14 +150,18 @@ def promote(
     smoke: SmokeConfig,
     log: Log = print,
     plan: TrafficPlan | None = None,
+    qualify_for: str | None = None,
 ) -> Release | None:
     """Release a version (and the current function code); returns the live release, None when nothing was to do.
 
     The plan's strategy (all-at-once, canary, linear, shadow; default per stage) decides how the
-    candidate reaches its traffic before the final switch. Raises PromotionRefused (nothing moved;
-    ShadowRefused after a failed shadow test), PromotionFailed (rolled back) or RollbackFailed."""
+    candidate reaches its traffic before the final switch. With `qualify_for` (the next stage), the
+    release that passed, or the live one smoke-tested and baked again when it already serves what is
+    asked, is recorded in that stage's records (mlops/release/qualify.py). Raises PromotionRefused
+    (nothing moved; ShadowRefused after a failed shadow test), PromotionFailed (rolled back) or RollbackFailed."""
     plan = plan or TrafficPlan(p95_budget_ms=smoke.p95_budget_ms)
     strategy = plan.resolve(backend)
+    check_target(backend, qualify_for)
     with backend.lock(f"promote by {who}"):
         previous = backend.live_release()
         _settle(backend, previous, _mark_abandoned(backend), log)  # what is served, before any early return
@@ -167,6 +172,14 @@ def promote(
             return None
         if previous and previous.model_version == mv.version and previous.code_id in ("", code_id):
             log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
+            if qualify_for:
+                try:
+                    photos = smoke_photos(smoke, backend, mv)
+                except SmokeSetupError as exc:
+                    raise PromotionRefused(str(exc)) from exc
+                return requalify(
+                    backend, previous, qualify_for, lambda: run_smoke(backend.api_url(), smoke, photos), log
+                )
             return previous
         require_qualified(backend, mv, code_id)
         try:  # before anything moves: a candidate without its own (unaltered) smoke set is refused
@@ -229,6 +242,8 @@ def promote(
             previous.status = SUPERSEDED
             backend.save_release(previous)
         _drop_candidate(backend, release, log)
+        if qualify_for:
+            qualify(backend, release, qualify_for, log)
         return release
 
 

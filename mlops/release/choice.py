@@ -79,22 +79,27 @@ def _failed_here(backend: Backend, version: str, code_id: str) -> Release | None
 
 def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
     """This model version with this function code passed its smoke tests in the stage before, then a bake
-    of at least that stage's configured length with no breach, and stayed live (not rolled back).
+    of at least that stage's configured length with no breach, and was not rolled back there since.
 
-    Compared by content: the record's model SHA-256 and function CodeSha256 are the ones about to be
-    released, so a record naming the version beside other weights or code qualifies nothing."""
+    The proof is a qualification in this stage's own records (record_qualification, written by a release of
+    the stage before run with `--qualify-for`, which only this stage's release roles may write): the stage
+    before's own records can make a version fail this check (rolled back there), never pass it. Compared by
+    content: the model SHA-256 and function CodeSha256 qualified are the ones about to be released."""
     before = QUALIFYING_STAGE.get(backend.stage)
     if not before:
         return
     need = stage_bake_seconds(backend, before)
+    undone = {r.release_id for r in backend.releases_of(before) if r.status not in (LIVE, SUPERSEDED)}
 
     def baked(r: Release) -> bool:
         return bool(r.bake) and not r.bake.get("breaches") and float(r.bake.get("seconds", -1)) >= need
 
     passed = [
         r
-        for r in backend.releases_of(before)
-        if r.model_version == mv.version
+        for r in backend.qualifications()
+        if r.stage == before
+        and r.release_id not in undone
+        and r.model_version == mv.version
         and mv.model_sha256
         and r.model_sha256 == mv.model_sha256
         and r.code_id == code_id
@@ -105,8 +110,8 @@ def require_qualified(backend: Backend, mv: ModelVersion, code_id: str) -> None:
     if not passed:
         raise PromotionRefused(
             f"version {mv.version} (model {mv.model_sha256[:12] or '?'}) with function code {code_id[:12] or '?'} "
-            f"has not passed its smoke tests in "
-            f"{before} and a bake of at least {need:g} s there: promote it to {before} first"
+            f"has not passed its smoke tests in {before} and a bake of at least {need:g} s there: "
+            f"promote it to {before} with --qualify-for {backend.stage} first"
         )
 
 

@@ -86,6 +86,15 @@ def test_a_stage_outside_the_choices_is_a_usage_error_not_a_traceback() -> None:
     assert "'prod' is not one of 'staging', 'production', 'local'" in " ".join(result.output.split())
 
 
+def test_qualifying_a_stage_that_does_not_follow_is_refused_before_anything_moves(aws: Stack) -> None:
+    """Only staging's releases qualify production: anything else is a one-line refusal, no lock taken."""
+    for stage, target in (("staging", "staging"), ("production", "production"), ("staging", "local")):
+        result = run("promote", "1", "--backend", "aws", "--stage", stage, "--qualify-for", target)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert f"--qualify-for {target}: {stage} releases qualify" in " ".join(result.output.split())
+    assert aws.backend.list_releases() == []
+
+
 @pytest.fixture
 def aws(monkeypatch) -> Iterator[Stack]:
     aws_env(monkeypatch)

@@ -185,6 +185,9 @@ def test_function_code_alone_is_released(stack, data_dir):
 
 
 def test_production_takes_only_what_passed_staging(stack, monkeypatch):
+    """A staging record as a staging-level writer could write it (live, smoke passed, baked, the registered
+    content) qualifies nothing: only a qualification in production's own records does, and only one of
+    the registered content; staging marking that release rolled back withdraws it."""
     from mlops.backends.base import Release
     from mlops.backends.local import LocalBackend
     from mlops.release import PromotionRefused
@@ -193,25 +196,27 @@ def test_production_takes_only_what_passed_staging(stack, monkeypatch):
     from mlops.smoke import SmokeConfig
 
     monkeypatch.setenv("MLOPS_HOME", stack["env"]["MLOPS_HOME"])
-    production = LocalBackend("production")
+    production, staging = LocalBackend("production"), LocalBackend("staging")
     smoke = SmokeConfig(photos_dir=Path(stack["env"]["SMOKE_PHOTOS_DIR"]))
     with pytest.raises(PromotionRefused, match="has not passed its smoke tests in staging"):
         do_promote(production, "3", "tester", smoke, log=lambda m: None)
-    staged = Release("r-staging-1", "3", "staging", status="rolled_back", code_id=production.function_code_id())
-    staged.smoke = {"passed": True}
-    production.save_release(staged)  # smoke passed, then rolled back (the bake breached): still not qualified
-    with pytest.raises(PromotionRefused, match="has not passed"):
+    version, code = production.get_version("3"), production.function_code_id()
+    staged = Release("r-staging-1", "3", "staging", status="live", code_id=code, model_sha256=version.model_sha256)
+    staged.smoke, staged.bake = {"passed": True}, {"seconds": 999, "breaches": []}
+    staging.save_release(staged)
+    with pytest.raises(PromotionRefused, match="with --qualify-for production first"):
         do_promote(production, "3", "tester", smoke, log=lambda m: None)
-    # Live, smoke passed, baked, this code, but other model content than version 3's: still not qualified.
-    registered = production.get_version("3").model_sha256
-    forged = Release("r-staging-2", "3", "staging", status="live", code_id=production.function_code_id())
-    forged.smoke, forged.bake, forged.model_sha256 = {"passed": True}, {"seconds": 999, "breaches": []}, "f" * 64
-    production.save_release(forged)
-    with pytest.raises(PromotionRefused, match=f"version 3 \\(model {registered[:12]}\\)"):
-        require_qualified(production, production.get_version("3"), production.function_code_id())
-    forged.model_sha256 = registered
-    production.save_release(forged)
-    require_qualified(production, production.get_version("3"), production.function_code_id())  # its content
+    forged = Release("r-staging-2", "3", "staging", status="live", code_id=code, model_sha256="f" * 64)
+    forged.smoke, forged.bake = {"passed": True}, {"seconds": 999, "breaches": []}
+    staging.record_qualification("production", forged)  # other model content than version 3's
+    with pytest.raises(PromotionRefused, match=f"version 3 \\(model {version.model_sha256[:12]}\\)"):
+        require_qualified(production, version, code)
+    staging.record_qualification("production", staged)
+    require_qualified(production, version, code)  # its content, qualified in production's records
+    staged.status = "rolled_back"
+    staging.save_release(staged)
+    with pytest.raises(PromotionRefused, match="has not passed"):
+        require_qualified(production, version, code)
     assert [r.stage for r in production.list_releases() if r.stage == "production"] == []
 
 

@@ -229,7 +229,7 @@ def test_the_release_commands() -> None:
         promote.index(c)
         for c in (
             'mlops approve "$VERSION" --backend aws --by "$GITHUB_ACTOR" --reason "$REASON"',
-            'exec mlops promote "$VERSION" --backend aws --stage staging',
+            'exec mlops promote "$VERSION" --backend aws --stage staging --qualify-for production',
             'exec mlops promote "$VERSION" --backend aws --stage production',
         )
     )

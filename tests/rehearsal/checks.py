@@ -8,7 +8,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +126,20 @@ def _github_client(emu: Any, repository: str, role: str, environment: str, workf
     return boto3.client(service, region_name=region, endpoint_url=emu.url, verify=ca, **creds)
 
 
+def _denied(name: str, what: str, call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("AccessDenied", "AccessDeniedException"):
+            raise
+    else:
+        raise AssertionError(f"{name} {what}")
+
+
 def own_model(emu: Any, workspace: Path, repository: str) -> str:
-    """Production's endpoint serves the copy its release made in production's bucket, and the roles that
-    write the registry's models (the staging deploy role, the pipeline role) cannot replace that copy."""
+    """Production's endpoint serves the copy its release made in production's bucket; the roles that write
+    the registry's models (the staging deploy role, the pipeline role) cannot replace that copy, and the
+    staging deploy role cannot record a qualification in production's release table."""
     out, sm = outputs(workspace, "production"), emu.client("sagemaker")
     config = sm.describe_endpoint_config(
         EndpointConfigName=sm.describe_endpoint(EndpointName=out["endpoint_name"])["EndpointConfigName"]
@@ -139,24 +150,20 @@ def own_model(emu: Any, workspace: Path, repository: str) -> str:
         raise AssertionError(
             f"production's endpoint reads {url}, not a copy in its own bucket {out['artifact_bucket']}"
         )
-    account = bucket.rsplit("-", 1)[-1]
-    insiders = {
-        "catdog-github-deploy-staging": _github_client(
-            emu, repository, f"arn:aws:iam::{account}:role/catdog-github-deploy-staging", "staging", "deploy.yml", "s3"
-        ),
-        "catdog-staging-pipeline": emu.client_as(
-            f"arn:aws:iam::{account}:role/catdog-staging-pipeline", "sagemaker.amazonaws.com", "s3"
-        ),
-    }
-    for name, s3 in insiders.items():
-        try:
-            s3.put_object(Bucket=bucket, Key=key, Body=b"forged weights")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "AccessDenied":
-                raise
-        else:
-            raise AssertionError(f"{name} replaced {url}")
-    return f"production reads {url}; the staging deploy role and the pipeline role may not write it (AccessDenied)"
+    account, staging_role = bucket.rsplit("-", 1)[-1], "catdog-github-deploy-staging"
+    arn = f"arn:aws:iam::{account}:role/{staging_role}"
+    staging = {s: _github_client(emu, repository, arn, "staging", "deploy.yml", s) for s in ("s3", "dynamodb")}
+    pipeline = emu.client_as(f"arn:aws:iam::{account}:role/catdog-staging-pipeline", "sagemaker.amazonaws.com", "s3")
+    for name, s3 in ((staging_role, staging["s3"]), ("catdog-staging-pipeline", pipeline)):
+        _denied(name, f"replaced {url}", lambda s3=s3: s3.put_object(Bucket=bucket, Key=key, Body=b"forged weights"))
+    forged = {"pk": {"S": "QUALIFIED#production"}, "sk": {"S": "RELEASE#forged"}, "data": {"S": "{}"}}
+    table = out["release_table"]
+    _denied(staging_role, f"wrote a qualification into {table}",
+            lambda: staging["dynamodb"].put_item(TableName=table, Item=forged))  # fmt: skip
+    return (
+        f"production reads {url}; the staging deploy role and the pipeline role may not write it, nor the staging "
+        f"deploy role production's qualifications (AccessDenied)"
+    )
 
 
 def _releases(emu: Any, out: dict[str, Any], stage: str) -> list[dict]:

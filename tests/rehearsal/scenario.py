@@ -283,7 +283,8 @@ def run(flow: Flow) -> None:
     f.serving("staging", "3")
     f.serving("production", "3")
     repository = f.context["github"]["repository"]
-    f.check("Production serves its own copy of the model", lambda: checks.own_model(f.emu, ws, repository))
+    f.check("Staging's roles cannot change what production serves or trusts",
+            lambda: checks.own_model(f.emu, ws, repository))  # fmt: skip
     f.workflow("deploy.yml")
     f.check("The apply after the releases changed nothing", lambda: f.infra_unchanged("staging"))
     f.check("An ordinary push released nothing", f.promote_was_noop)

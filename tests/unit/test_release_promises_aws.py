@@ -97,7 +97,7 @@ def test_a_code_change_rolled_back_beside_the_same_live_model_is_not_retried_by_
 
 
 def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch) -> None:
-    smoke(monkeypatch, False, True)
+    smoke(monkeypatch, False, True, True)
     monkeypatch.setenv("FUNCTION_NAME", FUNCTION)  # production reads the same function code in this emulation
     monkeypatch.setenv("MODEL_PACKAGE_GROUP_NAME", f"{PREFIX}-models")
     monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")
@@ -110,9 +110,14 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
         promote(stack.backend, "2", "alice", SmokeConfig(), log=quiet)
     with pytest.raises(PromotionRefused, match="has not passed"):
         promote(production, "2", "alice", SmokeConfig(), log=quiet)
-    promote(stack.backend, "2", "alice", SmokeConfig(), log=quiet)  # passes in staging
+    promote(stack.backend, "2", "alice", SmokeConfig(), log=quiet)  # passes in staging, qualifying nothing
     from mlops.release.choice import require_qualified
 
+    with pytest.raises(PromotionRefused, match="with --qualify-for production first"):
+        require_qualified(production, production.get_version("2"), production.function_code_id())
+    log: list[str] = []  # already live: smoke-tested and baked again as it serves, then qualified
+    promote(stack.backend, "2", "alice", SmokeConfig(), log=log.append, qualify_for="production")
+    assert any("qualified for production: version 2" in line for line in log), log
     require_qualified(production, production.get_version("2"), production.function_code_id())  # now allowed
     new_code(stack, "changed")  # other function code: not what staging tested
     with pytest.raises(PromotionRefused, match="has not passed"):
@@ -120,43 +125,52 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
     assert production.list_releases() == []
 
 
-def test_production_refuses_a_staging_record_that_skipped_or_failed_its_bake(stack: Stack, monkeypatch) -> None:
-    """Records as a staging-level writer could put them: live with smoke tests passed, but no bake, a breached
-    one, one shorter than staging's bake time, or the version's name beside other model content. None
-    qualifies the version for production."""
+def test_production_trusts_only_qualifications_in_its_own_records(stack: Stack, monkeypatch) -> None:
+    """The attack: a staging-level writer (the staging deploy role may write staging's release table) writes
+    a perfect staging record: live, smoke tests passed, a long bake, the registered content. It qualifies
+    nothing: production reads qualifications from its own table, which only production's release roles
+    write. There, one without a bake, with a breached or short one, or naming the version beside other
+    content qualifies nothing either, and staging marking the release rolled back withdraws it."""
     from mlops.backends.base import Release
     from mlops.release.choice import require_qualified
 
     monkeypatch.setenv("FUNCTION_NAME", FUNCTION)
     monkeypatch.setenv("MODEL_PACKAGE_GROUP_NAME", f"{PREFIX}-models")
-    monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")
+    monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")  # one table here; a stage's items apart (pk)
     monkeypatch.setenv("MLOPS_BAKE_SECONDS", "60")  # the bake time both stages apply here
     production = new_backend("production")
-    code = production.function_code_id()
-    bakes = [{}, {"seconds": 60, "breaches": ["alarm catdog-staging-lambda-errors is in ALARM"]}, {"seconds": 5}]
-    for n, bake in enumerate(bakes):
-        record = Release(f"r-staging-{n}", "2", "staging", status="live", code_id=code, smoke={"passed": True})
-        record.bake = {"breaches": [], **bake}
-        with stack.backend.lock("a staging writer"):
-            stack.backend.save_release(record)
-        with pytest.raises(
-            PromotionRefused, match="has not passed its smoke tests in staging and a bake of at least 60 s"
-        ):
-            require_qualified(production, production.get_version("2"), code)
-    registered = production.get_version("2").model_sha256
+    code, registered = production.function_code_id(), production.get_version("2").model_sha256
     assert len(registered) == 64
-    # A record naming version 2 beside other weights: the content staging tested is not the registered one.
-    other = Release("r-staging-8", "2", "staging", status="live", code_id=code, smoke={"passed": True})
-    other.model_sha256, other.bake = "0" * 64, {"seconds": 61.5, "breaches": []}
+    refused = "has not passed its smoke tests in staging and a bake of at least 60 s"
+
+    def staging_record(n: int, bake: dict, sha: str = registered) -> Release:
+        record = Release(f"r-staging-{n}", "2", "staging", status="live", code_id=code, smoke={"passed": True})
+        record.model_sha256, record.bake = sha, {"breaches": [], **bake}
+        return record
+
+    perfect = staging_record(0, {"seconds": 61.5})
     with stack.backend.lock("a staging writer"):
-        stack.backend.save_release(other)
-    with pytest.raises(PromotionRefused, match=f"version 2 \\(model {registered[:12]}\\) with function code"):
+        stack.backend.save_release(perfect)
+    with pytest.raises(PromotionRefused, match=refused):
         require_qualified(production, production.get_version("2"), code)
-    baked = Release("r-staging-9", "2", "staging", status="live", code_id=code, smoke={"passed": True})
-    baked.model_sha256, baked.bake = registered, {"seconds": 61.5, "breaches": []}
-    with stack.backend.lock("staging"):
-        stack.backend.save_release(baked)
+    forged = [
+        staging_record(1, {}),
+        staging_record(2, {"seconds": 60, "breaches": ["alarm catdog-staging-lambda-errors is in ALARM"]}),
+        staging_record(3, {"seconds": 5}),
+        staging_record(4, {"seconds": 61.5}, sha="0" * 64),  # the version's name beside other weights
+    ]
+    for record in forged:
+        stack.backend.record_qualification("production", record)
+        with pytest.raises(PromotionRefused, match=refused):
+            require_qualified(production, production.get_version("2"), code)
+    stack.backend.record_qualification("production", perfect)
     require_qualified(production, production.get_version("2"), code)  # its content, smoke passed, baked long enough
+    perfect.status = "rolled_back"
+    with stack.backend.lock("staging"):
+        stack.backend.save_release(perfect)
+    with pytest.raises(PromotionRefused, match=refused):
+        require_qualified(production, production.get_version("2"), code)
+    assert sorted(q.release_id for q in production.qualifications()) == [f"r-staging-{n}" for n in range(5)]
 
 
 def test_a_failed_restore_is_recorded_and_repaired(stack: Stack, monkeypatch) -> None:

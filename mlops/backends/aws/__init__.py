@@ -168,12 +168,23 @@ class AwsBackend(Backend):
     def list_releases(self) -> list[Release]:
         return self.records.all()
 
+    def _table_of(self, stage: str) -> ReleaseTable:
+        if stage == self.stage:
+            return self.records
+        other = AwsConfig.from_env(stage, self._env)
+        return ReleaseTable(self.clients, other.release_table, stage, other.lock_ttl_seconds)
+
     def releases_of(self, stage: str) -> list[Release]:
         """Another stage's records, from that stage's table (read-only)."""
-        if stage == self.stage:
-            return self.list_releases()
-        other = AwsConfig.from_env(stage, self._env)
-        return ReleaseTable(self.clients, other.release_table, stage, other.lock_ttl_seconds).all()
+        return self._table_of(stage).all()
+
+    def record_qualification(self, target: str, release: Release) -> None:
+        """In `target`'s table: only `target`'s release roles (the production deploy role) may write it."""
+        self.records.check_lease()
+        self._table_of(target).qualify(release)
+
+    def qualifications(self) -> list[Release]:
+        return self.records.qualifications()
 
     def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
         return self.records.lock(owner, wait_s=self.cfg.lock_wait_seconds)

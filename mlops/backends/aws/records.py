@@ -80,13 +80,32 @@ class ReleaseTable(StageLock):
                     ) from exc
                 raise
 
+    def qualify(self, release: Release) -> None:
+        """A qualification of another stage's release, in this stage's table (pk QUALIFIED#<this stage>): the
+        table's writers are this stage's release roles, so no role of the stage before can forge one."""
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        item = {
+            "pk": {"S": f"QUALIFIED#{self.stage}"},
+            "sk": {"S": f"RELEASE#{release.release_id}#{at}"},
+            "release_id": {"S": release.release_id},
+            "data": {"S": json.dumps(release.to_dict(), sort_keys=True, default=str)},
+        }
+        with aws_call(f"recording the qualification of {release.stage} release {release.release_id} in {self.table}"):
+            self.db.put_item(TableName=self.table, Item=item)
+
+    def qualifications(self) -> list[Release]:
+        return self._query(f"QUALIFIED#{self.stage}")
+
     def all(self) -> list[Release]:
+        return self._query(f"STAGE#{self.stage}")
+
+    def _query(self, pk: str) -> list[Release]:
         releases = []
         with aws_call(f"reading releases from {self.table}"):
             pages = self.db.get_paginator("query").paginate(
                 TableName=self.table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={":pk": {"S": f"STAGE#{self.stage}"}, ":prefix": {"S": "RELEASE#"}},
+                ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": "RELEASE#"}},
                 ConsistentRead=True,
             )
             for page in pages:

@@ -292,6 +292,12 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
     def list_releases(self) -> list[Release]:
         return self.releases.all()
 
+    def record_qualification(self, target: str, release: Release) -> None:
+        self.releases.qualify(target, release)
+
+    def qualifications(self) -> list[Release]:
+        return self.releases.qualifications(self.stage)
+
     def lock(self, owner: str) -> contextlib.AbstractContextManager[None]:
         """A file lock: the OS frees it when its holder dies, so a killed promotion never blocks the next."""
         wait = float(os.environ.get("MLOPS_LOCK_WAIT_SECONDS") or LOCK_WAIT_SECONDS)

@@ -22,6 +22,7 @@ class ReleaseStore:
         self.path = path
         with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS releases (release_id TEXT PRIMARY KEY, started TEXT, record TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS qualifications (stage TEXT, release_id TEXT, record TEXT)")
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -42,6 +43,19 @@ class ReleaseStore:
     def all(self) -> list[Release]:
         with self._db() as db:
             rows = db.execute("SELECT record FROM releases ORDER BY started, rowid").fetchall()
+        return [Release(**json.loads(r[0])) for r in rows]
+
+    def qualify(self, stage: str, release: Release) -> None:
+        """A release of the stage before `stage` passed: recorded apart from the releases, for `stage` to read."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO qualifications VALUES (?, ?, ?)",
+                (stage, release.release_id, json.dumps(release.to_dict())),
+            )
+
+    def qualifications(self, stage: str) -> list[Release]:
+        with self._db() as db:
+            rows = db.execute("SELECT record FROM qualifications WHERE stage = ? ORDER BY rowid", (stage,)).fetchall()
         return [Release(**json.loads(r[0])) for r in rows]
 
 
