@@ -10,6 +10,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,28 +106,29 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | None = None) -> SmokeResult:
-    """Every check runs; the result lists each failure in one line."""
-    http = urllib3.PoolManager(timeout=urllib3.Timeout(total=cfg.timeout_s), retries=False)
-    base = api_url.rstrip("/")
-    # The key as of this run: `session()` exports API_KEY after the command built its SmokeConfig.
-    api_key = cfg.api_key or os.environ.get("API_KEY", "")
-    headers = {"x-api-key": api_key} if api_key else {}
-    failures: list[str] = []
-    checks: dict[str, Any] = {"busy_retries": 0}
+class ApiClient:
+    """Requests to the stage's public API with the smoke key; a busy answer (429, 503) is retried with backoff."""
+
+    def __init__(self, api_url: str, cfg: SmokeConfig) -> None:
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=cfg.timeout_s), retries=False)
+        self.base, self.cfg = api_url.rstrip("/"), cfg
+        # The key as of this run: `session()` exports API_KEY after the command built its SmokeConfig.
+        api_key = cfg.api_key or os.environ.get("API_KEY", "")
+        self.headers = {"x-api-key": api_key} if api_key else {}
+        self.busy_retries = 0
 
     def call(
-        method: str, path: str, body: bytes | None = None, ctype: str | None = None
+        self, method: str, path: str, body: bytes | None = None, ctype: str | None = None
     ) -> tuple[int | None, Any, float, str]:
         """(status, JSON body, milliseconds of the last attempt, error); busy answers are retried first."""
-        h = dict(headers, **({"Content-Type": ctype} if ctype else {}))
-        for attempt in range(cfg.busy_retries + 1):
+        h = dict(self.headers, **({"Content-Type": ctype} if ctype else {}))
+        for attempt in range(self.cfg.busy_retries + 1):
             if attempt:
-                checks["busy_retries"] += 1
-                time.sleep(cfg.busy_backoff_s * 2 ** (attempt - 1))
+                self.busy_retries += 1
+                time.sleep(self.cfg.busy_backoff_s * 2 ** (attempt - 1))
             start = time.perf_counter()
             try:
-                resp = http.request(method, base + path, body=body, headers=h)
+                resp = self.http.request(method, self.base + path, body=body, headers=h)
             except urllib3.exceptions.HTTPError as exc:
                 return None, {}, (time.perf_counter() - start) * 1000, str(exc)
             ms = (time.perf_counter() - start) * 1000
@@ -137,8 +139,29 @@ def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | N
         except ValueError:
             data = {}
         if resp.status in BUSY:
-            return resp.status, data, ms, f"busy: HTTP {resp.status} after {cfg.busy_retries} retries"
+            return resp.status, data, ms, f"busy: HTTP {resp.status} after {self.cfg.busy_retries} retries"
         return resp.status, data, ms, ""
+
+
+def bake_probe(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]]) -> Callable[[], str]:
+    """One synthetic request per call, the photos in turn, through the public API with the smoke key: what a
+    bake sends when clients are quiet. Returns "" when it was answered 200, else why not."""
+    client, turn = ApiClient(api_url, cfg), iter(range(1 << 62))
+
+    def probe() -> str:
+        path, _ = photos[next(turn) % len(photos)]
+        status, data, _, err = client.call("POST", "/predict", path.read_bytes(), "image/jpeg")
+        return "" if status == 200 else f"{path.name}: {err or f'HTTP {status}'} {data.get('error', '')}".strip()
+
+    return probe
+
+
+def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | None = None) -> SmokeResult:
+    """Every check runs; the result lists each failure in one line."""
+    client = ApiClient(api_url, cfg)
+    call = client.call
+    failures: list[str] = []
+    checks: dict[str, Any] = {}
 
     status, _, _, err = call("GET", "/health")
     checks["health"] = status
@@ -178,4 +201,5 @@ def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | N
     checks["latency_ms"] = {"p50": round(p50, 1), "p95": round(p95, 1), "budget_p95": cfg.p95_budget_ms}
     if p95 > cfg.p95_budget_ms:
         failures.append(f"p95 latency {p95:.0f} ms over the {cfg.p95_budget_ms:.0f} ms budget")
+    checks["busy_retries"] = client.busy_retries
     return SmokeResult(not failures, failures, correct, len(photos), round(p50, 1), round(p95, 1), checks)

@@ -58,6 +58,9 @@ def aws_env(monkeypatch: Any, outputs_dir: str = "/nonexistent/infra-outputs") -
     monkeypatch.setenv("ENDPOINT_POLL_SECONDS", "0")
     monkeypatch.setenv("MLOPS_BAKE_SECONDS", "0")  # one reading of the alarms; tests that bake set their own
     monkeypatch.setenv("MLOPS_SIGNAL_LAG_SECONDS", "0")  # moto shows datapoints and alarm states at once
+    # moto's API has no public URL to send a bake's synthetic requests to, nor Lambda metrics to count them:
+    # the bake's request minimum is tested with the local stack, the rehearsal and tests/unit/test_bake_requests.py.
+    monkeypatch.setenv("MLOPS_BAKE_MIN_REQUESTS", "0")
     monkeypatch.setenv("MLOPS_RESTORE_BACKOFF_SECONDS", "0")
     monkeypatch.setenv("LOCK_WAIT_SECONDS", "0")  # a busy lock fails at once; the waiting test sets its own
 

@@ -281,6 +281,11 @@ class Backend(ABC):
     def watch(self, release: Release, since: float) -> list[str]:
         """The release's health signals since `since` (epoch seconds): one line per breach, [] when healthy."""
 
+    @abstractmethod
+    def requests_served(self, release: Release, since: float) -> int:
+        """Requests the stage's function answered since `since` (the release's, after its switch), as its
+        signals count them and as late as they show them: how many requests a bake judged."""
+
     def signal_lag_seconds(self) -> float:
         """How long after a request its breach can first show in watch() and candidate_signals(); the bake
         and each traffic step last at least this long. Default: none (signals read as they happen)."""

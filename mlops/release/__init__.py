@@ -46,7 +46,7 @@ from mlops.release.state import (
 )
 from mlops.release.traffic import ShadowRefused, TrafficPlan, progressive
 from mlops.release.watch import bake
-from mlops.smoke import SmokeConfig, SmokeResult, SmokeSetupError, run_smoke, smoke_photos
+from mlops.smoke import SmokeConfig, SmokeResult, SmokeSetupError, bake_probe, run_smoke, smoke_photos
 
 
 class PromotionFailed(RuntimeError):
@@ -177,8 +177,14 @@ def promote(
                     photos = smoke_photos(smoke, backend, mv)
                 except SmokeSetupError as exc:
                     raise PromotionRefused(str(exc)) from exc
+                url = backend.api_url()
                 return requalify(
-                    backend, previous, qualify_for, lambda: run_smoke(backend.api_url(), smoke, photos), log
+                    backend,
+                    previous,
+                    qualify_for,
+                    lambda: run_smoke(url, smoke, photos),
+                    bake_probe(url, smoke, photos),
+                    log,
                 )
             return previous
         require_qualified(backend, mv, code_id)
@@ -215,7 +221,9 @@ def promote(
                 checkpoint()
                 if not result.passed:
                     raise PromotionFailed(f"smoke tests failed: {'; '.join(result.failures)}")
-                release.bake = bake(backend, release, switched_at, log)
+                release.bake = bake(
+                    backend, release, switched_at, log, probe=bake_probe(backend.api_url(), smoke, photos)
+                )
                 checkpoint()
                 if release.bake["breaches"]:
                     raise PromotionFailed(f"breach during the bake: {'; '.join(release.bake['breaches'])}")

@@ -29,11 +29,19 @@ def qualify(backend: Backend, release: Release, target: str, log: Log) -> None:
     log(
         f"qualified for {target}: version {release.model_version} (model {release.model_sha256[:12] or '?'}) with "
         f"function code {release.code_id[:12] or '?'} passed its smoke tests and a "
-        f"{float(release.bake.get('seconds', 0)):g} s bake in {backend.stage}"
+        f"{float(release.bake.get('seconds', 0)):.0f} s bake in {backend.stage} "
+        f"({release.bake.get('requests', '?')} requests judged)"
     )
 
 
-def requalify(backend: Backend, live: Release, target: str, smoke: Callable[[], SmokeResult], log: Log) -> Release:
+def requalify(
+    backend: Backend,
+    live: Release,
+    target: str,
+    smoke: Callable[[], SmokeResult],
+    probe: Callable[[], str],
+    log: Log,
+) -> Release:
     """The live release already serves what is asked: smoke-test and bake it again as it serves now (nothing
     moves), then qualify it. PromotionRefused when it fails either: nothing is recorded."""
     log(
@@ -47,7 +55,7 @@ def requalify(backend: Backend, live: Release, target: str, smoke: Callable[[], 
             f"live release {live.release_id} failed its smoke tests now ({'; '.join(result.failures)}): "
             f"nothing recorded for {target}"
         )
-    watched = bake(backend, live, started, log)
+    watched = bake(backend, live, started, log, probe=probe)
     if watched["breaches"]:
         raise PromotionRefused(
             f"live release {live.release_id} breached its bake ({'; '.join(watched['breaches'])}): "

@@ -5,16 +5,20 @@ signals computed from the local servers' logs). The bake time is per stage; MLOP
 overrides it, MLOPS_BAKE_POLL_SECONDS sets how often the signals are read. Signals lag behind the
 requests (AWS: CloudWatch's metric delay, then the alarms' evaluation periods); a verdict is given
 only once that lag has passed since the switch (MLOPS_SIGNAL_LAG_SECONDS overrides the backend's).
+A quiet stage is baked on synthetic requests, and a bake that saw too few requests fails.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from mlops.backends.base import Backend, BackendError, Release
+
+MIN_REQUESTS = 30  # a bake judges at least this many requests since the switch (MLOPS_BAKE_MIN_REQUESTS)
 
 
 def _seconds(name: str, default: Callable[[], float]) -> float:
@@ -65,6 +69,15 @@ def watch_for(
         sleep(min(poll, max(0.0, deadline - clock())))
 
 
+def min_requests() -> int:
+    """The requests a bake must judge, at least (MLOPS_BAKE_MIN_REQUESTS); the smoke tests send about 22."""
+    raw = os.environ.get("MLOPS_BAKE_MIN_REQUESTS") or str(MIN_REQUESTS)
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise BackendError(f"MLOPS_BAKE_MIN_REQUESTS={raw!r} is not a whole number") from None
+
+
 def bake(
     backend: Backend,
     release: Release,
@@ -72,9 +85,14 @@ def bake(
     log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    probe: Callable[[], str] | None = None,
 ) -> dict[str, Any]:
     """Watch the release's signals for the bake time, and at least until the signals' lag has passed since
-    the switch (`since`), so that what the switched release did can show; stop at the first breach."""
+    the switch (`since`), so that what the switched release did can show; stop at the first breach.
+
+    A bake judges requests, not silence: it needs min_requests() answered since the switch. While fewer
+    show, `probe` sends synthetic requests (the smoke photos through the public API), spread over the
+    bake, each of which must be answered 200; a bake that still saw too few is a breach."""
     started, lag = clock(), signal_lag(backend)
     seconds = max(bake_seconds(backend), lag - (started - since))
     if seconds > bake_seconds(backend):
@@ -82,9 +100,32 @@ def bake(
         log(f"baking for {seconds:.0f} s ({why}): watching the release's signals every {poll_seconds(seconds):.0f} s")
     elif seconds:
         log(f"baking for {seconds:.0f} s: watching the release's signals every {poll_seconds(seconds):.0f} s")
-    checks, breaches = watch_for(seconds, lambda: backend.watch(release, since), sleep, clock)
+    need = min_requests()
+    per_reading = math.ceil(need / max(1.0, seconds / poll_seconds(seconds)))
+    seen = {"served": 0, "synthetic": 0, "answered": 0}
+    failed: list[str] = []
+
+    def read() -> list[str]:
+        seen["served"] = backend.requests_served(release, since) if need else 0
+        for _ in range(per_reading if probe else 0):
+            if max(seen["served"], seen["answered"]) >= need or failed:
+                break
+            seen["synthetic"] += 1
+            outcome = probe() if probe else ""
+            seen["answered"] += not outcome
+            failed.extend([f"synthetic request {outcome}"] if outcome else [])
+        return failed + backend.watch(release, since)
+
+    checks, breaches = watch_for(seconds, read, sleep, clock)
+    judged = max(seen["served"], seen["answered"])
+    if judged < need and not breaches:
+        breaches = [f"too few requests to judge: {judged} since the switch, at least {need} needed"]
     if breaches:
         log(f"bake breached after {clock() - started:.0f} s: {'; '.join(breaches)}")
-    elif seconds:
-        log(f"bake passed: {checks} readings over {seconds:.0f} s, no breach")
-    return {"seconds": seconds, "lag_seconds": lag, "checks": checks, "breaches": breaches, "watched_from": since}
+    elif seconds or need:
+        log(
+            f"bake passed: {checks} readings over {seconds:.0f} s, no breach; it judged {judged} requests "
+            f"({seen['synthetic']} of them synthetic)"
+        )
+    return {"seconds": seconds, "lag_seconds": lag, "checks": checks, "breaches": breaches, "watched_from": since,
+            "requests": judged, "synthetic_requests": seen["synthetic"], "min_requests": need}  # fmt: skip

@@ -7,6 +7,7 @@ and the client must see no failed request.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -70,8 +71,12 @@ def test_unapproved_version_refused(stack):
 def test_approve_and_promote(stack, data_dir):
     out = mlops("approve", "1", "--by", "reviewer@example.com", "--reason", "looks good", env=stack["env"])
     assert out.returncode == 0, out.stderr
-    out = mlops("promote", env=stack["env"])
+    # A quiet stage (no client sends anything): the bake needs more requests than the smoke tests send, so
+    # the release sends synthetic ones through the public API and says how many requests it judged.
+    out = mlops("promote", env={**stack["env"], "MLOPS_BAKE_MIN_REQUESTS": "40"})
     assert out.returncode == 0, out.stdout + out.stderr
+    judged = re.search(r"it judged (\d+) requests \((\d+) of them synthetic\)", " ".join(out.stdout.split()))
+    assert judged and int(judged[1]) >= 40 and int(judged[2]) > 0, out.stdout
     st = status(stack["env"])
     assert st["model_version"] == "1" and st["api_url"] == stack["api"]
     assert st["lambda_version"] and st["endpoint_config"] and st["stage_deployment"]

@@ -105,7 +105,14 @@ def expect_serving(emu: Any, workspace: Path, stage: str, version: str, photo: P
     wanted = {"function": version, "endpoint": version, "endpoint_status": "InService", "api": version}
     if seen != wanted:
         raise AssertionError(f"{stage} should serve version {version} everywhere: {seen}")
-    return f"{stage}: alias, endpoint and public API all on version {version}"
+    live = [r for r in _releases(emu, outputs(workspace, stage), stage) if r.get("status") == "live"]
+    baked = (live[-1].get("bake") or {}) if live else {}
+    if not baked or baked.get("requests", 0) < max(1, baked.get("min_requests", 0)):
+        raise AssertionError(f"{stage}: the live release's bake judged too few requests: {baked}")
+    return (
+        f"{stage}: alias, endpoint and public API all on version {version}; its bake judged {baked['requests']} "
+        f"requests ({baked.get('synthetic_requests', 0)} synthetic)"
+    )
 
 
 def _github_client(emu: Any, repository: str, role: str, environment: str, workflow: str, service: str) -> Any:

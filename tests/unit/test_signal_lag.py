@@ -28,7 +28,12 @@ class Clock:
 
 
 def fake_backend(bake_s: float, lag_s: float) -> SimpleNamespace:
-    return SimpleNamespace(bake_seconds=lambda: bake_s, signal_lag_seconds=lambda: lag_s, watch=lambda r, s: [])
+    return SimpleNamespace(
+        bake_seconds=lambda: bake_s,
+        signal_lag_seconds=lambda: lag_s,
+        watch=lambda r, s: [],
+        requests_served=lambda r, s: 99,
+    )
 
 
 def test_the_bake_lasts_until_the_lag_has_passed_since_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:

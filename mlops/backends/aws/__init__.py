@@ -18,7 +18,7 @@ from mlops.backends.aws.image import pin_image
 from mlops.backends.aws.records import ReleaseTable
 from mlops.backends.aws.registry import SageMakerRegistry
 from mlops.backends.aws.shadow import read_pairs
-from mlops.backends.aws.traffic import candidate_metrics
+from mlops.backends.aws.traffic import alias_invocations, candidate_metrics
 from mlops.backends.aws.watch import alarm_breaches, alarm_window_seconds
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release
 
@@ -199,6 +199,9 @@ class AwsBackend(Backend):
     @leased
     def watch(self, release: Release, since: float) -> list[str]:
         return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names)
+
+    def requests_served(self, release: Release, since: float) -> int:
+        return alias_invocations(self.clients, self.cfg, since)
 
     def signal_lag_seconds(self) -> float:
         """CloudWatch's metric delay (METRIC_DELAY_SECONDS), then the longest EvaluationPeriods × Period of

@@ -71,3 +71,21 @@ def candidate_metrics(
     if slowest > budget:
         found.append(f"candidate latency: a minute's longest duration {slowest:.0f} ms over the {budget:.0f} ms budget")
     return found, served
+
+
+def alias_invocations(clients: AwsClients, cfg: AwsConfig, since: float) -> int:
+    """Invocations of the function through its alias since `since` (AWS/Lambda, Resource = function:alias),
+    as far as CloudWatch shows them yet."""
+    fn = {"FunctionName": cfg.function_name, "Resource": f"{cfg.function_name}:{cfg.function_alias}"}
+    query = _query("inv", "AWS/Lambda", "Invocations", fn, "Sum")
+    start = datetime.fromtimestamp(since - since % PERIOD, UTC)
+    end = datetime.fromtimestamp(time.time() + PERIOD, UTC)
+    total = 0.0
+    with aws_call("reading the function's invocations"):
+        for page in (
+            clients.get("cloudwatch")
+            .get_paginator("get_metric_data")
+            .paginate(MetricDataQueries=[query], StartTime=start, EndTime=end)
+        ):
+            total += sum(float(v) for r in page.get("MetricDataResults", []) for v in r.get("Values", []))
+    return int(total)

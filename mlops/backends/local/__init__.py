@@ -15,7 +15,7 @@ from mlops import config
 from mlops.backends.base import Backend, BackendError, ModelVersion, Release, alias_text
 from mlops.backends.local.model_store import keep_copy, kept_path
 from mlops.backends.local.registry import LocalRegistry, smoke_folder
-from mlops.backends.local.signals import breaches, read_signals
+from mlops.backends.local.signals import Signals, breaches, read_signals
 from mlops.backends.local.stack import LocalStack
 from mlops.backends.local.store import ControlState, ReleaseStore, exclusive, write_json
 from mlops.backends.local.traffic import LocalTraffic, version_logs
@@ -308,8 +308,14 @@ class LocalBackend(LocalStack, LocalTraffic, Backend):
         return BAKE_SECONDS
 
     def watch(self, release: Release, since: float) -> list[str]:
+        return breaches(self._signals(release, since))
+
+    def requests_served(self, release: Release, since: float) -> int:
+        return self._signals(release, since).invocations
+
+    def _signals(self, release: Release, since: float) -> Signals:
         version = release.lambda_version or str(release.candidate.get("function_version", ""))
-        return breaches(read_signals(version_logs(version), since))
+        return read_signals(version_logs(version), since)
 
     def retire(self, release: Release) -> None:
         """Stop a release's processes once nothing routes to them (after a short drain)."""
