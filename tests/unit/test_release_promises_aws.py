@@ -266,6 +266,45 @@ def test_an_alarm_during_the_bake_rolls_the_release_back(stack: Stack, monkeypat
     assert backend.current_function_version() == first.lambda_version
 
 
+def test_an_alarm_firing_before_a_fix_rolls_it_back_only_when_the_fix_makes_it_worse(stack: Stack, monkeypatch) -> None:
+    """The failure: alarms are stage-wide, so a fix released during an incident was rolled back by the
+    previous release's ALARM. Now the alarm's own datapoints decide: breached before the switch and no
+    worse since, it is the incident the release is fixing; worse since the switch, it is the release's."""
+    from datetime import UTC, datetime
+
+    import mlops.release as release_mod
+
+    backend, cw = stack.backend, stack.client("cloudwatch")
+    smoke(monkeypatch, True, True, True)
+    promote(backend, "1", "alice", SmokeConfig(), log=quiet)
+    alarm, now = f"{PREFIX}-lambda-errors", time.time()
+
+    def errors(value: float, at: float) -> None:
+        point = {"MetricName": "Errors", "Value": value, "Timestamp": datetime.fromtimestamp(at, UTC)}
+        cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[point])
+
+    for minutes in (1, 2, 3):  # the incident: errors in each of the three minutes before the release
+        errors(4, now - now % 60 - 60 * minutes)
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="Errors >= 1")
+    log: list[str] = []
+    fix = promote(backend, "2", "bob", SmokeConfig(), log=log.append)
+    assert backend.live_release().release_id == fix.release_id and fix.bake["breaches"] == []
+    passing = release_mod.run_smoke
+
+    def smoke_then_worse(*args: object, **kwargs: object):
+        result = passing(*args, **kwargs)
+        t = time.time()
+        errors(9, t - t % 60 + 60)  # a minute that starts after the switch, worse than the incident's worst
+        return result
+
+    monkeypatch.setattr(release_mod, "run_smoke", smoke_then_worse)
+    with pytest.raises(
+        PromotionFailed, match=f"alarm {alarm} is in ALARM: .*worse since the switch: 9, the worst before it 4"
+    ):
+        promote(backend, "1", "carol", SmokeConfig(), log=quiet)
+    assert backend.live_release().release_id == fix.release_id
+
+
 def test_a_missing_alarm_is_a_breach(stack: Stack, monkeypatch) -> None:
     smoke(monkeypatch, True)
     stack.client("cloudwatch").delete_alarms(AlarmNames=[f"{PREFIX}-api-5xx"])

@@ -198,7 +198,8 @@ class AwsBackend(Backend):
 
     @leased
     def watch(self, release: Release, since: float) -> list[str]:
-        return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names)
+        switched = float(release.bake.get("watched_from") or since)  # a live release baked again: its own switch
+        return alarm_breaches(self.clients, self.cfg.alarm_names + self.cfg.release_alarm_names, switched)
 
     def requests_served(self, release: Release, since: float) -> int:
         return alias_invocations(self.clients, self.cfg, since)

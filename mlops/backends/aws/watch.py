@@ -1,7 +1,8 @@
 """The bake's signals on AWS: the release's CloudWatch alarms (infra/alarms.tf), read by name.
 
-Watched: the endpoint alarms (5xx, model errors as 4xx, latency) and the release alarms (function
-errors, throttles and duration, the API's 5xx). An alarm in state ALARM is a breach. An alarm that
+Watched: the endpoint alarms (5xx, latency) and the release alarms (function errors, throttles and
+duration, the API's 5xx). An alarm in state ALARM is a breach, unless it was firing before the release
+switched in and nothing since is worse (mlops/backends/aws/alarm_baseline.py). An alarm that
 does not exist is a breach too: a release that cannot be watched is not kept. An alarm turns to
 ALARM only EvaluationPeriods × Period after the breaching requests reach CloudWatch: how long that
 is, the longest of the watched alarms, is read from them (alarm_window_seconds).
@@ -9,8 +10,10 @@ is, the longest of the watched alarms, is read from them (alarm_window_seconds).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from mlops.backends.aws.alarm_baseline import worse_since_switch
 from mlops.backends.aws.config import AwsClients, aws_call
 
 PAGE = 100  # DescribeAlarms takes at most 100 names
@@ -29,8 +32,11 @@ def _describe(clients: AwsClients, names: list[str]) -> dict[str, dict[str, Any]
     return found
 
 
-def alarm_breaches(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
-    """One line per watched alarm that is in ALARM or missing; [] when all are OK or INSUFFICIENT_DATA."""
+def alarm_breaches(clients: AwsClients, names: tuple[str, ...], since: float | None = None) -> list[str]:
+    """One line per watched alarm that is in ALARM or missing; [] when all are OK or INSUFFICIENT_DATA.
+
+    With `since` (the switch), an alarm in ALARM that its datapoints before the switch breached already,
+    and none since worse, is the previous release's, not a breach (mlops/backends/aws/alarm_baseline.py)."""
     wanted = list(dict.fromkeys(names))
     found = _describe(clients, wanted)
     out = []
@@ -39,7 +45,10 @@ def alarm_breaches(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
         if alarm is None:
             out.append(f"alarm {name} does not exist: the release cannot be watched")
         elif alarm.get("StateValue") == "ALARM":
-            out.append(f"alarm {name} is in ALARM: {alarm.get('StateReason', '')[:200]}".rstrip(": "))
+            why = worse_since_switch(clients, alarm, since, time.time()) if since is not None else ""
+            if why or since is None:
+                line = f"alarm {name} is in ALARM: {alarm.get('StateReason', '')[:200]}".rstrip(": ")
+                out.append(f"{line} ({why})" if why else line)
     return out
 
 
