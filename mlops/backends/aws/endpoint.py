@@ -13,6 +13,7 @@ from typing import Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call, resource_name
+from mlops.backends.aws.watch import firing_alarms
 from mlops.backends.base import BackendError
 
 # Statuses an endpoint passes through while SageMaker works on it; anything else is where it settled.
@@ -74,8 +75,12 @@ class EndpointHost:
         if not serverless:
             policy["TerminationWaitInSeconds"] = self.cfg.termination_wait_seconds
         config: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
-        if self.cfg.auto_rollback and self.cfg.alarm_names:
-            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in self.cfg.alarm_names]}
+        # An alarm already in ALARM (an incident this update may fix) would make SageMaker undo the update
+        # whatever it serves: it is left to the bake, which judges it on the release's own datapoints.
+        firing = set(firing_alarms(self.clients, self.cfg.alarm_names)) if self.cfg.auto_rollback else set()
+        alarms = [a for a in self.cfg.alarm_names if a not in firing]
+        if self.cfg.auto_rollback and alarms:
+            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
         return config
 
     # --- reads -----------------------------------------------------------------------------------

@@ -56,3 +56,9 @@ def alarm_window_seconds(clients: AwsClients, names: tuple[str, ...]) -> float:
     """The longest EvaluationPeriods × Period of the watched metric alarms (0 when there is none)."""
     found = _describe(clients, list(dict.fromkeys(names))).values()
     return max((float(a.get("Period") or 0) * int(a.get("EvaluationPeriods") or 1) for a in found), default=0.0)
+
+
+def firing_alarms(clients: AwsClients, names: tuple[str, ...]) -> list[str]:
+    """The watched alarms in state ALARM now."""
+    found = _describe(clients, list(dict.fromkeys(names)))
+    return [name for name, alarm in found.items() if alarm.get("StateValue") == "ALARM"]
