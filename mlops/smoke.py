@@ -116,6 +116,7 @@ class ApiClient:
         api_key = cfg.api_key or os.environ.get("API_KEY", "")
         self.headers = {"x-api-key": api_key} if api_key else {}
         self.busy_retries = 0
+        self.answered = 0  # requests answered by the stage (any status but a busy one)
 
     def call(
         self, method: str, path: str, body: bytes | None = None, ctype: str | None = None
@@ -140,6 +141,7 @@ class ApiClient:
             data = {}
         if resp.status in BUSY:
             return resp.status, data, ms, f"busy: HTTP {resp.status} after {self.cfg.busy_retries} retries"
+        self.answered += 1
         return resp.status, data, ms, ""
 
 
@@ -201,5 +203,5 @@ def run_smoke(api_url: str, cfg: SmokeConfig, photos: list[tuple[Path, str]] | N
     checks["latency_ms"] = {"p50": round(p50, 1), "p95": round(p95, 1), "budget_p95": cfg.p95_budget_ms}
     if p95 > cfg.p95_budget_ms:
         failures.append(f"p95 latency {p95:.0f} ms over the {cfg.p95_budget_ms:.0f} ms budget")
-    checks["busy_retries"] = client.busy_retries
+    checks["busy_retries"], checks["answered"] = client.busy_retries, client.answered
     return SmokeResult(not failures, failures, correct, len(photos), round(p50, 1), round(p95, 1), checks)

@@ -221,9 +221,8 @@ def promote(
                 checkpoint()
                 if not result.passed:
                     raise PromotionFailed(f"smoke tests failed: {'; '.join(result.failures)}")
-                release.bake = bake(
-                    backend, release, switched_at, log, probe=bake_probe(backend.api_url(), smoke, photos)
-                )
+                probe, own = bake_probe(backend.api_url(), smoke, photos), int(result.checks.get("answered", 0))
+                release.bake = bake(backend, release, switched_at, log, probe=probe, own=own)
                 checkpoint()
                 if release.bake["breaches"]:
                     raise PromotionFailed(f"breach during the bake: {'; '.join(release.bake['breaches'])}")

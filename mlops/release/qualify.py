@@ -55,7 +55,7 @@ def requalify(
             f"live release {live.release_id} failed its smoke tests now ({'; '.join(result.failures)}): "
             f"nothing recorded for {target}"
         )
-    watched = bake(backend, live, started, log, probe=probe)
+    watched = bake(backend, live, started, log, probe=probe, own=int(result.checks.get("answered", 0)))
     if watched["breaches"]:
         raise PromotionRefused(
             f"live release {live.release_id} breached its bake ({'; '.join(watched['breaches'])}): "

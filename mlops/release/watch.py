@@ -10,7 +10,6 @@ A quiet stage is baked on synthetic requests, and a bake that saw too few reques
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -86,13 +85,15 @@ def bake(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     probe: Callable[[], str] | None = None,
+    own: int = 0,
 ) -> dict[str, Any]:
     """Watch the release's signals for the bake time, and at least until the signals' lag has passed since
     the switch (`since`), so that what the switched release did can show; stop at the first breach.
 
-    A bake judges requests, not silence: it needs min_requests() answered since the switch. While fewer
-    show, `probe` sends synthetic requests (the smoke photos through the public API), spread over the
-    bake, each of which must be answered 200; a bake that still saw too few is a breach."""
+    A bake judges requests, not silence: it needs min_requests() answered since the switch, as the signals
+    show them or, while they lag, as the release saw them answered itself (`own`: the smoke tests', then
+    its synthetic ones). While fewer show, `probe` sends synthetic requests (the smoke photos through the
+    public API), each of which must be answered 200; a bake that still saw too few is a breach."""
     started, lag = clock(), signal_lag(backend)
     seconds = max(bake_seconds(backend), lag - (started - since))
     if seconds > bake_seconds(backend):
@@ -101,17 +102,14 @@ def bake(
     elif seconds:
         log(f"baking for {seconds:.0f} s: watching the release's signals every {poll_seconds(seconds):.0f} s")
     need = min_requests()
-    per_reading = math.ceil(need / max(1.0, seconds / poll_seconds(seconds)))
-    seen = {"served": 0, "synthetic": 0, "answered": 0}
+    seen = {"served": 0, "synthetic": 0, "answered": own}
     failed: list[str] = []
 
     def read() -> list[str]:
         seen["served"] = backend.requests_served(release, since) if need else 0
-        for _ in range(per_reading if probe else 0):
-            if max(seen["served"], seen["answered"]) >= need or failed:
-                break
+        while probe and max(seen["served"], seen["answered"]) < need and not failed:
             seen["synthetic"] += 1
-            outcome = probe() if probe else ""
+            outcome = probe()
             seen["answered"] += not outcome
             failed.extend([f"synthetic request {outcome}"] if outcome else [])
         return failed + backend.watch(release, since)

@@ -34,29 +34,32 @@ def stage(served: list[int]) -> SimpleNamespace:
                            requests_served=requests_served)  # fmt: skip
 
 
-def run(backend: SimpleNamespace, probe=None) -> tuple[dict, list[str]]:
+def run(backend: SimpleNamespace, probe=None, own: int = 0) -> tuple[dict, list[str]]:
     clock, said = Clock(), []
-    result = bake(backend, Release("r1", "2", "staging"), clock(), said.append, clock.sleep, clock, probe=probe)
+    release = Release("r1", "2", "staging")
+    result = bake(backend, release, clock(), said.append, clock.sleep, clock, probe=probe, own=own)
     return result, said
 
 
-def test_a_quiet_stage_is_baked_on_synthetic_requests_spread_over_the_bake() -> None:
+def test_a_quiet_stage_is_baked_on_synthetic_requests() -> None:
     sent: list[int] = []
     result, said = run(stage([0]), probe=lambda: sent.append(1) or "")
     assert result["breaches"] == [] and result["requests"] == 30 and result["synthetic_requests"] == 30
     assert result["checks"] >= 6 and "it judged 30 requests (30 of them synthetic)" in said[-1]
 
 
+def test_the_smoke_tests_requests_count_while_the_signals_lag() -> None:
+    """On AWS the alias's Invocations show minutes late: the requests the release saw answered itself (the
+    smoke tests', then the synthetic ones) count meanwhile, so only the difference is sent."""
+    sent: list[int] = []
+    result, _ = run(stage([0]), probe=lambda: sent.append(1) or "", own=22)
+    assert len(sent) == 8 and result["requests"] == 30 and result["breaches"] == []
+
+
 def test_clients_traffic_sends_no_synthetic_request() -> None:
     sent: list[int] = []
     result, _ = run(stage([45]), probe=lambda: sent.append(1) or "")
     assert sent == [] and result["breaches"] == [] and result["requests"] == 45
-
-
-def test_signals_that_catch_up_stop_the_synthetic_requests() -> None:
-    sent: list[int] = []
-    result, _ = run(stage([0, 0, 40]), probe=lambda: sent.append(1) or "")
-    assert 0 < len(sent) < 30 and result["requests"] == 40 and result["breaches"] == []
 
 
 def test_a_synthetic_request_that_fails_is_a_breach() -> None:
