@@ -162,8 +162,8 @@ def test_an_instance_endpoint_updates_blue_green_with_auto_rollback_alarms(stubb
     )
 
 
-def test_a_serverless_endpoint_shifts_all_at_once_without_baking(stubbed) -> None:
-    stub, host = stubbed
+def serverless_update(stub: Stubber, alarms: list[dict]) -> None:
+    """A serverless endpoint's update: blue/green, all at once, no baking, these auto-rollback alarms."""
     expect_describe(stub, ("InService", OLD))
     expect_model_and_config(stub, SERVERLESS)
     deployment = {
@@ -171,7 +171,7 @@ def test_a_serverless_endpoint_shifts_all_at_once_without_baking(stubbed) -> Non
             "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
             "MaximumExecutionTimeoutInSeconds": 1800,
         },
-        "AutoRollbackConfiguration": {"Alarms": ALARMS},
+        "AutoRollbackConfiguration": {"Alarms": alarms},
     }
     stub.add_response(
         "update_endpoint",
@@ -179,6 +179,11 @@ def test_a_serverless_endpoint_shifts_all_at_once_without_baking(stubbed) -> Non
         {"EndpointName": ENDPOINT, "EndpointConfigName": NEW, "DeploymentConfig": deployment},
     )
     expect_describe(stub, ("InService", NEW))
+
+
+def test_a_serverless_endpoint_shifts_all_at_once_without_baking(stubbed) -> None:
+    stub, host = stubbed
+    serverless_update(stub, ALARMS)
     assert deploy(host()) == NEW
 
 
@@ -187,21 +192,7 @@ def test_an_alarm_already_firing_is_left_out_of_the_updates_auto_rollback(stubbe
     alarm was in ALARM. That alarm is left to the bake (judged on the release's own datapoints)."""
     stub, host = stubbed
     host.alarms.states[f"{PREFIX}-endpoint-5xx"] = "ALARM"
-    expect_describe(stub, ("InService", OLD))
-    expect_model_and_config(stub, SERVERLESS)
-    deployment = {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
-            "MaximumExecutionTimeoutInSeconds": 1800,
-        },
-        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{PREFIX}-endpoint-latency"}]},
-    }
-    stub.add_response(
-        "update_endpoint",
-        {"EndpointArn": ENDPOINT_ARN},
-        {"EndpointName": ENDPOINT, "EndpointConfigName": NEW, "DeploymentConfig": deployment},
-    )
-    expect_describe(stub, ("InService", NEW))
+    serverless_update(stub, [{"AlarmName": f"{PREFIX}-endpoint-latency"}])
     assert deploy(host()) == NEW
 
 
