@@ -29,7 +29,7 @@ from test_progressive_aws import FUNCTION, HandlerTraffic, ModelEndpoints, share
 from test_progressive_aws import stack as stack  # the fixture, re-exported for the tests here
 from test_release_promises_aws import new_code
 
-from mlops.backends.aws import traffic as aws_traffic
+from mlops.backends import function_metrics
 from mlops.release import PromotionFailed, promote, status
 from mlops.release.traffic import TrafficPlan
 from mlops.smoke import SmokeConfig
@@ -128,10 +128,21 @@ def test_a_code_only_canary_whose_candidate_answers_502_is_rolled_back(
 
 
 def test_the_canary_reads_the_names_the_function_writes() -> None:
-    assert aws_traffic.FUNCTION_NAMESPACE == function_config.METRICS_NAMESPACE  # their defaults, as infra sets them
-    assert aws_traffic.FUNCTION_SERVICE == function_config.SERVICE_NAME
-    assert aws_traffic.VERSION_DIMENSIONS == function_config.VERSION_DIMENSIONS
-    assert set(aws_traffic.VERSION_METRICS.values()) == {
-        function_config.SERVER_ERRORS_METRIC,
-        function_config.MODEL_ERRORS_METRIC,
+    assert function_metrics.NAMESPACE == function_config.METRICS_NAMESPACE  # their defaults, as infra sets them
+    assert function_metrics.SERVICE == function_config.SERVICE_NAME
+    assert function_metrics.VERSION_DIMENSIONS == function_config.VERSION_DIMENSIONS
+    assert function_metrics.SERVER_ERRORS == function_config.SERVER_ERRORS_METRIC
+    assert function_metrics.MODEL_ERRORS == function_config.MODEL_ERRORS_METRIC
+
+
+def test_the_function_on_aws_writes_under_those_names() -> None:
+    """The release reads the namespace and service infra/lambda.tf gives the function, not another."""
+    import re
+    from pathlib import Path
+
+    terraform = (Path(__file__).resolve().parents[2] / "infra" / "lambda.tf").read_text()
+    found = dict(re.findall(r'(POWERTOOLS_SERVICE_NAME|POWERTOOLS_METRICS_NAMESPACE)\s*=\s*"([^"]+)"', terraform))
+    assert found == {
+        "POWERTOOLS_SERVICE_NAME": function_metrics.SERVICE,
+        "POWERTOOLS_METRICS_NAMESPACE": function_metrics.NAMESPACE,
     }

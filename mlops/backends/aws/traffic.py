@@ -16,15 +16,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops.backends import function_metrics
 from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call
 
 PERIOD = 60
-# What the function writes (lambda/classify_api/config.py, which the release cannot import; a unit test
-# holds both to the same names): namespace and service as infra/lambda.tf sets them, then the metrics.
-FUNCTION_NAMESPACE = "CatDog"
-FUNCTION_SERVICE = "classify-api"
-VERSION_DIMENSIONS = ("service", "FunctionName", "FunctionVersion")
-VERSION_METRICS = {"c5xx": "ServerErrors", "cmodel": "ModelCallErrors"}
+VERSION_METRICS = {"c5xx": function_metrics.SERVER_ERRORS, "cmodel": function_metrics.MODEL_ERRORS}
 
 
 def _query(qid: str, namespace: str, metric: str, dims: dict[str, str], stat: str) -> dict[str, Any]:
@@ -55,8 +51,9 @@ def candidate_metrics(
         _query("pinv", "AWS/Lambda", "Invocations", {**fn, "ExecutedVersion": primary}, "Sum"),
         _query("cdur", "AWS/Lambda", "Duration", {**fn, "ExecutedVersion": candidate}, "Maximum"),
     ]
-    own = dict(zip(VERSION_DIMENSIONS, (FUNCTION_SERVICE, cfg.function_name, candidate), strict=True))
-    queries += [_query(qid, FUNCTION_NAMESPACE, name, own, "Sum") for qid, name in VERSION_METRICS.items()]
+    named = (function_metrics.SERVICE, cfg.function_name, candidate)
+    own = dict(zip(function_metrics.VERSION_DIMENSIONS, named, strict=True))
+    queries += [_query(q, function_metrics.NAMESPACE, name, own, "Sum") for q, name in VERSION_METRICS.items()]
     if endpoint and endpoint != cfg.endpoint_name:
         dims = {"EndpointName": endpoint, "VariantName": cfg.variant_name}
         queries.append(_query("e5xx", "AWS/SageMaker", "Invocation5XXErrors", dims, "Sum"))
