@@ -6,7 +6,8 @@ sharing the live endpoint, has no endpoint metric of its own: only the function'
 path: the alias's weights pick the version of each request, the real handler runs with the stage's
 variables and the version's ENDPOINT_NAME, Lambda's metrics are published as Lambda publishes them
 (Errors only when the handler raised), and the EMF lines the handler prints become metrics as
-CloudWatch Logs extracts them (aws_emulator.emf).
+CloudWatch Logs extracts them (aws_emulator.emf). Also: the order in which a canary's first step moves
+the stage's variables and the alias's weights.
 """
 
 from __future__ import annotations
@@ -146,3 +147,28 @@ def test_the_function_on_aws_writes_under_those_names() -> None:
         "POWERTOOLS_SERVICE_NAME": function_metrics.SERVICE,
         "POWERTOOLS_METRICS_NAMESPACE": function_metrics.NAMESPACE,
     }
+
+
+def test_the_stage_stops_naming_the_live_endpoint_before_the_candidate_gets_a_request(stack: Stack) -> None:
+    """API Gateway's `endpointName` wins over a version's ENDPOINT_NAME: were the weights moved first, the
+    candidate's first requests would be answered by the live model (a canary measuring the wrong one)."""
+    calls: list[tuple[str, Any]] = []
+
+    def record(model: Any, params: dict, **_: Any) -> None:
+        calls.append((model.name, params))
+
+    for service in ("lambda", "apigateway"):
+        stack.backend.clients.get(service).meta.events.register("provide-client-params.*.*", record)
+    promote(stack.backend, "2", "bob", SmokeConfig(), log=lambda m: None, plan=TrafficPlan("canary", step_seconds=1))
+    weighted = next(
+        i
+        for i, (name, params) in enumerate(calls)
+        if name == "UpdateAlias" and params.get("RoutingConfig", {}).get("AdditionalVersionWeights")
+    )
+    cleared = [
+        i
+        for i, (name, params) in enumerate(calls)
+        if name == "UpdateStage"
+        and {"op": "remove", "path": "/variables/endpointName"} in params.get("patchOperations", [])
+    ]
+    assert cleared and cleared[0] < weighted, (cleared, weighted)
