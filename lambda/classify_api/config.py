@@ -9,6 +9,13 @@ from classify_api.image_contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "classify-api"
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "CatDog"
+# The function's own per-version counts, one EMF record each (handler.count_for_version): Lambda's Errors
+# counts only a handler that raised or timed out, never an error answer, so these are what a canary
+# reads of its candidate. The release names them again (mlops/backends/function_metrics.py: it cannot
+# import this package); tests/unit/test_canary_signals_aws.py holds the two to the same names.
+SERVER_ERRORS_METRIC = "ServerErrors"  # answers with a 5xx status, whatever produced them
+MODEL_ERRORS_METRIC = "ModelCallErrors"  # model calls that ended in a 5xx answer
+VERSION_DIMENSIONS = ("service", "FunctionName", "FunctionVersion")
 DEFAULT_MAX_IMAGE_BYTES = MAX_IMAGE_BYTES
 DEFAULT_MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 _TRUE = {"1", "true", "yes", "on"}

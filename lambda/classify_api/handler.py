@@ -20,7 +20,14 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from classify_api import endpoint, prediction_log, shadow
-from classify_api.config import METRICS_NAMESPACE, SERVICE_NAME, load_settings
+from classify_api.config import (
+    METRICS_NAMESPACE,
+    MODEL_ERRORS_METRIC,
+    SERVER_ERRORS_METRIC,
+    SERVICE_NAME,
+    VERSION_DIMENSIONS,
+    load_settings,
+)
 from classify_api.errors import ApiError
 from classify_api.request_parse import extract_image
 
@@ -77,6 +84,18 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def _count(name: str) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def count_for_version(name: str, context: LambdaContext | None) -> None:
+    """One `name` for the function version that ran, written at once as its own EMF record with
+    VERSION_DIMENSIONS: a canary reads its candidate's version by these, as Lambda's own Errors misses
+    every failure the handler answers."""
+    function = getattr(context, "function_name", "") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    version = getattr(context, "function_version", "") or os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "")
+    values = (SERVICE_NAME, str(function or "unknown"), str(version or "$LATEST"))
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as metric:
+        for dimension, value in zip(VERSION_DIMENSIONS, values, strict=True):
+            metric.add_dimension(name=dimension, value=value)
 
 
 @app.exception_handler(ApiError)  # type: ignore[untyped-decorator]  # powertools leaves it unannotated
@@ -142,6 +161,8 @@ def predict() -> Response[str]:
     try:
         answer, model_ms = endpoint.invoke(endpoint_name, image.data, image.info.content_type)
     except ApiError as exc:  # the candidate's answer is still compared with the live failure
+        if exc.status >= 500:
+            count_for_version(MODEL_ERRORS_METRIC, context)
         shadow.finish(
             mirror, {"status": exc.status, "label": None, "ms": None}, request_id, version, stage.get("release", "")
         )
@@ -204,8 +225,11 @@ def _fallback_error(event: Any) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app.append_context(started=time.perf_counter())  # type: ignore[no-untyped-call]  # unannotated in powertools
     try:
-        return app.resolve(event, context)
+        response = app.resolve(event, context)
     except Exception:
         logger.exception("event could not be resolved")
         app.clear_context()  # type: ignore[no-untyped-call]  # unannotated in powertools
-        return _fallback_error(event)
+        response = _fallback_error(event)
+    if int(response.get("statusCode") or 0) >= 500:
+        count_for_version(SERVER_ERRORS_METRIC, context)
+    return response

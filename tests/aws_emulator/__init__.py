@@ -11,7 +11,8 @@ and moto lacks filled in here (and only here):
 - weighted aliases: each invocation (Invoke of the alias, or the public API) draws its version by the
   alias's AdditionalVersionWeights; the version that ran is in X-Amz-Executed-Version, the metrics'
   ExecutedVersion dimension and the log stream's name, and in a record of executions: lambda_routing
-- what a function writes, in its CloudWatch log group: lambda_logs
+- what a function writes, in its CloudWatch log group, and its embedded-metric (EMF) lines as CloudWatch
+  metrics (Lambda's own Errors counts only a handler that raised or timed out): lambda_logs, emf
 - aws:SecureTransport in bucket policies: s3_tls
 - the public API of REST stages, and CreateDeployment keeping the stage: api_front
 - service metrics, visible only after CloudWatch's delay (AWS_EMULATOR_METRIC_DELAY_SECONDS), and

@@ -58,6 +58,7 @@ def _start(fn: Any, key: str) -> Proc:
         AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}",
         AWS_EXECUTION_ENV="AWS_Lambda_python_emulated",
         PYTHONDONTWRITEBYTECODE="1",
+        PYTHONUNBUFFERED="1",  # each line the function prints reaches its log group at once, as on Lambda
     )
     args = [python(), str(LAMBDA_RUNTIME), "--port", str(port), "--handler", fn.handler or ""]
     args += ["--function-name", fn.function_name, "--version", str(fn.version), "--timeout", str(fn.timeout or 3)]

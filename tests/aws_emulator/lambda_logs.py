@@ -6,7 +6,8 @@ environment, within seconds. moto 5.2.5 runs no function, so nothing is ever wri
 after each invocation, the new lines of the version's process log are put into moto's log group
 (created if the stack did not create it), so FilterLogEvents finds them as it would on AWS. The
 Duration of each REPORT line is kept for the invocation's metrics (reported_duration), as Lambda's
-Duration metric is the handler's time, a cold start's init not included.
+Duration metric is the handler's time, a cold start's init not included. Every embedded-metric (EMF)
+line becomes the metrics it names, as CloudWatch Logs extracts them (emf), published like Lambda's own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.logs.models import logs_backends
+
+from aws_emulator import emf, metrics
 
 _offsets: dict[str, int] = {}
 _durations: dict[str, float] = {}  # request id → the Duration of its REPORT line, until asked for
@@ -39,6 +42,8 @@ def ship(fn: Any, log_path: Any, account: str, region: str) -> int:
         lines = [line for line in complete.decode("utf-8", "replace").splitlines() if line.strip()]
         for found in filter(None, map(REPORT.match, lines)):
             _durations[found["id"]] = float(found["ms"])
+        for namespace, name, dims, value in (p for line in lines for p in emf.points(line)):
+            metrics.put(region, namespace, name, dims, value)
         if not lines:
             return 0
         backend = logs_backends[account][region]

@@ -77,10 +77,10 @@ def test_the_public_api_routes_each_request_by_the_alias_weights(emu: Emulator) 
     assert versions["1"] > 0 and 150 <= versions["2"] < 200, versions
 
 
-def _sum(emu: Emulator, dims: dict[str, str]) -> float:
+def _sum(emu: Emulator, dims: dict[str, str], metric: str = "Invocations", namespace: str = "AWS/Lambda") -> float:
     cw = emu.client("cloudwatch")
     now = datetime.now(UTC)
-    query = {"Namespace": "AWS/Lambda", "MetricName": "Invocations",
+    query = {"Namespace": namespace, "MetricName": metric,
              "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}  # fmt: skip
     found = cw.get_metric_data(
         MetricDataQueries=[{"Id": "q", "MetricStat": {"Metric": query, "Period": 60, "Stat": "Sum"}}],
@@ -143,3 +143,42 @@ def test_duration_is_the_handlers_time_without_the_cold_start(emu: Emulator) -> 
     longest = wait_until(durations, timeout=10 + 5 * context.METRIC_DELAY, what="the Duration datapoint")
     print(f"Duration {longest} ms for an invocation whose cold start took 2 s more")
     assert longest[0] < 1000
+
+
+ANSWERS_502 = """
+import json
+import time
+
+
+def handler(event, context):
+    directive = {"Namespace": "Own", "Dimensions": [["FunctionVersion"]], "Metrics": [{"Name": "ServerErrors"}]}
+    record = {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]}}
+    print(json.dumps({**record, "FunctionVersion": context.function_version, "ServerErrors": 1}))
+    if event.get("raise"):
+        raise RuntimeError("a function error")
+    return {"statusCode": 502, "body": ""}
+"""
+
+
+def test_an_answered_502_is_no_function_error_and_the_functions_emf_lines_are_metrics(emu: Emulator) -> None:
+    """Lambda's Errors counts a handler that raised, never a 5xx it answered; CloudWatch Logs turns the
+    function's EMF lines into metrics: the only per-version sign of an answered failure."""
+    fn = emu.client("lambda")
+    role = emu.client("iam").create_role(RoleName="emf-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    fn.create_function(FunctionName="emf-fn", Runtime="python3.12", Role=role, Handler="app.handler",
+                       Code={"ZipFile": function_zip(ANSWERS_502)}, Timeout=10)  # fmt: skip
+    version = fn.publish_version(FunctionName="emf-fn")["Version"]
+    for payload in (b"{}", b"{}", b'{"raise": true}'):
+        fn.invoke(FunctionName="emf-fn", Qualifier=version, Payload=payload)
+    dims = {"FunctionName": "emf-fn", "Resource": f"emf-fn:{version}"}
+
+    def seen() -> tuple[float, float, float] | None:
+        found = (
+            _sum(emu, dims),
+            _sum(emu, dims, "Errors"),
+            _sum(emu, {"FunctionVersion": version}, "ServerErrors", "Own"),
+        )
+        return found if found[0] == 3 and found[2] == 3 else None
+
+    _, errors, _ = wait_until(seen, timeout=10 + 5 * context.METRIC_DELAY, what="the metrics")
+    assert errors == 1  # the raise only: both 502 answers are no function errors

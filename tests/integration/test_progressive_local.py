@@ -156,3 +156,26 @@ def test_linear_release_of_a_good_candidate_reaches_all_traffic(stack, data_dir)
     for step in rec.traffic["steps"]:
         assert step["breaches"] == [] and step["served"]["candidate"] > 0
         assert abs(step["share"] - step["percent"] / 100) <= 0.10  # a step's window cuts its requests loosely
+
+
+def test_a_code_only_canary_whose_candidate_answers_502_rolls_back(stack, data_dir):
+    """The candidate answers its failures (502, no function error) and shares the live model: only the
+    function's own count of its 5xx answers can show them."""
+    before = status(stack["env"])
+    env = {**stack["env"], "LAMBDA_HANDLER": "fault_handlers.misreads_the_model_for_some_clients"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out, (steady, mobile) = promote_with_clients(
+        stack, data_dir, env, before["model_version"], "--strategy", "canary", mobile=True
+    )
+    assert out.returncode != 0, out.stdout
+    assert "breach at 10 % (canary)" in out.stderr and "candidate 5xx answers" in out.stderr, out.stderr
+    assert "function errors" not in out.stderr and "Traceback" not in out.stderr
+    after = status(env)
+    assert (after["model_version"], after["lambda_version"]) == (before["model_version"], before["lambda_version"])
+    assert after["drift"] == {}
+    assert steady.failures() == [] and len(steady.answers) > 20  # the steady client never saw a failure
+    assert mobile.failures() and set(mobile.failures()) == {502}  # the candidate's share of mobile requests
+    answers = steady.answers + mobile.answers
+    assert len(mobile.failures()) / len(answers) <= 0.10 + TOLERANCE
+    rec = record(stack, before["model_version"])
+    assert rec.status == "rolled_back" and rec.strategy == "canary" and rec.traffic["steps"][0]["breaches"]

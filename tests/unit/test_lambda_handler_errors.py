@@ -172,3 +172,41 @@ def test_event_level_bad_bodies(stub: Stubber) -> None:
     del event["requestContext"]["requestId"]
     context = FakeContext(aws_request_id="lambda-req-1")
     assert response_json(handler.lambda_handler(event, context))["request_id"] == "lambda-req-1"
+
+
+def version_counts(out: str) -> list[tuple[str, dict[str, str]]]:
+    """(metric, dimensions) of every EMF record written with the per-version dimensions."""
+    from classify_api.config import VERSION_DIMENSIONS
+
+    found = []
+    for line in out.splitlines():
+        doc = json.loads(line) if line.startswith("{") else {}
+        for directive in doc.get("_aws", {}).get("CloudWatchMetrics", []):
+            if directive["Dimensions"] == [list(VERSION_DIMENSIONS)]:
+                dims = {d: doc[d] for d in VERSION_DIMENSIONS}
+                found += [(m["Name"], dims) for m in directive["Metrics"] if doc[m["Name"]] in (1, [1], 1.0)]
+    return found
+
+
+def test_a_5xx_answer_is_counted_for_the_version_that_gave_it(
+    stub: Stubber, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda's Errors stays 0 for an answered failure: the handler's own count is the canary's only signal."""
+    model_error(stub, 500, "model crashed")
+    context = FakeContext(function_name="catdog-classify-api", function_version="7")
+    headers = {"Content-Type": "image/jpeg"}
+    response = handler.lambda_handler(make_event(body=JPEG, headers=headers, is_base64=True), context)
+    assert response["statusCode"] == 502
+    dims = {"service": handler.SERVICE_NAME, "FunctionName": "catdog-classify-api", "FunctionVersion": "7"}
+    assert sorted(version_counts(capsys.readouterr().out)) == [("ModelCallErrors", dims), ("ServerErrors", dims)]
+
+
+def test_every_5xx_answer_is_counted_and_no_4xx_is(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call({})  # an event the resolver cannot handle: the fallback 500
+    monkeypatch.setattr(endpoint, "invoke", lambda *_: 1 / 0)
+    post_image(JPEG)  # an unexpected exception: 500
+    assert [name for name, _ in version_counts(capsys.readouterr().out)] == ["ServerErrors", "ServerErrors"]
+    post_image(b"not an image at all")  # 4xx: the client's fault, not the version's
+    assert version_counts(capsys.readouterr().out) == []

@@ -4,7 +4,9 @@ moto cannot run a function, so `AliasTraffic` stands in for API Gateway + Lambda
 path, doing what the services do: the alias's weighted routing picks a version per request (at
 random, by weight), the handler reaches the endpoint that the stage variable `endpointName` or
 else the version's ENDPOINT_NAME names, and Lambda publishes the version's Invocations and Errors
-with the ExecutedVersion dimension. The candidate fails for `mobile` clients only.
+with the ExecutedVersion dimension. The candidate's handler raises for `mobile` clients only: a function
+error, which Lambda counts in Errors and API Gateway answers with 502 (a failure the handler answers
+itself leaves Errors at 0: test_canary_signals_aws).
 
 For shadow, `HandlerTraffic` runs the real handler (classify_api.handler) on the client's path,
 with the stage's variables in the event, the version's ENDPOINT_NAME, SageMaker runtime answered
@@ -72,7 +74,7 @@ class AliasTraffic(threading.Thread):
         stage_vars = apigw.get_stage(restApiId=self.rest_api_id, stageName=STAGE).get("variables") or {}
         endpoint = stage_vars.get("endpointName") or env["ENDPOINT_NAME"]
         config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
-        failed = mobile and version in self.failing
+        failed = mobile and version in self.failing  # the handler raised: a function error
         dims = [
             {"Name": "FunctionName", "Value": FUNCTION},
             {"Name": "Resource", "Value": f"{FUNCTION}:live"},

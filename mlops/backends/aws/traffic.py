@@ -1,9 +1,12 @@
 """The candidate's own signals on AWS, read from CloudWatch while it serves a share of requests.
 
 Lambda publishes per-version metrics for an alias with weighted routing (dimensions FunctionName,
-Resource = function:alias, ExecutedVersion); the candidate's own endpoint publishes its own
-SageMaker metrics. Breaches use the thresholds of the local watch: MLOPS_BAKE_MAX_ERRORS (0) and
-MLOPS_BAKE_P90_MS (3000 ms) on the candidate's function duration p90.
+Resource = function:alias, ExecutedVersion), but its Errors counts only a handler that raised or timed
+out; the function counts its own 5xx answers and failed model calls per version (EMF, VERSION_METRICS),
+which is how a candidate answering 502 shows even when it shares the live endpoint (a code-only
+release); the candidate's own endpoint publishes its own SageMaker metrics. Breaches use the thresholds
+of the local watch: MLOPS_BAKE_MAX_ERRORS (0) and MLOPS_BAKE_P90_MS (3000 ms) on the candidate's
+function duration.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops.backends import function_metrics
 from mlops.backends.aws.config import AwsClients, AwsConfig, aws_call
 
 PERIOD = 60
+VERSION_METRICS = {"c5xx": function_metrics.SERVER_ERRORS, "cmodel": function_metrics.MODEL_ERRORS}
 
 
 def _query(qid: str, namespace: str, metric: str, dims: dict[str, str], stat: str) -> dict[str, Any]:
@@ -46,6 +51,9 @@ def candidate_metrics(
         _query("pinv", "AWS/Lambda", "Invocations", {**fn, "ExecutedVersion": primary}, "Sum"),
         _query("cdur", "AWS/Lambda", "Duration", {**fn, "ExecutedVersion": candidate}, "Maximum"),
     ]
+    named = (function_metrics.SERVICE, cfg.function_name, candidate)
+    own = dict(zip(function_metrics.VERSION_DIMENSIONS, named, strict=True))
+    queries += [_query(q, function_metrics.NAMESPACE, name, own, "Sum") for q, name in VERSION_METRICS.items()]
     if endpoint and endpoint != cfg.endpoint_name:
         dims = {"EndpointName": endpoint, "VariantName": cfg.variant_name}
         queries.append(_query("e5xx", "AWS/SageMaker", "Invocation5XXErrors", dims, "Sum"))
@@ -65,6 +73,9 @@ def candidate_metrics(
     found = []
     if total.get("cerr", 0) > max_errors:
         found.append(f"candidate function errors: {total['cerr']:.0f} of {served['candidate']} invocations")
+    if total.get("c5xx", 0) > max_errors:
+        model = f" ({total.get('cmodel', 0):.0f} failed model calls)" if total.get("cmodel") else ""
+        found.append(f"candidate 5xx answers: {total['c5xx']:.0f} of {served['candidate']} invocations{model}")
     if total.get("e5xx", 0) > max_errors:
         found.append(f"candidate endpoint 5xx: {total['e5xx']:.0f}")
     slowest = max(values.get("cdur") or [0.0])

@@ -1,11 +1,12 @@
 """A local release's health signals, read from its function version's log: what the alarms watch on AWS;
 and the shadow log the local front writes while it mirrors requests to a candidate.
 
-The handler writes one CloudWatch embedded-metric (EMF) line per invocation through Powertools;
-the local runtime writes one JSON line per unhandled error. From those lines, since a moment:
-function errors (unhandled, as Lambda's Errors metric), 5xx answers (EndpointErrors,
-InternalErrors: the API's 5XXError), and the p90 of PredictionLatency against the same budget
-as the `lambda-duration` alarm.
+The handler writes one CloudWatch embedded-metric (EMF) line per invocation through Powertools, and
+one more, with the version's dimensions (mlops/backends/function_metrics), for each 5xx answer; the
+local runtime writes one JSON line per unhandled error. From those lines, since a moment: function
+errors (unhandled, as Lambda's Errors metric), 5xx answers (the function's own count, which the AWS
+canary reads too), and the p90 of PredictionLatency against the same budget as the `lambda-duration`
+alarm.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SERVER_ERROR_METRICS = ("EndpointErrors", "InternalErrors")
+from mlops.backends import function_metrics
+
+# Records of the handler that are no request's own: the cold start's and the label count beside a prediction.
+NOT_A_REQUEST = {"ColdStart", "Predictions"}
 
 
 @dataclass
@@ -62,10 +66,14 @@ def read_signals(logs: list[Path], since: float) -> Signals:
             meta = doc.get("_aws")
             if not isinstance(meta, dict) or float(meta.get("Timestamp", 0)) / 1000.0 < since:
                 continue
-            names = {m.get("Name") for d in meta.get("CloudWatchMetrics", []) for m in d.get("Metrics", [])}
-            if "PredictionLatency" in names or names & set(SERVER_ERROR_METRICS) or "BadRequests" in names:
+            directives = meta.get("CloudWatchMetrics", [])
+            names = {m.get("Name") for d in directives for m in d.get("Metrics", [])}
+            if any(d.get("Dimensions") == [list(function_metrics.VERSION_DIMENSIONS)] for d in directives):
+                if function_metrics.SERVER_ERRORS in names:
+                    sig.server_errors += int(sum(_values(doc.get(function_metrics.SERVER_ERRORS, 0))))
+                continue
+            if names - NOT_A_REQUEST:  # the request's own record: its latency or the error it was answered with
                 sig.invocations += 1
-            sig.server_errors += int(sum(sum(_values(doc.get(n, 0))) for n in SERVER_ERROR_METRICS if n in names))
             if "PredictionLatency" in names:
                 sig.latencies_ms.extend(_values(doc.get("PredictionLatency")))
     return sig
