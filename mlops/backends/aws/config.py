@@ -89,6 +89,7 @@ class AwsConfig:
     region: str
     prefix: str
     model_package_group: str
+    signing_key: str  # the KMS key only the pipeline's registration signs with (infra/bootstrap/signing.tf)
     endpoint_name: str
     variant_name: str
     function_name: str
@@ -155,6 +156,7 @@ class AwsConfig:
             region=str(region or DEFAULT_REGION),
             prefix=prefix,
             model_package_group=get.text("MODEL_PACKAGE_GROUP_NAME", f"{registry_prefix}-models"),
+            signing_key=get.text("REGISTRATION_SIGNING_KEY", f"alias/{registry_prefix}-registration-signing"),
             endpoint_name=get.text("ENDPOINT_NAME", f"{prefix}-classifier"),
             variant_name=get.text("ENDPOINT_VARIANT_NAME", "AllTraffic"),
             function_name=get.text("FUNCTION_NAME", f"{prefix}-classify-api"),
