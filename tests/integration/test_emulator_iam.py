@@ -204,35 +204,6 @@ def test_a_role_that_registers_pending_versions_cannot_register_an_approved_one(
     assert [p["ModelApprovalStatus"] for p in listed] == ["PendingManualApproval"]  # nothing else registered
 
 
-def test_a_transaction_is_authorized_item_by_item_as_dynamodb_does(emu: Emulator) -> None:
-    """TransactWriteItems has no action of its own: each item needs its own (the release records' writes
-    check the lock item with ConditionCheckItem; mlops/backends/aws/records.py)."""
-    db = emu.client("dynamodb")
-    db.create_table(TableName="txn", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                    BillingMode="PAY_PER_REQUEST")  # fmt: skip
-    db.put_item(TableName="txn", Item={"pk": {"S": "lock"}, "token": {"S": "t"}})
-    table = f"arn:aws:dynamodb:{emu.region}:123456789012:table/txn"
-    items = [
-        {"ConditionCheck": {"TableName": "txn", "Key": {"pk": {"S": "lock"}}, "ConditionExpression": "#t = :t",
-                            "ExpressionAttributeNames": {"#t": "token"},
-                            "ExpressionAttributeValues": {":t": {"S": "t"}}}},
-        {"Put": {"TableName": "txn", "Item": {"pk": {"S": "record"}}}},
-    ]  # fmt: skip
-    put_only = _role(emu, "gh-put-only", doc(allow("dynamodb:PutItem", table)))
-    session = _session(emu, put_only).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
-    with pytest.raises(ClientError) as refused:
-        session.transact_write_items(TransactItems=items)
-    assert "dynamodb:ConditionCheckItem" in str(refused.value)
-    assert "Item" not in db.get_item(TableName="txn", Key={"pk": {"S": "record"}})
-    both = _role(
-        emu, "gh-put-check", doc(allow("dynamodb:PutItem", table), allow("dynamodb:ConditionCheckItem", table))
-    )
-    session = _session(emu, both).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
-    session.transact_write_items(TransactItems=items)
-    assert "Item" in db.get_item(TableName="txn", Key={"pk": {"S": "record"}})
-
-
 def test_only_the_pipeline_role_signs_registrations(emu: Emulator) -> None:
     """The registration key (infra/bootstrap/signing.tf) under the two grants that reach it: the pipeline's
     SignRegistrations (execution_roles.tf) and the release policy's RegistrationKey (stack_access/release.tf),
@@ -261,3 +232,32 @@ def test_only_the_pipeline_role_signs_registrations(emu: Emulator) -> None:
             caller.sign(KeyId=key_id, **body)
         assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
         assert "kms:Sign" in str(refused.value)
+
+
+def test_a_transaction_is_authorized_item_by_item_as_dynamodb_does(emu: Emulator) -> None:
+    """TransactWriteItems has no action of its own: each item needs its own (the release records' writes
+    check the lock item with ConditionCheckItem; mlops/backends/aws/records.py)."""
+    db = emu.client("dynamodb")
+    db.create_table(TableName="txn", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    db.put_item(TableName="txn", Item={"pk": {"S": "lock"}, "token": {"S": "t"}})
+    table = f"arn:aws:dynamodb:{emu.region}:123456789012:table/txn"
+    items = [
+        {"ConditionCheck": {"TableName": "txn", "Key": {"pk": {"S": "lock"}}, "ConditionExpression": "#t = :t",
+                            "ExpressionAttributeNames": {"#t": "token"},
+                            "ExpressionAttributeValues": {":t": {"S": "t"}}}},
+        {"Put": {"TableName": "txn", "Item": {"pk": {"S": "record"}}}},
+    ]  # fmt: skip
+    put_only = _role(emu, "gh-put-only", doc(allow("dynamodb:PutItem", table)))
+    session = _session(emu, put_only).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
+    with pytest.raises(ClientError) as refused:
+        session.transact_write_items(TransactItems=items)
+    assert "dynamodb:ConditionCheckItem" in str(refused.value)
+    assert "Item" not in db.get_item(TableName="txn", Key={"pk": {"S": "record"}})
+    both = _role(
+        emu, "gh-put-check", doc(allow("dynamodb:PutItem", table), allow("dynamodb:ConditionCheckItem", table))
+    )
+    session = _session(emu, both).client("dynamodb", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
+    session.transact_write_items(TransactItems=items)
+    assert "Item" in db.get_item(TableName="txn", Key={"pk": {"S": "record"}})

@@ -214,6 +214,21 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         ),
         "registers-approved",
     ),
+    "a deploy role signs registrations": (
+        _add_statement(
+            "catdog-staging-release",
+            {"Action": "kms:Sign", "Resource": "arn:aws:kms:eu-west-1:123456789012:key/*"},
+        ),
+        "signs-registrations",
+    ),
+    "an execution role signs with every KMS right": (
+        _add_inline_statement("staging-function", {"Action": "kms:*", "Resource": "*"}),
+        "signs-registrations",
+    ),
+    "the signing key lets a deploy role sign": (
+        _signing_key_allows("arn:aws:iam::123456789012:role/catdog-github-deploy-staging"),
+        "key-lets-others-sign",
+    ),
     "a deploy role registers versions under a status it chooses": (
         _add_statement(
             "catdog-staging-release",
@@ -234,21 +249,6 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
             },
         ),
         "changes-dispatch",
-    ),
-    "a deploy role signs registrations": (
-        _add_statement(
-            "catdog-staging-release",
-            {"Action": "kms:Sign", "Resource": "arn:aws:kms:eu-west-1:123456789012:key/*"},
-        ),
-        "signs-registrations",
-    ),
-    "an execution role signs with every KMS right": (
-        _add_inline_statement("staging-function", {"Action": "kms:*", "Resource": "*"}),
-        "signs-registrations",
-    ),
-    "the signing key lets a deploy role sign": (
-        _signing_key_allows("arn:aws:iam::123456789012:role/catdog-github-deploy-staging"),
-        "key-lets-others-sign",
     ),
     "retrain deploys": (
         _add_statement(

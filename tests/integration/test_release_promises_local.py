@@ -215,27 +215,6 @@ def test_production_takes_only_what_passed_staging(stack, monkeypatch):
     assert [r.stage for r in production.list_releases() if r.stage == "production"] == []
 
 
-def test_an_artifact_swapped_after_registration_is_refused_and_the_live_release_keeps_serving(stack, data_dir):
-    env, home = stack["env"], stack["home"]
-    own = home / "to-swap.tar.gz"
-    shutil.copyfile(stack["artifact"], own)
-    version = register(env, own)
-    approve(version, env)
-    before = status(env)
-    assert before["model_version"] not in (None, version)
-    # Someone who can write where the artifact lies replaces it after approval: the labels swapped.
-    rewrite_artifact(stack["artifact"], own, labels=["dog", "cat"])
-    out = promote(env, version)
-    assert out.returncode != 0 and "Traceback" not in out.stderr
-    assert f"version {version}: its model artifact changed after registration" in out.stderr
-    after = status(env)
-    assert {k: after[k] for k in ("release_id", "model_version", "endpoint_config")} == {
-        k: before[k] for k in ("release_id", "model_version", "endpoint_config")
-    }
-    code, body = post(stack["api"], cat_photo(data_dir))
-    assert code == 200 and body["model_version"] == before["model_version"]
-
-
 def _forge(env: dict, artifact: Path, signature: str | None) -> str:
     """A version written straight into the registry (MLflow), Approved, naming `artifact` by its own content
     SHA-256 and carrying `signature` (None: none; "copied": the newest genuine version's): what anyone who can
@@ -293,3 +272,24 @@ def test_a_version_the_registration_did_not_sign_is_refused_and_the_live_release
         }
     code, body_ = post(stack["api"], cat_photo(data_dir))
     assert code == 200 and body_["model_version"] == before["model_version"]
+
+
+def test_an_artifact_swapped_after_registration_is_refused_and_the_live_release_keeps_serving(stack, data_dir):
+    env, home = stack["env"], stack["home"]
+    own = home / "to-swap.tar.gz"
+    shutil.copyfile(stack["artifact"], own)
+    version = register(env, own)
+    approve(version, env)
+    before = status(env)
+    assert before["model_version"] not in (None, version)
+    # Someone who can write where the artifact lies replaces it after approval: the labels swapped.
+    rewrite_artifact(stack["artifact"], own, labels=["dog", "cat"])
+    out = promote(env, version)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert f"version {version}: its model artifact changed after registration" in out.stderr
+    after = status(env)
+    assert {k: after[k] for k in ("release_id", "model_version", "endpoint_config")} == {
+        k: before[k] for k in ("release_id", "model_version", "endpoint_config")
+    }
+    code, body = post(stack["api"], cat_photo(data_dir))
+    assert code == 200 and body["model_version"] == before["model_version"]
