@@ -142,7 +142,10 @@ def attest(report: dict) -> dict:
         report.get("data", {}).get("manifest_sha256", ""),
         os.environ.get("GIT_SHA", ""),
     )
-    return {"signature": attestation.sign_with_kms(boto3.client("kms"), key, body), "key": key}
+    try:
+        return {"signature": attestation.sign_with_kms(boto3.client("kms"), key, body), "key": key}
+    except Exception as exc:  # botocore's errors: no credentials, AccessDenied, no such key
+        raise attestation.AttestationError(f"signing the registration with {key}: {exc}") from None
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tracking.run_context():
             report = evaluate(args)
-    except (ArtifactError, DataUnavailableError, DataManifestError) as exc:
+    except (ArtifactError, DataUnavailableError, DataManifestError, attestation.AttestationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = report["metrics"]

@@ -146,3 +146,31 @@ def test_aws_the_key_is_the_configured_one_and_its_absence_refuses(stack: Stack,
     with pytest.raises(PromotionRefused, match=r"version 2: its registration cannot be verified: .*NotFound"):
         promote(backend, "2", "alice", SmokeConfig(), log=lambda _: None)
     assert backend.list_releases() == []
+
+
+def test_evaluate_signs_what_the_register_step_records_with_the_configured_key(monkeypatch) -> None:
+    """training/evaluate.py in the pipeline's Evaluate job: the group and commit it registers with, the hashes it
+    wrote; no key configured (a local run), no signature; a key it may not use fails in one line."""
+    from moto import mock_aws
+
+    from training.evaluate import attest
+
+    report = {"model": {"sha256": "a" * 64}, "smoke_set": {"manifest_sha256": "b" * 64}, "data": {}}
+    monkeypatch.delenv("REGISTRATION_SIGNING_KEY", raising=False)
+    assert attest(report) == {}
+    credentials = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "eu-west-1"}
+    for name, value in {**credentials, "MODEL_PACKAGE_GROUP": GROUP, "GIT_SHA": "sha1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        import boto3
+
+        kms = boto3.client("kms", region_name="eu-west-1")
+        key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+        monkeypatch.setenv("REGISTRATION_SIGNING_KEY", key)
+        signed = attest(report)
+        props = {"model_sha256": "a" * 64, "smoke_manifest_sha256": "b" * 64, "git_sha": "sha1"}
+        public = kms.get_public_key(KeyId=key)["PublicKey"]
+        attestation.verify(public, attestation.of_properties(GROUP, props), signed["signature"])
+        monkeypatch.setenv("REGISTRATION_SIGNING_KEY", "alias/none")
+        with pytest.raises(attestation.AttestationError, match=r"signing the registration with alias/none: .*NotFound"):
+            attest(report)
