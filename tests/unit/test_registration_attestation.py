@@ -174,3 +174,16 @@ def test_evaluate_signs_what_the_register_step_records_with_the_configured_key(m
         monkeypatch.setenv("REGISTRATION_SIGNING_KEY", "alias/none")
         with pytest.raises(attestation.AttestationError, match=r"signing the registration with alias/none: .*NotFound"):
             attest(report)
+
+
+def test_the_local_key_is_made_once_private_to_its_owner_and_verifies_its_signatures(monkeypatch, tmp_path) -> None:
+    from mlops.backends.local import signing
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    body = attestation.message("catdog-mobilenetv2", "a" * 64, "", "", "sha")
+    signature = signing.sign(body)
+    assert (signing.key_path().stat().st_mode & 0o777) == 0o600
+    public = signing.public_key_der()
+    assert signing.public_key_der() == public  # the same key on every use
+    attestation.verify(public, body, signature)
+    assert [p.name for p in tmp_path.iterdir()] == [signing.KEY_FILE]  # no temporary file left behind
