@@ -30,14 +30,9 @@ from mlops.backends.base import (
     ModelVersion,
     Release,
 )
+from mlops.release import choice
 from mlops.release.choice import PromotionRefused as PromotionRefused
-from mlops.release.choice import (
-    pick_version,
-    release_kind,
-    require_attested,
-    require_qualified,
-    require_registered_content,
-)
+from mlops.release.choice import pick_version, release_kind, require_qualified, require_registered_content
 from mlops.release.state import (
     REPAIR_HINT,
     Interrupted,
@@ -174,7 +169,7 @@ def promote(
         if previous and previous.model_version == mv.version and previous.code_id in ("", code_id):
             log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
             return previous
-        require_attested(backend, mv)  # the registered hashes are the pipeline's, or nothing else is trusted
+        choice.require_attested(backend, mv)  # the registered hashes are the pipeline's, or nothing else is trusted
         require_qualified(backend, mv, code_id)
         try:  # before anything moves: a candidate without its own (unaltered) smoke set is refused
             photos = smoke_photos(smoke, backend, mv)

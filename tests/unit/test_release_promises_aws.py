@@ -15,7 +15,6 @@ import pytest
 from aws_support import (
     IMAGE,
     PREFIX,
-    SIGNING_KEY,
     STAGE,
     Stack,
     approved_stack,
@@ -101,7 +100,6 @@ def test_production_refuses_what_did_not_pass_staging(stack: Stack, monkeypatch)
     smoke(monkeypatch, False, True)
     monkeypatch.setenv("FUNCTION_NAME", FUNCTION)  # production reads the same function code in this emulation
     monkeypatch.setenv("MODEL_PACKAGE_GROUP_NAME", f"{PREFIX}-models")
-    monkeypatch.setenv("REGISTRATION_SIGNING_KEY", SIGNING_KEY)  # the registry's, as the group
     monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")
     monkeypatch.setenv("REST_API_ID", stack.rest_api_id)  # and the same API: a promotion first reads what it serves
     monkeypatch.setenv("STAGE_NAME", STAGE)
@@ -131,7 +129,6 @@ def test_production_refuses_a_staging_record_that_skipped_or_failed_its_bake(sta
 
     monkeypatch.setenv("FUNCTION_NAME", FUNCTION)
     monkeypatch.setenv("MODEL_PACKAGE_GROUP_NAME", f"{PREFIX}-models")
-    monkeypatch.setenv("REGISTRATION_SIGNING_KEY", SIGNING_KEY)  # the registry's, as the group
     monkeypatch.setenv("RELEASE_TABLE", f"{PREFIX}-releases")
     monkeypatch.setenv("MLOPS_BAKE_SECONDS", "60")  # the bake time both stages apply here
     production = new_backend("production")
