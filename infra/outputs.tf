@@ -89,6 +89,11 @@ output "model_package_group_name" {
   value       = local.model_package_group_name
 }
 
+output "registration_signing_key" {
+  description = "The key the registry's versions are signed with (infra/bootstrap/signing.tf): promotion verifies with its public half."
+  value       = "alias/${local.registry_prefix}-registration-signing"
+}
+
 output "ecr_repository_url" {
   description = "ECR repository of the serving image."
   value       = local.ecr_repository_url

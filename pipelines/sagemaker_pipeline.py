@@ -15,6 +15,7 @@ from typing import Any
 from pipelines.definition_check import SCHEMA_VERSION, validate
 from pipelines.images import training_image
 from pipelines.settings import DEFAULT_HYPERPARAMETERS, DEFAULT_THRESHOLD, PENDING, THRESHOLD_FLOOR, PipelineSettings
+from training.attestation import SIGNATURE_KEY
 from training.data_manifest import MANIFEST
 
 CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image", "application/json"]
@@ -149,7 +150,14 @@ def evaluate_step(settings: PipelineSettings) -> dict[str, Any]:
                 "ContainerEntrypoint": ["bash", f"{CODE_DIR}/evaluate.sh"],
             },
             "RoleArn": settings.execution_role,
-            "Environment": {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
+            # What the job signs the registration's hashes as (training/attestation.py), with the key only
+            # the pipeline role may use: the group and commit the Register step records.
+            "Environment": {
+                "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+                "REGISTRATION_SIGNING_KEY": settings.signing_key,
+                "MODEL_PACKAGE_GROUP": param("ModelPackageGroupName"),
+                "GIT_SHA": param("GitSha"),
+            },
             "ProcessingInputs": [
                 _input("model", MODEL_ARTIFACTS, MODEL_DIR),
                 _input("test", data_uri(settings, "test"), TEST_DIR),
@@ -220,6 +228,8 @@ def register_step() -> dict[str, Any]:
                 "data_manifest_sha256": json_get("Evaluate", "Evaluation", "data.manifest_sha256"),
                 # The content SHA-256 of the model Evaluate scored: promotion and the model server check it.
                 "model_sha256": json_get("Evaluate", "Evaluation", "model.sha256"),
+                # The pipeline's signature over those values (training/attestation.py): promotion verifies it.
+                SIGNATURE_KEY: json_get("Evaluate", "Evaluation", "attestation.signature"),
             },
         },
     }

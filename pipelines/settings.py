@@ -74,6 +74,11 @@ class PipelineSettings:
         return f"{self.prefix}-models"
 
     @property
+    def signing_key(self) -> str:
+        """The KMS key only the pipeline role may sign registrations with (infra/bootstrap/signing.tf)."""
+        return f"alias/{self.prefix}-registration-signing"
+
+    @property
     def code_bundle_uri(self) -> str:
         return self.code_uri or f"s3://{self.artifact_bucket}/code/{self.git_sha}/sourcedir.tar.gz"
 

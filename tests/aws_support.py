@@ -23,6 +23,7 @@ from moto import mock_aws
 
 from mlops.backends.aws import AwsBackend
 from mlops.backends.aws.config import AwsClients
+from training import attestation
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -30,6 +31,7 @@ STAGE = "staging"
 PREFIX = f"catdog-{STAGE}"
 GROUP = f"{PREFIX}-models"
 BUCKET = f"{PREFIX}-artifacts-{ACCOUNT}"
+SIGNING_KEY = f"alias/{PREFIX}-registration-signing"  # infra/bootstrap/signing.tf; the backend's default
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{PREFIX}-serving:abc123"
 # Every variable the aws backend reads: cleared so a developer's shell cannot leak into a test.
 CONFIG_VARS = (
@@ -43,6 +45,7 @@ CONFIG_VARS = (
     "MLOPS_BACKEND", "API_KEY", "API_KEY_ID", "IMAGE_TAG", "ENDPOINT_POLL_SECONDS", "RELEASE_ALARM_NAMES",
     "RELEASE_BAKE_SECONDS", "LOCK_WAIT_SECONDS", "MLOPS_BAKE_SECONDS", "MLOPS_LOCK_WAIT_SECONDS",
     "MLOPS_RESTORE_ATTEMPTS", "MLOPS_RESTORE_BACKOFF_SECONDS", "MLOPS_SIGNAL_LAG_SECONDS", "METRIC_DELAY_SECONDS",
+    "REGISTRATION_SIGNING_KEY",
 )  # fmt: skip
 
 
@@ -150,6 +153,23 @@ def tiny_artifact(tag: str) -> tuple[bytes, str]:
         return buf.getvalue(), artifact_sha256(tmp)
 
 
+def signing_key(kms: Any, alias: str = SIGNING_KEY) -> str:
+    """The pipeline's registration key (an ECC_NIST_P256 KMS key under `alias`), created on first use; its id."""
+    try:
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
+    except kms.exceptions.NotFoundException:
+        key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key)
+        return str(key)
+
+
+def attested(kms: Any, props: dict[str, str], group: str = GROUP, alias: str = SIGNING_KEY) -> dict[str, str]:
+    """CustomerMetadataProperties with the pipeline's signature over their hashes, as its Evaluate step signs."""
+    signing_key(kms, alias)
+    body = attestation.of_properties(group, props)
+    return {**props, attestation.SIGNATURE_KEY: attestation.sign_with_kms(kms, alias, body)}
+
+
 def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:
     """Register a version as the pipeline does (evaluation.json on S3 in ModelMetrics); returns its number."""
     sm, s3 = backend.clients.get("sagemaker"), backend.clients.get("s3")
@@ -169,7 +189,9 @@ def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:
             "SupportedResponseMIMETypes": ["application/json"],
         },
         ModelApprovalStatus="PendingManualApproval",
-        CustomerMetadataProperties={"git_sha": f"sha{n}", "mlflow_run_id": f"run{n}", "model_sha256": sha},
+        CustomerMetadataProperties=attested(
+            backend.clients.get("kms"), {"git_sha": f"sha{n}", "mlflow_run_id": f"run{n}", "model_sha256": sha}
+        ),
         **({"ModelMetrics": metrics} if metrics else {}),
     )["ModelPackageArn"]
     return arn.rsplit("/", 1)[-1]

@@ -12,7 +12,9 @@ Contract (same in a SageMaker processing job and locally):
                                             reliability.png + confidently_wrong.png (training/report.py)
 
 The model is run exactly as the endpoint runs it: ONNX Runtime on the serving model, with the
-serving preprocessing.
+serving preprocessing. With REGISTRATION_SIGNING_KEY set (the pipeline's Evaluate step), the hashes the
+Register step records are signed with that KMS key as the job's role (training/attestation.py), and the
+signature is written under `attestation`; MODEL_PACKAGE_GROUP and GIT_SHA are the values it registers with.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from tqdm import tqdm
 from serving.artifact import ArtifactError, open_artifact
 from serving.predictor import Predictor
 from serving.preprocess import ImageDecodeError, preprocess_bytes
-from training import tracking
+from training import attestation, tracking
 from training.data_manifest import DataManifestError, verify_split
 from training.metrics import model_quality
 from training.photos import DataUnavailableError, list_images, subsample
@@ -124,6 +127,27 @@ def check_trained_on(data: dict, metadata: dict) -> None:
         )
 
 
+def attest(report: dict) -> dict:
+    """{"signature", "key"} over what the Register step will record, signed by REGISTRATION_SIGNING_KEY (KMS);
+    {} without one (a local run: the local registry signs at registration)."""
+    key = os.environ.get("REGISTRATION_SIGNING_KEY", "")
+    if not key:
+        return {}
+    import boto3
+
+    body = attestation.message(
+        os.environ.get("MODEL_PACKAGE_GROUP", ""),
+        report["model"]["sha256"],
+        report["smoke_set"]["manifest_sha256"],
+        report.get("data", {}).get("manifest_sha256", ""),
+        os.environ.get("GIT_SHA", ""),
+    )
+    try:
+        return {"signature": attestation.sign_with_kms(boto3.client("kms"), key, body), "key": key}
+    except Exception as exc:  # botocore's errors: no credentials, AccessDenied, no such key
+        raise attestation.AttestationError(f"signing the registration with {key}: {exc}") from None
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     test_root = Path(args.test) / "test" if (Path(args.test) / "test").is_dir() else Path(args.test)
     data = check_data(args, test_root)
@@ -152,6 +176,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     report["smoke_set"] = write_smoke_set(out, picks, report["model"])
     report["report"] = write_report(out, samples, probs, list(artifact.labels))
     report["metrics"]["expected_calibration_error"] = {"value": report["report"]["expected_calibration_error"]}
+    signed = attest(report)
+    if signed:  # the pipeline's Register step reads attestation.signature
+        report["attestation"] = signed
     (out / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n")
     accuracy = report["metrics"]["accuracy"]["value"]
     plot_confusion(report["metrics"]["confusion_matrix"], out / CONFUSION_PNG, f"test accuracy {accuracy:.4f}")
@@ -173,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tracking.run_context():
             report = evaluate(args)
-    except (ArtifactError, DataUnavailableError, DataManifestError) as exc:
+    except (ArtifactError, DataUnavailableError, DataManifestError, attestation.AttestationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = report["metrics"]

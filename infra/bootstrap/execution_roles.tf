@@ -132,6 +132,18 @@ data "aws_iam_policy_document" "pipeline" {
     }
   }
 
+  # The Evaluate job signs the hashes the Register step records (infra/bootstrap/signing.tf): this role alone.
+  statement {
+    sid       = "SignRegistrations"
+    actions   = ["kms:Sign"]
+    resources = ["${local.arn}:kms:${local.regional}:key/*"]
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "kms:ResourceAliases"
+      values   = [local.signing_alias]
+    }
+  }
+
   statement {
     sid       = "PassOwnRoleToJobs"
     actions   = ["iam:PassRole"]

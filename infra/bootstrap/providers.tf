@@ -19,6 +19,7 @@ provider "aws" {
       cloudfront = endpoints.value
       events     = endpoints.value
       iam        = endpoints.value
+      kms        = endpoints.value
       sts        = endpoints.value
     }
   }

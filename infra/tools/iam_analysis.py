@@ -5,7 +5,8 @@ Run with the IAM tools' virtualenv (`make iam-tools`: cloudsplaining, parliament
 PLAN.json is `terraform show -json` of a plan of infra/bootstrap. Prints the findings table and
 exits 1 when it is not empty. cloudsplaining and parliament see actions without resource
 constraints and malformed statements; the project's checks (iam_rules.py) see what they cannot:
-escalation through IAM writes or PassRole, who may change production, who may assume what.
+escalation through IAM writes or PassRole, who may change production, who may assume what, and who
+may sign registrations (iam_signing.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from iam_rules import Role, own_checks
+from iam_signing import signing_checks, signing_key_policies
 
 # cloudsplaining risk categories that are findings; the others describe what a deploy role is for
 # (it modifies infrastructure and writes resource policies of its own environment's resources).
@@ -121,6 +123,7 @@ def analyse(plan: dict[str, Any], repository: str, branch: str) -> tuple[list[tu
     roles, policies = roles_from_plan(plan)
     boundary = policies.get(next((n for n in policies if n.endswith("-boundary")), ""), {})
     rows: list[tuple[str, ...]] = list(own_checks(roles, boundary, repository, branch))
+    rows += signing_checks(roles, signing_key_policies(_resources(plan["planned_values"]["root_module"])))
     # AWS quotas (characters without whitespace): an apply would fail on real AWS, not on an emulator.
     for name, doc in policies.items():
         if len(json.dumps(doc, separators=(",", ":"))) > MANAGED_POLICY_CHARS:

@@ -48,15 +48,21 @@ def uv_binary() -> str:
     return found
 
 
-def base_dependencies(root: Path) -> list[str]:
-    """The names of the project's own (control-plane) dependencies: not part of any generated file."""
-    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+def _names(deps: list[str]) -> list[str]:
     return [re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0] for dep in deps]
+
+
+def base_dependencies(root: Path, extra: str = "") -> list[str]:
+    """The names of the project's own (control-plane) dependencies: not part of a generated file, unless
+    its extra names them too (the jobs need cryptography as the control plane does)."""
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    named = set(_names(project.get("optional-dependencies", {}).get(extra, [])))
+    return [name for name in _names(project["dependencies"]) if name not in named]
 
 
 def render(target: Target, root: Path = REPO) -> str:
     """The file's text: a header, then `uv export` of the extra from the lock, with hashes."""
-    prune = [*base_dependencies(root), *target.provided]
+    prune = [*base_dependencies(root, target.extra), *target.provided]
     command = [uv_binary(), "export", "--frozen", "--offline", "--no-header", "--no-emit-project", "--no-dev"]
     command += ["--extra", target.extra, *(arg for name in prune for arg in ("--prune", name))]
     out = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)

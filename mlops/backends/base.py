@@ -75,6 +75,7 @@ class ModelVersion:
     smoke_sha256: str = ""  # SHA-256 of that set's manifest.json, as registered
     data_manifest_sha256: str = ""  # SHA-256 of the data manifest its photos were checked against (mlops data upload)
     model_sha256: str = ""  # the artifact's content SHA-256 (serving.artifact), as registered
+    attestation: str = ""  # the registration's signature over these hashes (training/attestation.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +140,15 @@ def alias_text(alias: dict[str, Any]) -> str:
 
 class ModelRegistry(Protocol):
     """Registered model versions and their approval status (MLflow locally, SageMaker on AWS)."""
+
+    @property
+    def name(self) -> str:
+        """What a registration signs as its registry (the model package group, the MLflow model's name)."""
+        ...
+
+    def attestation_key(self) -> bytes:
+        """The public half of the key only the pipeline's registration signs with (DER SubjectPublicKeyInfo)."""
+        ...
 
     def list_versions(self) -> list[ModelVersion]: ...
 

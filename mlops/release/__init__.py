@@ -30,6 +30,7 @@ from mlops.backends.base import (
     ModelVersion,
     Release,
 )
+from mlops.release import choice
 from mlops.release.choice import PromotionRefused as PromotionRefused
 from mlops.release.choice import pick_version, release_kind, require_qualified, require_registered_content
 from mlops.release.qualify import check_target, qualify, requalify
@@ -187,6 +188,7 @@ def promote(
                     log,
                 )
             return previous
+        choice.require_attested(backend, mv)  # the registered hashes are the pipeline's, or nothing else is trusted
         require_qualified(backend, mv, code_id)
         try:  # before anything moves: a candidate without its own (unaltered) smoke set is refused
             photos = smoke_photos(smoke, backend, mv)

@@ -19,6 +19,7 @@ from mlops.backends.base import (
     Release,
 )
 from mlops.release.watch import stage_bake_seconds
+from training import attestation
 
 # A stage releases only what passed its smoke tests in the stage before it.
 QUALIFYING_STAGE = {"production": "staging"}
@@ -147,3 +148,23 @@ def release_kind(previous: Release | None, mv: ModelVersion, code_id: str) -> st
     model = previous.model_version != mv.version
     code = bool(previous.code_id) and previous.code_id != code_id
     return "model+code" if model and code else "model" if model else "code" if code else "repair"
+
+
+def require_attested(backend: Backend, mv: ModelVersion) -> None:
+    """The version's registered hashes carry the pipeline's signature (training/attestation.py): verified
+    with the public half of the key the backend is configured with (on AWS the KMS key only the pipeline
+    role may sign with), never with a key the version names. Checked before any other registered value is
+    trusted, so a version written into the registry by anyone else is refused before anything moves."""
+    try:
+        key = backend.registry.attestation_key()
+    except BackendError as exc:
+        raise PromotionRefused(f"version {mv.version}: its registration cannot be verified: {exc}") from None
+    signed = attestation.message(
+        backend.registry.name, mv.model_sha256, mv.smoke_sha256, mv.data_manifest_sha256, mv.git_sha
+    )
+    try:
+        attestation.verify(key, signed, mv.attestation)
+    except (attestation.AttestationError, ValueError) as exc:
+        raise PromotionRefused(
+            f"version {mv.version} is not attested by the pipeline's registration: {exc}; register it with the pipeline"
+        ) from None

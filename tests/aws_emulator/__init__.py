@@ -6,7 +6,8 @@ and moto lacks filled in here (and only here):
   cached by URL), InvokeEndpoint routed to the current config's fleet: sagemaker_endpoints
 - DeleteModelPackageGroup, DeleteModelPackage, UpdateModelPackage keeping metadata: sagemaker_registry
 - pipeline executions that carry out their steps with the project's code, ListPipelineExecutionSteps:
-  sagemaker_pipelines, pipeline_jobs, pipeline_expr
+  sagemaker_pipelines, pipeline_jobs, pipeline_expr; a processing job runs with its role's temporary
+  credentials and the emulator's endpoint, as a SageMaker container does
 - Lambda Invoke without Docker (the version's handler in a real process): lambda_invoke
 - weighted aliases: each invocation (Invoke of the alias, or the public API) draws its version by the
   alias's AdditionalVersionWeights; the version that ran is in X-Amz-Executed-Version, the metrics'
@@ -27,7 +28,9 @@ the rehearsal does, so a product that hard-codes minutes is not caught; delays t
 datapoint and arrive out of order (one fixed delay here); metric-math, composite and anomaly
 alarms (never judged); percentiles through GetMetricData, and exact dimension matching in
 GetMetricStatistics (moto's subset match); a delay on PutMetricData's own datapoints; cold
-starts, concurrency limits and throttling of functions and serverless endpoints. AWS managed IAM
+starts, concurrency limits and throttling of functions and serverless endpoints. KMS key policies are
+not evaluated (identity policies and boundaries are): the registration key's own policy, which
+grants kms:Sign to the pipeline role alone, is checked by the IAM analysis, not here. AWS managed IAM
 policies (arn:aws:iam::aws:policy/...) are not loaded, as moto's default: the stacks attach none, and an
 attachment of one fails here with NoSuchEntity where AWS would accept it.
 

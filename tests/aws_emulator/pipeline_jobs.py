@@ -120,8 +120,14 @@ def _local(root: Path, path: str) -> str:
     return str(root) + "/" + path[1:] if path.startswith(OPT) else path
 
 
-def run_processing(s3: Any, args: dict, root: Path, container_env: dict[str, str]) -> dict[str, Path]:
-    """Carry out CreateProcessingJob `args`; returns the local folder of each output."""
+def run_processing(
+    s3: Any, args: dict, root: Path, container_env: dict[str, str], role_env: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """Carry out CreateProcessingJob `args`; returns the local folder of each output.
+
+    role_env: what the container's SDKs find, as SageMaker gives a job: the endpoint and temporary
+    credentials of the job's RoleArn (its calls are authorized as that role); the job's own Environment
+    cannot replace them."""
     for item in args.get("ProcessingInputs", []):
         spec = item["S3Input"]
         download(s3, spec["S3Uri"], Path(_local(root, spec["LocalPath"])))
@@ -141,6 +147,7 @@ def run_processing(s3: Any, args: dict, root: Path, container_env: dict[str, str
             entry[i] = str(rewritten)
     env = base_env()
     env.update({k: str(v) for k, v in args.get("Environment", {}).items()})
+    env.update(role_env or {})
     env.update(container_env)
     env["PATH"] = f"{_shim_bin(root)}{os.pathsep}{env.get('PATH', '')}"
     timeout = float(args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))

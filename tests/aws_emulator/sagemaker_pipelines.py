@@ -122,7 +122,8 @@ class ExecutionRun:
         args, name = self.resolve(step["Arguments"]), self._job_name(step)
         arn = self.sm.create_processing_job(ProcessingJobName=name, **args)["ProcessingJobArn"]
         record["Metadata"] = {"ProcessingJob": {"Arn": arn}}
-        outputs = run_processing(self.job_s3(args), args, self.root / step["Name"], CONTAINER_ENV)
+        role_env = context.emulator().role_env(args["RoleArn"], SAGEMAKER, name)  # the job runs as its role
+        outputs = run_processing(self.job_s3(args), args, self.root / step["Name"], CONTAINER_ENV, role_env)
         config = args.get("ProcessingOutputConfig", {})
         by_name = {o["OutputName"]: o for o in config.get("Outputs", [])}
         self.properties[step["Name"]] = {**args, "ProcessingJobName": name, "ProcessingJobArn": arn,

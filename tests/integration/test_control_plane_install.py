@@ -84,7 +84,10 @@ def stack(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             "ENDPOINT_POLL_SECONDS": "0",
             "COLUMNS": "200",
         }
-        yield {"env": env, "sm": made.client("sagemaker"), "s3": s3, "cwd": outputs_dir}
+        sm = made.client("sagemaker")
+        first = made.backend.registry._arn("1")
+        registered = sm.describe_model_package(ModelPackageName=first)["CustomerMetadataProperties"]
+        yield {"env": env, "sm": sm, "s3": s3, "kms": made.client("kms"), "cwd": outputs_dir, "v1": (first, registered)}
 
 
 def mlops(venv: Path, stack: dict, *args: str) -> subprocess.CompletedProcess:
@@ -170,8 +173,11 @@ def test_promote_reads_the_candidates_smoke_set_with_boto3_alone(venv: Path, sta
     from test_smoke_set import register_with_set
 
     sm, s3 = stack["sm"], stack["s3"]
+    first, props = stack["v1"]
     approve = mlops(venv, stack, "approve", "1", *AWS, "--by", "ci", "--reason", "ok")
     assert approve.returncode == 0, approve.stdout + approve.stderr
+    # Its properties restated: moto's UpdateModelPackage drops the ones a request leaves out.
+    sm.update_model_package(ModelPackageArn=first, ModelApprovalStatus="Approved", CustomerMetadataProperties=props)
     # Version 1 was registered without a smoke set: refused in one line, at the smoke step, before anything moves.
     refused = mlops(venv, stack, "promote", "1", *AWS)
     said = (refused.stdout + refused.stderr).strip()
@@ -179,7 +185,7 @@ def test_promote_reads_the_candidates_smoke_set_with_boto3_alone(venv: Path, sta
     assert "the smoke set of model version 1 cannot be used: model version 1 names no smoke set" in said
     assert "Traceback" not in said and "ModuleNotFoundError" not in said
 
-    v3 = register_with_set(s3, sm, stack["cwd"] / "exec-3", data_dir, 3, start=20)
+    v3 = register_with_set(s3, sm, stack["cwd"] / "exec-3", data_dir, 3, start=20, kms=stack["kms"])
     arn = next(
         p["ModelPackageArn"]
         for p in sm.list_model_packages(ModelPackageGroupName=aws_support.GROUP)["ModelPackageSummaryList"]

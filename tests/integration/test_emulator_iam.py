@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -201,6 +202,36 @@ def test_a_role_that_registers_pending_versions_cannot_register_an_approved_one(
         assert "sagemaker:CreateModelPackage" in str(refused.value)
     listed = emu.client("sagemaker").list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     assert [p["ModelApprovalStatus"] for p in listed] == ["PendingManualApproval"]  # nothing else registered
+
+
+def test_only_the_pipeline_role_signs_registrations(emu: Emulator) -> None:
+    """The registration key (infra/bootstrap/signing.tf) under the two grants that reach it: the pipeline's
+    SignRegistrations (execution_roles.tf) and the release policy's RegistrationKey (stack_access/release.tf),
+    both by the key's alias. A deploy role reads the public key and is refused kms:Sign; the pipeline role
+    signs with that key and with no other."""
+    kms = emu.client("kms")
+    key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/app-staging-registration-signing", TargetKeyId=key)
+    other = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+    keys = "arn:aws:kms:eu-west-1:123456789012:key/*"
+    aliased = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/app-staging-registration-signing"}}
+    signer = _role(emu, "gh-signer", doc(allow("kms:Sign", keys, Condition=aliased)))
+    deployer = _role(emu, "gh-deployer", doc(allow(["kms:GetPublicKey", "kms:DescribeKey"], keys, Condition=aliased)))
+    body = {"Message": b"hashes", "MessageType": "RAW", "SigningAlgorithm": "ECDSA_SHA_256"}
+
+    def client(role: str) -> Any:
+        return _session(emu, role).client("kms", endpoint_url=emu.url, verify=str(emu.tls_files.ca))
+
+    pipeline, deploy = client(signer), client(deployer)
+    signature = pipeline.sign(KeyId="alias/app-staging-registration-signing", **body)["Signature"]
+    assert kms.verify(KeyId=key, Signature=signature, **body)["SignatureValid"]
+    public = deploy.get_public_key(KeyId="alias/app-staging-registration-signing")
+    assert public["KeyUsage"] == "SIGN_VERIFY"
+    for caller, key_id in ((deploy, "alias/app-staging-registration-signing"), (deploy, key), (pipeline, other)):
+        with pytest.raises(ClientError) as refused:
+            caller.sign(KeyId=key_id, **body)
+        assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert "kms:Sign" in str(refused.value)
 
 
 def test_a_transaction_is_authorized_item_by_item_as_dynamodb_does(emu: Emulator) -> None:

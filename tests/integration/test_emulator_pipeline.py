@@ -15,6 +15,8 @@ from emulator_support import wait_until
 
 from pipelines.sagemaker_pipeline import definition_json
 from pipelines.settings import PipelineSettings
+from training import attestation
+from training.attestation import SIGNATURE_KEY
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +50,12 @@ accuracy = float((pathlib.Path(a.test) / "accuracy.txt").read_text())
 model = {"mlflow_run_id": "run-" + meta["git_sha"], "sha256": hashlib.sha256(packed.read_bytes()).hexdigest()}
 doc = {"metrics": {"accuracy": {"value": accuracy}}, "model": model,
        "smoke_set": {"path": "smoke", "manifest_sha256": "ab" * 32}, "data": data}
+import os, boto3
+from training import attestation  # the product's own message and signing, as the Evaluate job signs
+body = attestation.message(os.environ["MODEL_PACKAGE_GROUP"], model["sha256"], "ab" * 32, data["manifest_sha256"],
+                           os.environ["GIT_SHA"])
+signature = attestation.sign_with_kms(boto3.client("kms"), os.environ["REGISTRATION_SIGNING_KEY"], body)
+doc["attestation"] = {"signature": signature}
 pathlib.Path(a.output, "evaluation.json").write_text(json.dumps(doc))
 """
 
@@ -55,7 +63,9 @@ pathlib.Path(a.output, "evaluation.json").write_text(json.dumps(doc))
 def bundle() -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in (("training/train.py", TRAIN), ("training/evaluate.py", EVALUATE), ("requirements.txt", "")):
+        attestation = (REPO / "training" / "attestation.py").read_text()
+        files = [("training/train.py", TRAIN), ("training/evaluate.py", EVALUATE), ("requirements.txt", "")]
+        for name, text in [*files, ("training/__init__.py", ""), ("training/attestation.py", attestation)]:
             info = tarfile.TarInfo(name)
             info.size = len(text.encode())
             tar.addfile(info, io.BytesIO(text.encode()))
@@ -78,6 +88,17 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         s3.put_object(Bucket=BUCKET, Key="data/cats-vs-dogs/test/accuracy.txt", Body=b"0.95")
         s3.put_object(Bucket=BUCKET, Key="data/cats-vs-dogs/manifest.json", Body=DATA_MANIFEST)
         sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
+        # The pipeline role (SageMaker may assume it) and its registration key (infra/bootstrap/signing.tf).
+        sagemaker = {"Service": "sagemaker.amazonaws.com"}
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": sagemaker}],
+        }
+        iam = emu.client("iam")
+        iam.create_role(RoleName=f"{settings.prefix}-pipeline", AssumeRolePolicyDocument=json.dumps(trust))
+        kms = emu.client("kms")
+        key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=settings.signing_key, TargetKeyId=key)
         sm.create_pipeline(
             PipelineName=settings.pipeline_name,
             PipelineDefinition=definition_json(settings),
@@ -131,6 +152,12 @@ def test_passing_execution_trains_evaluates_and_registers(pipeline: Emulator) ->
     bucket, _, key = data_url.removeprefix("s3://").partition("/")
     packed = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert props["model_sha256"] == hashlib.sha256(packed).hexdigest()  # what Evaluate said it scored
+    # Evaluate signed what Register recorded, with the registration key, as the job's role (the pipeline's).
+    public = pipeline.client("kms").get_public_key(KeyId="alias/catdog-staging-registration-signing")["PublicKey"]
+    attestation.verify(public, attestation.of_properties(package["ModelPackageGroupName"], props), props[SIGNATURE_KEY])
+    decisions = [json.loads(line) for line in (pipeline.workdir / "iam-decisions.jsonl").read_text().splitlines()]
+    signers = {d["principal"] for d in decisions if d["action"] == "kms:Sign"}
+    assert signers and all(p.split(":")[-1].startswith("assumed-role/catdog-staging-pipeline/") for p in signers)
     with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
         meta = json.load(tar.extractfile("metadata.json"))  # type: ignore[arg-type]
     assert meta == {"photos": ["cat/1.jpg", "dog/1.jpg"], "warmup": "15", "git_sha": "abc123"}

@@ -152,6 +152,23 @@ def _boundary_allows_policy_writes(plan: dict[str, Any]) -> None:
     values["policy"] = json.dumps(doc)
 
 
+def _signing_key_allows(principal: str) -> Callable[[dict[str, Any]], None]:
+    """The registration key's own policy (infra/bootstrap/signing.tf) letting `principal` sign too."""
+
+    def mutate(plan: dict[str, Any]) -> None:
+        (values,) = [
+            r["values"]
+            for r in plan["planned_values"]["root_module"]["resources"]
+            if r["type"] == "aws_kms_key" and r["values"].get("key_usage") == "SIGN_VERIFY"
+        ]
+        doc = json.loads(values["policy"])
+        signs = next(st for st in doc["Statement"] if st.get("Sid") == "PipelineSigns")
+        signs["Principal"]["AWS"] = [signs["Principal"]["AWS"], principal]
+        values["policy"] = json.dumps(doc)
+
+    return mutate
+
+
 ARN = "arn:aws:sagemaker:eu-west-1:123456789012"
 WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "deploy role writes role policies": (
@@ -196,6 +213,21 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
             {"Action": "sagemaker:CreateModelPackage", "Resource": f"{ARN}:model-package/catdog-staging-models/*"},
         ),
         "registers-approved",
+    ),
+    "a deploy role signs registrations": (
+        _add_statement(
+            "catdog-staging-release",
+            {"Action": "kms:Sign", "Resource": "arn:aws:kms:eu-west-1:123456789012:key/*"},
+        ),
+        "signs-registrations",
+    ),
+    "an execution role signs with every KMS right": (
+        _add_inline_statement("staging-function", {"Action": "kms:*", "Resource": "*"}),
+        "signs-registrations",
+    ),
+    "the signing key lets a deploy role sign": (
+        _signing_key_allows("arn:aws:iam::123456789012:role/catdog-github-deploy-staging"),
+        "key-lets-others-sign",
     ),
     "a deploy role registers versions under a status it chooses": (
         _add_statement(

@@ -284,6 +284,7 @@ def test_apply_plan_destroy(moto_url: str, tmp_path: Path) -> None:
         assert values["release_table"] == values["lock_table"] == "catdog-staging-releases"
         assert values["prediction_table"] == "catdog-staging-predictions"
         assert values["model_package_group_name"] == "catdog-staging-models"
+        assert values["registration_signing_key"] == "alias/catdog-staging-registration-signing"
         assert len(values["endpoint_alarm_names"]) == 2
         assert values["inference_role_arn"].endswith(":role/catdog-staging-inference")
         assert values["sagemaker_role_arn"].endswith(":role/catdog-staging-pipeline")

@@ -117,6 +117,7 @@ def test_registration_is_always_pending_manual_approval(definition):
         "smoke_manifest_sha256",
         "data_manifest_sha256",
         "model_sha256",
+        "attestation_signature",
     }
     # The content SHA-256 of the model Evaluate scored: promotion and the model server refuse another.
     assert props["model_sha256"]["Std:JsonGet"]["Path"] == "model.sha256"
@@ -126,6 +127,12 @@ def test_registration_is_always_pending_manual_approval(definition):
     assert props["smoke_manifest_sha256"]["Std:JsonGet"]["Path"] == "smoke_set.manifest_sha256"
     evaluation_uri = {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}
     assert props["smoke_set"]["Std:Join"]["Values"][0] == evaluation_uri
+    # Evaluate signs, with the key only the pipeline role may use (no parameter names it), the group and commit
+    # this step records; the signature is evaluation.json's.
+    assert props["attestation_signature"]["Std:JsonGet"]["Path"] == "attestation.signature"
+    env = definition["Steps"][1]["Arguments"]["Environment"]
+    assert env["REGISTRATION_SIGNING_KEY"] == "alias/catdog-staging-registration-signing"
+    assert env["MODEL_PACKAGE_GROUP"] == args["ModelPackageGroupName"] and env["GIT_SHA"] == props["git_sha"]
 
 
 def test_parameter_defaults(definition):

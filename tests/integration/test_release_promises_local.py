@@ -220,6 +220,65 @@ def test_production_takes_only_what_passed_staging(stack, monkeypatch):
     assert [r.stage for r in production.list_releases() if r.stage == "production"] == []
 
 
+def _forge(env: dict, artifact: Path, signature: str | None) -> str:
+    """A version written straight into the registry (MLflow), Approved, naming `artifact` by its own content
+    SHA-256 and carrying `signature` (None: none; "copied": the newest genuine version's): what anyone who can
+    write the registry's tags can do."""
+    from mlflow.tracking import MlflowClient
+
+    from mlops import config
+    from mlops.backends.local import registry
+    from training import attestation
+
+    old = os.environ.get("MLOPS_HOME")
+    os.environ["MLOPS_HOME"] = env["MLOPS_HOME"]
+    try:
+        client = MlflowClient(tracking_uri=config.tracking_uri(), registry_uri=config.registry_uri())
+        if signature == "copied":
+            signature = next(v.attestation for v in reversed(registry.LocalRegistry().list_versions()) if v.attestation)
+        tags = {
+            registry.APPROVAL_TAG: "Approved",
+            "test_accuracy": "0.990000",
+            "artifact_uri": artifact.as_uri(),
+            "git_sha": "forged",
+            registry.MODEL_SHA_TAG: registry._content_sha256(artifact.as_uri()),
+            **({attestation.SIGNATURE_KEY: signature} if signature is not None else {}),
+        }
+        return str(client.create_model_version(config.MODEL_NAME, source=artifact.as_uri(), tags=tags).version)
+    finally:
+        if old is None:
+            os.environ.pop("MLOPS_HOME")
+        else:
+            os.environ["MLOPS_HOME"] = old
+
+
+def test_a_version_the_registration_did_not_sign_is_refused_and_the_live_release_keeps_serving(stack, data_dir):
+    """Hashes of another model, beside a missing, copied or self-made signature: refused before anything moves."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from training import attestation
+
+    env, home = stack["env"], stack["home"]
+    before = status(env)
+    assert before["model_version"]
+    forged = rewrite_artifact(stack["artifact"], home / "forged.tar.gz", labels=["dog", "cat"])
+    own_key = ec.generate_private_key(ec.SECP256R1())
+    body = attestation.message("catdog-mobilenetv2", "0" * 64, "", "", "forged")
+    for signature in (None, "copied", attestation.encode(own_key.sign(body, ec.ECDSA(hashes.SHA256())))):
+        version = _forge(env, forged, signature)
+        out = promote(env, version)
+        assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert f"version {version} is not attested by the pipeline's registration" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        after = status(env)
+        assert {k: after[k] for k in ("release_id", "model_version", "endpoint_config")} == {
+            k: before[k] for k in ("release_id", "model_version", "endpoint_config")
+        }
+    code, body_ = post(stack["api"], cat_photo(data_dir))
+    assert code == 200 and body_["model_version"] == before["model_version"]
+
+
 def test_an_artifact_swapped_after_registration_is_refused_and_the_live_release_keeps_serving(stack, data_dir):
     env, home = stack["env"], stack["home"]
     own = home / "to-swap.tar.gz"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aws_support import BUCKET, GROUP, IMAGE, Stack, approve_all, aws_env, make_stack, tiny_artifact
+from aws_support import BUCKET, GROUP, IMAGE, Stack, approve_all, attested, aws_env, make_stack, tiny_artifact
 from moto import mock_aws
 
 import mlops.release as release_mod
@@ -147,8 +147,8 @@ def test_smoke_photos_dir_still_overrides(local, data_dir: Path) -> None:
 # --- aws: the set beside the evaluation in S3, named by the model package --------------------------------------
 
 
-def register_with_set(s3: Any, sm: Any, out: Path, data_dir: Path, n: int, start: int) -> dict:
-    """What the pipeline does: evaluation's smoke set under its S3 output, the model package naming it.
+def register_with_set(s3: Any, sm: Any, out: Path, data_dir: Path, n: int, start: int, kms: Any) -> dict:
+    """What the pipeline does: evaluation's smoke set under its S3 output, the model package naming it, signed.
 
     Returns the S3 prefix, the photos, and the package's CustomerMetadataProperties."""
     info = make_set(out, data_dir, start)
@@ -164,6 +164,7 @@ def register_with_set(s3: Any, sm: Any, out: Path, data_dir: Path, n: int, start
         "smoke_manifest_sha256": info["manifest_sha256"],
         "model_sha256": model_sha,
     }
+    props = attested(kms, props)
     sm.create_model_package(
         ModelPackageGroupName=GROUP,
         InferenceSpecification={
@@ -185,8 +186,9 @@ def aws(monkeypatch, tmp_path: Path, data_dir: Path) -> Iterator[tuple[Stack, di
     with mock_aws():
         stack = make_stack((0.95,))  # version 1: registered before smoke sets travelled with models
         s3, sm = stack.client("s3"), stack.client("sagemaker")
-        v2 = register_with_set(s3, sm, tmp_path / "exec-2", data_dir, 2, start=0)
-        v3 = register_with_set(s3, sm, tmp_path / "exec-3", data_dir, 3, start=10)
+        kms = stack.client("kms")
+        v2 = register_with_set(s3, sm, tmp_path / "exec-2", data_dir, 2, start=0, kms=kms)
+        v3 = register_with_set(s3, sm, tmp_path / "exec-3", data_dir, 3, start=10, kms=kms)
         approve_all(stack.backend)
         yield stack, v2, v3
 

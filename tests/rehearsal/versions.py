@@ -2,7 +2,8 @@
 
 Version 1 comes from retrain.yml (or, for quick runs, a prebuilt model evaluated by the project's
 training/evaluate.py); version 2 is version 1 with its labels swapped (a broken candidate);
-version 3 is version 1 registered again, as a retrain on the same photos would give.
+version 3 is version 1 registered again, as a retrain on the same photos would give. Each is signed as the
+pipeline's Evaluate job signs (training/attestation.py), with the registration key, as the pipeline role.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from rehearsal import checks
 from serving.artifact import artifact_sha256
+from training import attestation
 
 
 class VersionSteps:
@@ -121,6 +123,16 @@ class VersionSteps:
     def _group_arn(self, group: str) -> str:
         return f"arn:aws:sagemaker:{self.emu.region}:{self.settings['account']}:model-package/{group}"
 
+    def _sign(self, group: str, props: dict[str, str]) -> dict[str, str]:
+        """The properties with the signature the pipeline's Evaluate job makes: the registration key, used as
+        the pipeline role (infra/bootstrap/signing.tf; the only role allowed kms:Sign on it)."""
+        prefix = group.removesuffix("-models")
+        role = f"arn:aws:iam::{self.settings['account']}:role/{prefix}-pipeline"
+        kms = self.emu.client_as(role, "sagemaker.amazonaws.com", "kms")
+        body = attestation.of_properties(group, props)
+        alias = f"alias/{prefix}-registration-signing"
+        return {**props, attestation.SIGNATURE_KEY: attestation.sign_with_kms(kms, alias, body)}
+
     def _register(self, group: str, like: dict, data_url: str) -> str:
         spec = like["InferenceSpecification"]
         container = {**spec["Containers"][0], "ModelDataUrl": data_url}
@@ -129,6 +141,6 @@ class VersionSteps:
             InferenceSpecification={**spec, "Containers": [container]},
             ModelApprovalStatus="PendingManualApproval",
             ModelMetrics=like.get("ModelMetrics", {}),
-            CustomerMetadataProperties=like.get("CustomerMetadataProperties", {}),
+            CustomerMetadataProperties=self._sign(group, like.get("CustomerMetadataProperties", {})),
         )["ModelPackageArn"]
         return f"registered {arn.rsplit('/', 1)[-1]} from {data_url}"

@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from aws_support import BUCKET, GROUP, Stack, approved_stack, tiny_artifact
+from aws_support import BUCKET, GROUP, Stack, approved_stack, attested, tiny_artifact
 
 import mlops.release as release_mod
 from mlops.release import PromotionRefused, promote
@@ -103,7 +103,7 @@ def test_aws_a_version_registered_without_its_digest_is_refused(stack: Stack, mo
         ModelPackageGroupName=GROUP,
         InferenceSpecification=spec,
         ModelApprovalStatus="Approved",
-        CustomerMetadataProperties={"git_sha": "sha3", "mlflow_run_id": "run3"},
+        CustomerMetadataProperties=attested(stack.client("kms"), {"git_sha": "sha3", "mlflow_run_id": "run3"}),
     )
     assert backend.get_version("3").model_sha256 == ""
     with pytest.raises(PromotionRefused, match="registered without its model's content SHA-256"):

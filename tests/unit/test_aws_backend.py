@@ -72,6 +72,7 @@ def test_terraform_outputs_are_read_and_the_environment_wins(monkeypatch, tmp_pa
         "sagemaker_role_arn": "arn:aws:iam::111122223333:role/catdog-production-sagemaker",
         "api_key_id": "key123",
         "model_package_group_name": "catdog-staging-models",
+        "registration_signing_key": "alias/catdog-staging-registration-signing",
     }
     (tmp_path / "production.json").write_text(
         json.dumps({k: {"sensitive": False, "type": "string", "value": v} for k, v in outputs.items()})
@@ -84,6 +85,7 @@ def test_terraform_outputs_are_read_and_the_environment_wins(monkeypatch, tmp_pa
     assert cfg.alarm_names == ("alarm-a", "alarm-b") and cfg.api_key_id == "key123"
     assert cfg.api_url.endswith("/production") and cfg.role_arn.endswith("catdog-production-sagemaker")
     assert cfg.model_package_group == "catdog-staging-models"
+    assert cfg.signing_key == "alias/catdog-staging-registration-signing"  # production verifies the registry's
     (tmp_path / "staging.json").write_text(json.dumps({"environment": {"value": "production"}}))
     with pytest.raises(BackendError, match="outputs of production, not staging"):
         AwsConfig.from_env("staging")

@@ -50,7 +50,7 @@ class AwsBackend(Backend):
         self._env = env
         self.cfg = AwsConfig.from_env(stage, env)
         self.clients = clients or AwsClients(self.cfg.region)
-        self._registry = SageMakerRegistry(self.clients, self.cfg.model_package_group)
+        self._registry = SageMakerRegistry(self.clients, self.cfg.model_package_group, self.cfg.signing_key)
         self.host = EndpointHost(self.clients, self.cfg, self.role_arn)
         candidate_name = resource_name(self.cfg.endpoint_name, "candidate")
         self.candidate_host = EndpointHost(self.clients, self.cfg, self.role_arn, name=candidate_name)

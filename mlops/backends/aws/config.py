@@ -89,6 +89,7 @@ class AwsConfig:
     region: str
     prefix: str
     model_package_group: str
+    signing_key: str  # the KMS key only the pipeline's registration signs with (infra/bootstrap/signing.tf)
     endpoint_name: str
     variant_name: str
     function_name: str
@@ -150,11 +151,16 @@ class AwsConfig:
         except ValueError:
             raise BackendError("ENDPOINT_POLL_SECONDS is not a number") from None
         region = env.get("AWS_REGION") or outputs.get("aws_region") or env.get("AWS_DEFAULT_REGION")
+        group = get.text("MODEL_PACKAGE_GROUP_NAME", f"{registry_prefix}-models")
         return cls(
             stage=stage,
             region=str(region or DEFAULT_REGION),
             prefix=prefix,
-            model_package_group=get.text("MODEL_PACKAGE_GROUP_NAME", f"{registry_prefix}-models"),
+            model_package_group=group,
+            # The registry's key, named as its group is (production verifies what staging's pipeline signed).
+            signing_key=get.text(
+                "REGISTRATION_SIGNING_KEY", f"alias/{group.removesuffix('-models')}-registration-signing"
+            ),
             endpoint_name=get.text("ENDPOINT_NAME", f"{prefix}-classifier"),
             variant_name=get.text("ENDPOINT_VARIANT_NAME", "AllTraffic"),
             function_name=get.text("FUNCTION_NAME", f"{prefix}-classify-api"),

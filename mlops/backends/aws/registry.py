@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.backends.aws.config import AwsClients, aws_call
 from mlops.backends.base import STATUSES, BackendError, ModelVersion
+from training.attestation import SIGNATURE_KEY
 from training.smoke_set import MANIFEST
 
 ACCURACY_KEYS = ("accuracy", "test_accuracy")
@@ -44,10 +45,29 @@ def read_accuracy(report: dict[str, Any]) -> float | None:
 class SageMakerRegistry:
     """Model versions = ModelPackageVersion of the packages in the group; approval = ModelApprovalStatus."""
 
-    def __init__(self, clients: AwsClients, group: str) -> None:
+    def __init__(self, clients: AwsClients, group: str, signing_key: str = "") -> None:
         self.clients = clients
         self.group = group
+        self.signing_key = signing_key  # the pipeline's registration key (KMS key id, ARN or alias)
         self._accuracy: dict[str, float | None] = {}
+        self._public_key = b""
+
+    @property
+    def name(self) -> str:
+        return self.group
+
+    def attestation_key(self) -> bytes:
+        """The configured key's public half (GetPublicKey), never a key a model package names itself."""
+        if not self._public_key:
+            if not self.signing_key:
+                raise BackendError("no registration signing key is configured (REGISTRATION_SIGNING_KEY)")
+            with aws_call(f"reading the public key of {self.signing_key}"):
+                found = self.clients.get("kms").get_public_key(KeyId=self.signing_key)
+            spec = found.get("KeySpec") or found.get("CustomerMasterKeySpec")  # AWS returns both, older SDKs one
+            if spec != "ECC_NIST_P256" or found.get("KeyUsage") != "SIGN_VERIFY":
+                raise BackendError(f"{self.signing_key} is not an ECC_NIST_P256 signing key")
+            self._public_key = bytes(found["PublicKey"])
+        return self._public_key
 
     @property
     def sm(self) -> Any:
@@ -135,6 +155,7 @@ class SageMakerRegistry:
             smoke_sha256=props.get(SMOKE_SHA_KEY, ""),
             data_manifest_sha256=props.get(DATA_SHA_KEY, ""),
             model_sha256=props.get(MODEL_SHA_KEY, ""),
+            attestation=props.get(SIGNATURE_KEY, ""),
         )
 
     def copy_model(self, version: ModelVersion, dest_uri: str) -> str:

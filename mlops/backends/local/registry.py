@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlparse
 
 from mlops import config
 from mlops.backends.base import PENDING, STATUSES, ModelVersion, RegistryError
+from mlops.backends.local import signing
+from training import attestation
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
@@ -51,7 +53,8 @@ class LocalRegistry:
         data_manifest_sha256: the data manifest's, which evaluation.json records (training/data_manifest.py);
         model_sha256: the content SHA-256 of the artifact evaluation scored. The registry hashes the artifact
         itself and refuses one that differs from it (it changed after the evaluation); without one given, it
-        records its own (a file it cannot read gets none, and no promotion)."""
+        records its own (a file it cannot read gets none, and no promotion). It signs what it records with the
+        state folder's registration key (mlops/backends/local/signing.py): promotion verifies the signature."""
         from mlflow.exceptions import MlflowException
 
         found = _content_sha256(artifact_uri)
@@ -66,6 +69,8 @@ class LocalRegistry:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
+        smoke_sha = smoke_set["manifest_sha256"] if smoke_set else ""
+        signed = attestation.message(self.name, found, smoke_sha, data_manifest_sha256, git_sha)
         mv = self.client.create_model_version(
             self.name,
             source=artifact_uri,
@@ -78,10 +83,14 @@ class LocalRegistry:
                 **({SMOKE_SET_TAG: smoke_set["uri"], SMOKE_SHA_TAG: smoke_set["manifest_sha256"]} if smoke_set else {}),
                 **({DATA_SHA_TAG: data_manifest_sha256} if data_manifest_sha256 else {}),
                 **({MODEL_SHA_TAG: found} if found else {}),
+                attestation.SIGNATURE_KEY: signing.sign(signed),
             },
             description=f"test accuracy {accuracy:.4f}",
         )
         return self._to_version(mv)
+
+    def attestation_key(self) -> bytes:
+        return signing.public_key_der()
 
     def list_versions(self) -> list[ModelVersion]:
         from mlflow.exceptions import MlflowException
@@ -131,6 +140,7 @@ class LocalRegistry:
             smoke_sha256=tags.get(SMOKE_SHA_TAG, ""),
             data_manifest_sha256=tags.get(DATA_SHA_TAG, ""),
             model_sha256=tags.get(MODEL_SHA_TAG, ""),
+            attestation=tags.get(attestation.SIGNATURE_KEY, ""),
         )
 
 

@@ -25,6 +25,18 @@ data "aws_iam_policy_document" "release" {
     resources = [local.model_group, local.model_packages]
   }
 
+  # Promotion verifies a version's registration signature with the pipeline's key (infra/bootstrap/signing.tf).
+  statement {
+    sid       = "RegistrationKey"
+    actions   = ["kms:GetPublicKey", "kms:DescribeKey"]
+    resources = [local.keys]
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "kms:ResourceAliases"
+      values   = ["alias/${local.registry_prefix}-registration-signing"]
+    }
+  }
+
   statement {
     sid       = "Endpoint"
     actions   = ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel", "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig", "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint", "sagemaker:InvokeEndpoint", "sagemaker:AddTags", "sagemaker:ListTags"]
