@@ -173,7 +173,8 @@ def promote(
             return None
         if previous and previous.model_version == mv.version and previous.code_id in ("", code_id):
             log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
-            if qualify_for:
+            if qualify_for:  # what is qualified for the next stage must be the pipeline's too
+                choice.require_attested(backend, mv)
                 try:
                     photos = smoke_photos(smoke, backend, mv)
                 except SmokeSetupError as exc:
