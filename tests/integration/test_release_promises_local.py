@@ -315,7 +315,7 @@ def test_the_stage_serves_its_own_copy_and_a_file_replaced_in_the_registry_chang
     cfg = control["endpoint_configs"][control["endpoint"]["config"]]
     assert Path(cfg["artifact"]).parent.parent == home.resolve() / "local" / "released" / "local"
     rewrite_artifact(stack["artifact"], own, labels=["dog", "cat"])
-    os.kill(cfg["pid"], signal.SIGKILL)
+    os.killpg(cfg["pid"], signal.SIGKILL)  # the server and its worker (its own session: the group is the pid)
     up = mlops("up", "--json", env=env)  # brings the live release's processes back
     assert up.returncode == 0, up.stderr
     code, body = post(stack["api"], cat_photo(data_dir))
