@@ -179,22 +179,30 @@ def add_model_version(backend: AwsBackend, accuracy: float | None) -> str:
         key = f"evaluation/exec-{n}/evaluation.json"
         s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({"metrics": {"accuracy": {"value": accuracy}}}))
         metrics = {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{key}"}}}
-    packed, sha = tiny_artifact(f"v{n}")
-    s3.put_object(Bucket=BUCKET, Key=f"models/v{n}/model.tar.gz", Body=packed)
+    sha = tiny_artifact(f"v{n}")[1]
+    props = attested(
+        backend.clients.get("kms"), {"git_sha": f"sha{n}", "mlflow_run_id": f"run{n}", "model_sha256": sha}
+    )
+    return create_package(
+        sm, s3, f"v{n}", "PendingManualApproval", props, **({"ModelMetrics": metrics} if metrics else {})
+    )
+
+
+def create_package(sm: Any, s3: Any, tag: str, status: str, props: dict[str, str], **extra: Any) -> str:
+    """CreateModelPackage of tiny_artifact(tag), put at models/<tag>/; returns the version's number."""
+    s3.put_object(Bucket=BUCKET, Key=f"models/{tag}/model.tar.gz", Body=tiny_artifact(tag)[0])
     arn = sm.create_model_package(
         ModelPackageGroupName=GROUP,
         InferenceSpecification={
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/v{n}/model.tar.gz"}],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{tag}/model.tar.gz"}],
             "SupportedContentTypes": ["image/jpeg"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
-        ModelApprovalStatus="PendingManualApproval",
-        CustomerMetadataProperties=attested(
-            backend.clients.get("kms"), {"git_sha": f"sha{n}", "mlflow_run_id": f"run{n}", "model_sha256": sha}
-        ),
-        **({"ModelMetrics": metrics} if metrics else {}),
+        ModelApprovalStatus=status,
+        CustomerMetadataProperties=props,
+        **extra,
     )["ModelPackageArn"]
-    return arn.rsplit("/", 1)[-1]
+    return str(arn.rsplit("/", 1)[-1])
 
 
 def make_stack(accuracies: tuple[float | None, ...] = (0.95, 0.97)) -> Stack:

@@ -16,17 +16,16 @@ import random
 import time
 from typing import Any
 
-import boto3
 import pytest
 from aws_emulator import emf
 from aws_lambda_powertools.metrics import base as metrics_base
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as metrics_cloudwatch
-from aws_support import REGION, Stack
+from aws_support import Stack
 from botocore.exceptions import ClientError
 from classify_api import config as function_config
 from classify_api import handler
 from lambda_support import FakeContext, make_event
-from test_progressive_aws import FUNCTION, HandlerTraffic, ModelEndpoints, share_bound
+from test_progressive_aws import FUNCTION, HandlerTraffic, ModelEndpoints, routed_version, share_bound
 from test_progressive_aws import stack as stack  # the fixture, re-exported for the tests here
 from test_release_promises_aws import new_code
 
@@ -54,6 +53,8 @@ class FunctionTraffic(HandlerTraffic):
     """Clients through the alias's weighted routing into the real handler; `faulty` versions break every
     model call. Lambda's and the handler's own metrics reach CloudWatch as on AWS."""
 
+    services = ("lambda", "apigateway", "cloudwatch")
+
     def __init__(self, stack: Stack, monkeypatch: pytest.MonkeyPatch, faulty: set[str]) -> None:
         super().__init__(stack, set(), monkeypatch)
         self.models.__class__ = BrokenModelCalls
@@ -62,11 +63,7 @@ class FunctionTraffic(HandlerTraffic):
             monkeypatch.setattr(module, "print", lambda line, **_: self.printed.append(str(line)), raising=False)
 
     def request(self, fn: Any, apigw: Any, cw: Any, truth: str) -> dict:
-        alias = fn.get_alias(FunctionName=FUNCTION, Name="live")
-        version = alias["FunctionVersion"]
-        for v, weight in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items():
-            if self.rng.random() < weight:
-                version = v
+        version = routed_version(fn, self.rng)
         env = fn.get_function_configuration(FunctionName=FUNCTION, Qualifier=version)["Environment"]["Variables"]
         variables = apigw.get_stage(restApiId=self.rest_api_id, stageName="staging").get("variables") or {}
         self._endpoint, self.models.broken = env["ENDPOINT_NAME"], version in self.faulty
@@ -90,14 +87,6 @@ class FunctionTraffic(HandlerTraffic):
             cw.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": name, "Dimensions": dimensions,
                                                                  "Value": value}])  # fmt: skip
         return {"version": version, "status": status_code}
-
-    def run(self) -> None:
-        clients = [boto3.client(s, region_name=REGION) for s in ("lambda", "apigateway", "cloudwatch")]
-        n = 0
-        while not self._halt.is_set():
-            n += 1
-            self.answers.append(self.request(*clients, truth="cat" if n % 2 else "dog"))
-            time.sleep(0.01)
 
 
 def test_a_code_only_canary_whose_candidate_answers_502_is_rolled_back(

@@ -53,6 +53,16 @@ def share_bound(weight: float, requests: int) -> float:
     return weight + 4 * (weight * (1 - weight) / max(requests, 1)) ** 0.5
 
 
+def routed_version(fn: Any, rng: random.Random) -> str:
+    """The version alias `live` sends one invocation to, drawn by its weights as Lambda does."""
+    alias = fn.get_alias(FunctionName=FUNCTION, Name="live")
+    version = alias["FunctionVersion"]
+    for v, weight in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items():
+        if rng.random() < weight:
+            version = v
+    return str(version)
+
+
 class AliasTraffic(threading.Thread):
     """Client requests through the stage and alias `live`, as API Gateway and Lambda would route them."""
 
@@ -65,11 +75,7 @@ class AliasTraffic(threading.Thread):
         self._halt = threading.Event()
 
     def request(self, fn, apigw, sm, cw, mobile: bool) -> dict:
-        alias = fn.get_alias(FunctionName=FUNCTION, Name="live")
-        version = alias["FunctionVersion"]
-        for v, weight in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items():
-            if self.rng.random() < weight:
-                version = v
+        version = routed_version(fn, self.rng)
         env = fn.get_function_configuration(FunctionName=FUNCTION, Qualifier=version)["Environment"]["Variables"]
         stage_vars = apigw.get_stage(restApiId=self.rest_api_id, stageName=STAGE).get("variables") or {}
         endpoint = stage_vars.get("endpointName") or env["ENDPOINT_NAME"]
@@ -297,8 +303,10 @@ class HandlerTraffic(threading.Thread):
             "function_model": env.get("MODEL_VERSION"),
         }
 
+    services = ("lambda", "apigateway", "logs")  # the clients `request` takes, after the truth
+
     def run(self) -> None:
-        clients = [boto3.client(s, region_name=REGION) for s in ("lambda", "apigateway", "logs")]
+        clients = [boto3.client(s, region_name=REGION) for s in self.services]
         n = 0
         while not self._halt.is_set():
             n += 1

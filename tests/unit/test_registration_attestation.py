@@ -11,7 +11,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from aws_support import BUCKET, GROUP, IMAGE, Stack, approved_stack, attested, tiny_artifact
+from aws_support import GROUP, Stack, approved_stack, attested, create_package, tiny_artifact
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -63,20 +63,7 @@ def test_a_signature_verifies_only_over_the_values_it_was_made_for() -> None:
 
 def _register(stack: Stack, props: dict[str, str], tag: str) -> str:
     """A version registered and approved by hand, its artifact `tag`'s model: what an insider can do."""
-    sm, s3 = stack.client("sagemaker"), stack.client("s3")
-    packed, _ = tiny_artifact(tag)
-    s3.put_object(Bucket=BUCKET, Key=f"models/{tag}/model.tar.gz", Body=packed)
-    arn = sm.create_model_package(
-        ModelPackageGroupName=GROUP,
-        InferenceSpecification={
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{tag}/model.tar.gz"}],
-            "SupportedContentTypes": ["image/jpeg"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        ModelApprovalStatus="Approved",
-        CustomerMetadataProperties=props,
-    )["ModelPackageArn"]
-    return arn.rsplit("/", 1)[-1]
+    return create_package(stack.client("sagemaker"), stack.client("s3"), tag, "Approved", props)
 
 
 def _forgeries(stack: Stack) -> dict[str, dict[str, str]]:
