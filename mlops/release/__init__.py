@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import (
@@ -144,6 +145,14 @@ def _drop_candidate(backend: Backend, release: Release, log: Log) -> None:
         log(f"the candidate's resources are left in place: {exc}")
 
 
+def _photos(smoke: SmokeConfig, backend: Backend, mv: ModelVersion) -> list[tuple[Path, str]]:
+    """The version's smoke photos (its own registered set, checked), or PromotionRefused: nothing moves without."""
+    try:
+        return smoke_photos(smoke, backend, mv)
+    except SmokeSetupError as exc:
+        raise PromotionRefused(str(exc)) from exc
+
+
 def promote(
     backend: Backend,
     version: str | None,
@@ -171,30 +180,18 @@ def promote(
         if mv is None:
             log(note)
             return None
-        if previous and previous.model_version == mv.version and previous.code_id in ("", code_id):
-            log(f"version {mv.version} is already live (release {previous.release_id}): nothing to do")
-            if qualify_for:  # what is qualified for the next stage must be the pipeline's too
-                choice.require_attested(backend, mv)
-                try:
-                    photos = smoke_photos(smoke, backend, mv)
-                except SmokeSetupError as exc:
-                    raise PromotionRefused(str(exc)) from exc
-                url = backend.api_url()
-                return requalify(
-                    backend,
-                    previous,
-                    qualify_for,
-                    lambda: run_smoke(url, smoke, photos),
-                    bake_probe(url, smoke, photos),
-                    log,
-                )
-            return previous
+        same = previous and previous.model_version == mv.version and previous.code_id in ("", code_id)
+        live = previous if same else None  # already serves this version with this code
+        if live and not qualify_for:
+            log(f"version {mv.version} is already live (release {live.release_id}): nothing to do")
+            return live
         choice.require_attested(backend, mv)  # the registered hashes are the pipeline's, or nothing else is trusted
+        if live and qualify_for:  # smoke-tested and baked again as it serves, for the next stage
+            photos, url = _photos(smoke, backend, mv), backend.api_url()
+            check = lambda: run_smoke(url, smoke, photos)  # noqa: E731
+            return requalify(backend, live, qualify_for, check, bake_probe(url, smoke, photos), log)
         require_qualified(backend, mv, code_id)
-        try:  # before anything moves: a candidate without its own (unaltered) smoke set is refused
-            photos = smoke_photos(smoke, backend, mv)
-        except SmokeSetupError as exc:
-            raise PromotionRefused(str(exc)) from exc
+        photos = _photos(smoke, backend, mv)  # before anything moves: a candidate without its own, unaltered set
         require_registered_content(backend, mv)  # and one whose model is not, by content, the registered one
         if note:
             log(note)
@@ -271,10 +268,7 @@ def rollback(backend: Backend, who: str, smoke: SmokeConfig | None = None, log: 
         target = {r.release_id: r for r in backend.list_releases()}.get(live.previous_release_id)
         if target is None:
             raise PromotionRefused(f"release {live.release_id} has no previous release to return to")
-        try:
-            photos = smoke_photos(smoke, backend, backend.get_version(target.model_version)) if smoke else None
-        except SmokeSetupError as exc:
-            raise PromotionRefused(str(exc)) from exc
+        photos = _photos(smoke, backend, backend.get_version(target.model_version)) if smoke else None
         log(f"rolling back from version {live.model_version} to version {target.model_version}")
         with interruptible():
             try:

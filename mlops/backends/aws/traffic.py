@@ -43,7 +43,6 @@ def candidate_metrics(
     clients: AwsClients, cfg: AwsConfig, candidate: str, primary: str, endpoint: str, since: float
 ) -> tuple[list[str], dict[str, int]]:
     """(breach lines, {"candidate": invocations, "primary": invocations}) since `since`."""
-    cw: Any = clients.get("cloudwatch")
     fn = {"FunctionName": cfg.function_name, "Resource": f"{cfg.function_name}:{cfg.function_alias}"}
     queries = [
         _query("cinv", "AWS/Lambda", "Invocations", {**fn, "ExecutedVersion": candidate}, "Sum"),
@@ -57,15 +56,7 @@ def candidate_metrics(
     if endpoint and endpoint != cfg.endpoint_name:
         dims = {"EndpointName": endpoint, "VariantName": cfg.variant_name}
         queries.append(_query("e5xx", "AWS/SageMaker", "Invocation5XXErrors", dims, "Sum"))
-    start = datetime.fromtimestamp(since - since % PERIOD, UTC)
-    end = datetime.fromtimestamp(time.time() + PERIOD, UTC)
-    values: dict[str, list[float]] = {}
-    with aws_call("reading the candidate's metrics"):
-        for page in cw.get_paginator("get_metric_data").paginate(
-            MetricDataQueries=queries, StartTime=start, EndTime=end
-        ):
-            for r in page.get("MetricDataResults", []):
-                values.setdefault(r["Id"], []).extend(float(v) for v in r.get("Values", []))
+    values = _values(clients, queries, since, "reading the candidate's metrics")
     total = {k: sum(v) for k, v in values.items()}
     max_errors = int(os.environ.get("MLOPS_BAKE_MAX_ERRORS") or 0)
     budget = float(os.environ.get("MLOPS_BAKE_P90_MS") or 3000)
@@ -84,19 +75,21 @@ def candidate_metrics(
     return found, served
 
 
-def alias_invocations(clients: AwsClients, cfg: AwsConfig, since: float) -> int:
-    """Invocations of the function through its alias since `since` (AWS/Lambda, Resource = function:alias),
-    as far as CloudWatch shows them yet."""
-    fn = {"FunctionName": cfg.function_name, "Resource": f"{cfg.function_name}:{cfg.function_alias}"}
-    query = _query("inv", "AWS/Lambda", "Invocations", fn, "Sum")
+def _values(clients: AwsClients, queries: list[dict[str, Any]], since: float, what: str) -> dict[str, list[float]]:
+    """Each query's datapoints from the period holding `since` to now, as far as CloudWatch shows them yet."""
     start = datetime.fromtimestamp(since - since % PERIOD, UTC)
     end = datetime.fromtimestamp(time.time() + PERIOD, UTC)
-    total = 0.0
-    with aws_call("reading the function's invocations"):
-        for page in (
-            clients.get("cloudwatch")
-            .get_paginator("get_metric_data")
-            .paginate(MetricDataQueries=[query], StartTime=start, EndTime=end)
-        ):
-            total += sum(float(v) for r in page.get("MetricDataResults", []) for v in r.get("Values", []))
-    return int(total)
+    values: dict[str, list[float]] = {}
+    with aws_call(what):
+        pages = clients.get("cloudwatch").get_paginator("get_metric_data")
+        for page in pages.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
+            for r in page.get("MetricDataResults", []):
+                values.setdefault(r["Id"], []).extend(float(v) for v in r.get("Values", []))
+    return values
+
+
+def alias_invocations(clients: AwsClients, cfg: AwsConfig, since: float) -> int:
+    """Invocations of the function through its alias since `since` (AWS/Lambda, Resource = function:alias)."""
+    fn = {"FunctionName": cfg.function_name, "Resource": f"{cfg.function_name}:{cfg.function_alias}"}
+    query = _query("inv", "AWS/Lambda", "Invocations", fn, "Sum")
+    return int(sum(_values(clients, [query], since, "reading the function's invocations").get("inv", [])))

@@ -45,10 +45,10 @@ def alarm_breaches(clients: AwsClients, names: tuple[str, ...], since: float | N
         if alarm is None:
             out.append(f"alarm {name} does not exist: the release cannot be watched")
         elif alarm.get("StateValue") == "ALARM":
-            why = worse_since_switch(clients, alarm, since, time.time()) if since is not None else ""
-            if why or since is None:
-                line = f"alarm {name} is in ALARM: {alarm.get('StateReason', '')[:200]}".rstrip(": ")
-                out.append(f"{line} ({why})" if why else line)
+            line = f"alarm {name} is in ALARM: {alarm.get('StateReason', '')[:200]}".rstrip(": ")
+            why = worse_since_switch(clients, alarm, since, time.time()) if since is not None else "no switch given"
+            if why:
+                out.append(line if since is None else f"{line} ({why})")
     return out
 
 
